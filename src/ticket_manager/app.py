@@ -1,0 +1,42 @@
+"""The Flask application factory: configuration is read once here and handed to everything."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Flask
+
+from ticket_manager.config import Settings, load_settings
+from ticket_manager.database import configure_sqlite, engine_options
+from ticket_manager.extensions import db, migrate
+
+SETTINGS_EXTENSION = "ticket_manager.settings"
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the app from ``environ`` (default: the process environment plus `.env`)."""
+    settings = load_settings(environ)
+    app = Flask("ticket_manager")
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=settings.database_uri,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_uri),
+        APPLICATION_CONTEXT=settings.application_context,
+        OPENAPI_VERSION=settings.openapi_version,
+    )
+    app.extensions[SETTINGS_EXTENSION] = settings
+
+    db.init_app(app)
+    migrate.init_app(app, db)
+    with app.app_context():
+        configure_sqlite(db.engine)
+
+    from ticket_manager import models  # noqa: F401 - registers the tables with the metadata
+    from ticket_manager.commands import register_commands
+
+    register_commands(app)
+    return app
+
+
+def get_settings(app: Flask) -> Settings:
+    """The checked settings of ``app``."""
+    return app.extensions[SETTINGS_EXTENSION]

@@ -1,0 +1,425 @@
+"""Read and check Ticket Manager's configuration from the environment and `.env`.
+
+The keys are the users' interface (the original product's README named them); they are read
+once, at start-up, into an immutable :class:`Settings`. A missing or malformed key raises
+:class:`ConfigError`, which the command line prints as one line naming the key and what is
+expected. Secrets are wrapped in :class:`Secret` so that they never show in a log or a repr.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+from dotenv import dotenv_values, find_dotenv
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+AUTH_FLOWS = ("authorization", "credentials", "device")
+
+DEFAULTS: dict[str, str] = {
+    "SQLALCHEMY_DATABASE_URI": "sqlite:///ticket_manager.db",
+    "APPLICATION_CONTEXT": "/api/tickets/v3",
+    "OPENAPI": "3.0.3",
+    "O365_AUTH_FLOW": "authorization",
+    "O365_AUTHORITY_HOST": "https://login.microsoftonline.com",
+    "O365_GRAPH_URL": "https://graph.microsoft.com/v1.0",
+    "O365_SCOPES": "offline_access,message_all,message_all_shared",
+    "JIRA_TICKET_TYPE": "Task",
+}
+
+KNOWN_KEYS = frozenset(
+    {
+        *DEFAULTS,
+        "TICKET_CLIENT_APP",
+        "MAILBOX",
+        "O365_TENANT_ID",
+        "O365_CLIENT_ID",
+        "O365_CLIENT_SECRET",
+        "ATLASSIAN_URL",
+        "ATLASSIAN_USER",
+        "ATLASSIAN_API_TOKEN",
+        "JIRA_TICKET_LABELS",
+        "JIRA_TICKET_LABEL_CATEGORIES",
+        "JIRA_TICKET_LABEL_DEFAULT_CATEGORY",
+        "JIRA_BOARDS",
+        "JIRA_DEFAULT_BOARD",
+        "EMAIL_WHITELISTED_DOMAINS",
+        "EMAIL_BLACKLIST",
+    }
+)
+
+# Keys with these prefixes belong to us: a near miss of a known key is a typo worth stopping for.
+OWN_PREFIXES = ("O365_", "ATLASSIAN_", "JIRA_", "EMAIL_", "TICKET_", "MAILBOX")
+
+# The original product took the O365 library's scope aliases; they map to Graph permissions.
+SCOPE_ALIASES: dict[str, tuple[str, ...]] = {
+    "basic": ("User.Read",),
+    "mailbox": ("Mail.Read",),
+    "mailbox_shared": ("Mail.Read.Shared",),
+    "mailbox_settings": ("MailboxSettings.ReadWrite",),
+    "message_send": ("Mail.Send",),
+    "message_send_shared": ("Mail.Send.Shared",),
+    "message_all": ("Mail.ReadWrite", "Mail.Send"),
+    "message_all_shared": ("Mail.ReadWrite.Shared", "Mail.Send.Shared"),
+    "users": ("User.ReadBasic.All",),
+}
+# MSAL asks for these by itself and refuses them in a scope list.
+RESERVED_SCOPES = frozenset({"offline_access", "openid", "profile"})
+
+_EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_SETTING_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_LABEL = re.compile(r"^\S+$")
+_SCOPE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*$")
+
+
+class ConfigError(click.ClickException):
+    """A configuration key is missing or malformed; the message names the key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        super().__init__(f"configuration key {key}: {problem}")
+
+
+class Secret:
+    """A secret value that never prints itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Board:
+    """A Jira board the service files tickets on: the key that names it and its board name."""
+
+    setting: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every configuration value, checked and typed."""
+
+    database_uri: str
+    application_context: str
+    openapi_version: str
+    ticket_client_app: str | None
+    mailboxes: tuple[str, ...]
+    tenant_id: str | None
+    client_id: str | None
+    client_secret: Secret
+    scopes: tuple[str, ...]
+    auth_flow: str
+    authority_host: str
+    graph_url: str
+    atlassian_url: str | None
+    atlassian_user: str | None
+    atlassian_api_token: Secret
+    ticket_type: str
+    ticket_labels: tuple[str, ...]
+    label_categories: tuple[str, ...]
+    default_category: str | None
+    boards: tuple[Board, ...]
+    default_board: Board | None
+    whitelisted_domains: tuple[str, ...]
+    blacklist: frozenset[str]
+    ca_bundle: str | None = None
+    raw: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def graph_resource(self) -> str:
+        """The resource (scheme and host) that Graph scopes are issued for."""
+        parts = urlsplit(self.graph_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def graph_scopes(self) -> list[str]:
+        """Scopes to ask the identity platform for, in the form MSAL expects."""
+        if self.auth_flow == "credentials":
+            return [f"{self.graph_resource}/.default"]
+        return [f"{self.graph_resource}/{scope}" for scope in self.scopes]
+
+    def board(self, setting: str) -> Board:
+        for board in self.boards:
+            if board.setting == setting:
+                return board
+        raise KeyError(setting)
+
+    def require(self, *keys: str) -> None:
+        """Fail with a ConfigError for the first of ``keys`` that has no value."""
+        for key in keys:
+            if not (self.raw.get(key) or "").strip():
+                raise ConfigError(key, "is required for this command but is not set")
+
+    def require_microsoft(self) -> None:
+        """The keys every mailbox operation needs."""
+        self.require("MAILBOX", "O365_TENANT_ID", "O365_CLIENT_ID")
+        if self.auth_flow == "credentials":
+            self.require("O365_CLIENT_SECRET")
+
+    def require_jira(self) -> None:
+        """The keys every Jira operation needs."""
+        self.require("ATLASSIAN_URL", "ATLASSIAN_USER", "ATLASSIAN_API_TOKEN", "JIRA_BOARDS")
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Merge `.env` (found from the working directory upwards) under the process environment."""
+    if environ is not None:
+        return dict(environ)
+    dotenv_path = find_dotenv(".env", usecwd=True)
+    values = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
+    values.update(os.environ)
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build checked :class:`Settings` from ``environ`` (default: environment plus `.env`)."""
+    env = read_environment(environ)
+
+    def get(key: str) -> str:
+        value = env.get(key)
+        if value is None or not value.strip():
+            return DEFAULTS.get(key, "")
+        return value.strip()
+
+    _reject_misspelt_keys(env)
+    boards = _boards(env, get)
+    auth_flow = _choice(get, "O365_AUTH_FLOW", AUTH_FLOWS)
+    categories = _list(get("JIRA_TICKET_LABEL_CATEGORIES"))
+    for category in categories:
+        _check_label("JIRA_TICKET_LABEL_CATEGORIES", category)
+    default_category = get("JIRA_TICKET_LABEL_DEFAULT_CATEGORY") or None
+    if default_category and categories and default_category not in categories:
+        raise ConfigError(
+            "JIRA_TICKET_LABEL_DEFAULT_CATEGORY",
+            f"must be one of JIRA_TICKET_LABEL_CATEGORIES ({', '.join(categories)}), "
+            f"got {default_category!r}",
+        )
+    labels = _list(get("JIRA_TICKET_LABELS"))
+    for label in labels:
+        _check_label("JIRA_TICKET_LABELS", label)
+
+    settings = Settings(
+        database_uri=_database_uri(get("SQLALCHEMY_DATABASE_URI")),
+        application_context=_application_context(get("APPLICATION_CONTEXT")),
+        openapi_version=_openapi_version(get("OPENAPI")),
+        ticket_client_app=_url(get, "TICKET_CLIENT_APP", required=False),
+        mailboxes=tuple(_email(m, "MAILBOX") for m in _list(get("MAILBOX"))),
+        tenant_id=_tenant(get("O365_TENANT_ID")),
+        client_id=get("O365_CLIENT_ID") or None,
+        client_secret=Secret(get("O365_CLIENT_SECRET")),
+        scopes=_scopes(get("O365_SCOPES")),
+        auth_flow=auth_flow,
+        authority_host=_url(get, "O365_AUTHORITY_HOST", https=True).rstrip("/"),
+        graph_url=_url(get, "O365_GRAPH_URL", https=True).rstrip("/"),
+        atlassian_url=(_url(get, "ATLASSIAN_URL", required=False) or "").rstrip("/") or None,
+        atlassian_user=get("ATLASSIAN_USER") or None,
+        atlassian_api_token=Secret(get("ATLASSIAN_API_TOKEN")),
+        ticket_type=get("JIRA_TICKET_TYPE"),
+        ticket_labels=tuple(labels),
+        label_categories=tuple(categories),
+        default_category=default_category,
+        boards=boards[0],
+        default_board=boards[1],
+        whitelisted_domains=tuple(
+            _domain(d, "EMAIL_WHITELISTED_DOMAINS") for d in _list(get("EMAIL_WHITELISTED_DOMAINS"))
+        ),
+        blacklist=frozenset(
+            _email(a, "EMAIL_BLACKLIST").lower() for a in _list(get("EMAIL_BLACKLIST"))
+        ),
+        ca_bundle=_ca_bundle(env),
+        raw=env,
+    )
+    if settings.auth_flow == "credentials" and settings.client_id and not settings.client_secret:
+        raise ConfigError(
+            "O365_CLIENT_SECRET", "is required when O365_AUTH_FLOW=credentials (app-only sign-in)"
+        )
+    return settings
+
+
+# -- one checker per kind of value ----------------------------------------------------------
+
+
+def _list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _choice(get, key: str, choices: tuple[str, ...]) -> str:
+    value = get(key).lower()
+    if value not in choices:
+        raise ConfigError(key, f"must be one of {', '.join(choices)}, got {get(key)!r}")
+    return value
+
+
+def _email(value: str, key: str) -> str:
+    if not _EMAIL.match(value):
+        raise ConfigError(key, f"expected an email address like name@example.com, got {value!r}")
+    return value
+
+
+def _domain(value: str, key: str) -> str:
+    domain = value.lower().lstrip("@")
+    if not _DOMAIN.match(domain):
+        raise ConfigError(key, f"expected domain names like example.com, got {value!r}")
+    return domain
+
+
+def _check_label(key: str, label: str) -> None:
+    if not _LABEL.match(label):
+        raise ConfigError(key, f"Jira labels cannot contain spaces, got {label!r}")
+
+
+def _url(get, key: str, *, required: bool = True, https: bool = False) -> str:
+    value = get(key)
+    if not value:
+        if required:
+            raise ConfigError(key, "expected a URL, got nothing")
+        return ""
+    parts = urlsplit(value)
+    allowed = ("https",) if https else ("http", "https")
+    if parts.scheme not in allowed or not parts.netloc:
+        expected = "an https:// URL" if https else "an http:// or https:// URL"
+        raise ConfigError(key, f"expected {expected}, got {value!r}")
+    return value
+
+
+def _tenant(value: str) -> str | None:
+    if not value:
+        return None
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9.-]*$", value):
+        raise ConfigError(
+            "O365_TENANT_ID",
+            f"expected a tenant id (a GUID) or a domain like contoso.onmicrosoft.com, "
+            f"got {value!r}",
+        )
+    return value
+
+
+def _scopes(value: str) -> tuple[str, ...]:
+    scopes: list[str] = []
+    for item in _list(value):
+        if item in RESERVED_SCOPES:
+            continue
+        expanded = SCOPE_ALIASES.get(item.lower(), (item,))
+        for scope in expanded:
+            if not _SCOPE.match(scope):
+                raise ConfigError(
+                    "O365_SCOPES",
+                    f"expected Graph permissions (Mail.ReadWrite) or aliases "
+                    f"({', '.join(sorted(SCOPE_ALIASES))}), got {item!r}",
+                )
+            if scope not in scopes:
+                scopes.append(scope)
+    return tuple(scopes)
+
+
+def _database_uri(value: str) -> str:
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ConfigError(
+            "SQLALCHEMY_DATABASE_URI",
+            f"expected a database URL such as sqlite:///ticket_manager.db or "
+            f"postgresql+psycopg://user@host/db, got {value!r}",
+        ) from None
+    if url.drivername in ("postgresql", "postgres"):
+        # psycopg 3 is the PostgreSQL driver we ship; plain postgresql:// would ask for psycopg2.
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            "SQLALCHEMY_DATABASE_URI",
+            f"supported databases are SQLite and PostgreSQL, got {url.get_backend_name()!r}",
+        )
+    return value
+
+
+def _application_context(value: str) -> str:
+    if not value.startswith("/") or any(c in value for c in " ?#"):
+        raise ConfigError(
+            "APPLICATION_CONTEXT", f"expected a URL path like /api/tickets/v3, got {value!r}"
+        )
+    return value.rstrip("/") or "/"
+
+
+def _openapi_version(value: str) -> str:
+    if not re.match(r"^3\.\d+\.\d+$", value):
+        raise ConfigError("OPENAPI", f"expected an OpenAPI 3 version like 3.0.3, got {value!r}")
+    return value
+
+
+def _boards(env: Mapping[str, str], get) -> tuple[tuple[Board, ...], Board | None]:
+    """JIRA_BOARDS and JIRA_DEFAULT_BOARD hold names of other keys, each holding a board name."""
+    names = _list(get("JIRA_BOARDS"))
+    boards: list[Board] = []
+    for name in names:
+        if not _SETTING_NAME.match(name):
+            raise ConfigError(
+                "JIRA_BOARDS",
+                f"expected names of other keys (like JIRA_SUPPORT_BOARD), got {name!r}",
+            )
+        board_name = (env.get(name) or "").strip()
+        if not board_name:
+            raise ConfigError(
+                name, "is listed in JIRA_BOARDS but has no value: set it to a Jira board name"
+            )
+        boards.append(Board(setting=name, name=board_name))
+    default_name = get("JIRA_DEFAULT_BOARD")
+    if not default_name:
+        return tuple(boards), boards[0] if len(boards) == 1 else None
+    for board in boards:
+        if board.setting == default_name:
+            return tuple(boards), board
+    listed = ", ".join(names) or "nothing"
+    raise ConfigError(
+        "JIRA_DEFAULT_BOARD",
+        f"must name one of the keys listed in JIRA_BOARDS ({listed}), got {default_name!r}",
+    )
+
+
+def _ca_bundle(env: Mapping[str, str]) -> str | None:
+    """The CA file for outgoing HTTPS: REQUESTS_CA_BUNDLE, else SSL_CERT_FILE, else the default."""
+    for key in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = (env.get(key) or "").strip()
+        if value:
+            if not Path(value).is_file():
+                raise ConfigError(key, f"names a CA file that does not exist: {value}")
+            return value
+    return None
+
+
+def _reject_misspelt_keys(env: Mapping[str, str]) -> None:
+    referenced = set(_list(env.get("JIRA_BOARDS", ""))) | {env.get("JIRA_DEFAULT_BOARD", "")}
+    for key in env:
+        if key in KNOWN_KEYS or key in referenced or not key.startswith(OWN_PREFIXES):
+            continue
+        if key.startswith("JIRA_") and key.endswith("_BOARD"):
+            continue  # a board key that JIRA_BOARDS does not list (yet): harmless
+        close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.85)
+        if close:
+            raise ConfigError(key, f"is not a Ticket Manager key; did you mean {close[0]}?")

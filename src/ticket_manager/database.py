@@ -1,0 +1,27 @@
+"""Database engine settings that make SQLite safe to share between the worker and the API."""
+
+from __future__ import annotations
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+
+def engine_options(database_uri: str) -> dict:
+    """Engine options per backend: pool health checks, and a lock wait for SQLite."""
+    if database_uri.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def configure_sqlite(engine: Engine) -> None:
+    """WAL lets readers (the API) work while the worker writes; foreign keys are off by default."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()

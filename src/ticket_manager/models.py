@@ -1,0 +1,72 @@
+"""The database tables: the mailboxes being synchronised and the ledger of every message seen."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Enum, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ticket_manager.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class MessageState(enum.StrEnum):
+    """Where a message stands in the pipeline."""
+
+    PENDING = "pending"
+    REJECTED = "rejected"
+    TICKET_CREATED = "ticket_created"
+    COMMENTED = "commented"
+    FAILED = "failed"
+
+
+class Mailbox(db.Model):
+    """One monitored mailbox and where its synchronisation stands."""
+
+    __tablename__ = "mailboxes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    delta_link: Mapped[str | None] = mapped_column(Text)
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sync_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class LedgerMessage(db.Model):
+    """Every message seen, recorded before anything is done with it: nothing is lost silently."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("mailbox", "internet_message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(320), index=True)
+    internet_message_id: Mapped[str] = mapped_column(String(998))
+    graph_id: Mapped[str | None] = mapped_column(String(512))
+    conversation_id: Mapped[str | None] = mapped_column(String(512), index=True)
+    subject: Mapped[str | None] = mapped_column(String(512))
+    sender: Mapped[str | None] = mapped_column(String(320))
+    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    state: Mapped[MessageState] = mapped_column(
+        Enum(MessageState, name="message_state", values_callable=lambda e: [m.value for m in e]),
+        default=MessageState.PENDING,
+        index=True,
+    )
+    rule: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    ticket_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

@@ -1,0 +1,83 @@
+"""Shared fixtures: the sandbox CA and the three emulators served over real HTTPS."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ticket_manager.sandbox.server import EmulatorServer, SandboxCA
+
+
+@pytest.fixture(scope="session")
+def sandbox_ca(tmp_path_factory) -> SandboxCA:
+    """One test CA for the whole run; every HTTPS client in the tests trusts it."""
+    ca = SandboxCA()
+    bundle = ca.write_ca_bundle(tmp_path_factory.mktemp("ca") / "sandbox-ca.pem")
+    os.environ["REQUESTS_CA_BUNDLE"] = str(bundle)
+    os.environ["SSL_CERT_FILE"] = str(bundle)
+    ca.bundle_path = bundle
+    return ca
+
+
+@pytest.fixture
+def serve(sandbox_ca):
+    """Serve a WSGI app over HTTPS on 127.0.0.1 for one test: ``serve(app) -> base_url``."""
+    servers: list[EmulatorServer] = []
+
+    def _serve(app, *, tls: bool = True) -> str:
+        server = EmulatorServer(app, ca=sandbox_ca if tls else None).start()
+        servers.append(server)
+        return server.base_url
+
+    yield _serve
+    for server in servers:
+        server.stop()
+
+
+# -- databases: every database test runs on SQLite and on PostgreSQL -------------------------
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """The PostgreSQL server the suite may create throw-away databases on."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+    except Exception as exc:  # the suite must not pass quietly without PostgreSQL
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL} ({exc.__class__.__name__}); "
+            "start it or set TEST_POSTGRES_URL"
+        )
+    finally:
+        engine.dispose()
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty database: a temporary SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ticket_manager.db'}"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = request.getfixturevalue("postgres_server_url")
+    name = f"tm_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
