@@ -1,0 +1,628 @@
+"""An emulator of the Microsoft Graph v1.0 mail API, served over real HTTP(S) for tests and demos.
+
+The product reads a Microsoft 365 mailbox through Graph (delta sync, messages, attachments,
+replies, change notifications). This emulator keeps mailboxes in memory and answers the same
+URLs with the same wire format, status codes, error bodies and throttling behaviour, so the
+product's real client code can be tested without Microsoft 365. The routes live in
+``graph_routes``; MIME conversion in ``graph_mime``; mailbox state in ``graph_store``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import getaddresses
+
+from flask import Flask, Response, g, request
+
+from ticket_manager.sandbox.controls import SandboxControls
+from ticket_manager.sandbox.graph_http import (
+    CaseInsensitivePaths,
+    graph_error,
+    parse_prefer,
+)
+from ticket_manager.sandbox.graph_mime import (
+    build_mime,
+    html_to_text,
+    iso,
+    new_message_id,
+    parse_rfc822,
+    recipients,
+    text_to_html,
+    unique_part,
+)
+from ticket_manager.sandbox.graph_query import GraphQueryError
+from ticket_manager.sandbox.graph_store import (
+    Folder,
+    Mailbox,
+    MailItem,
+    message_props,
+    new_attachment,
+    new_immutable_id,
+    new_rest_id,
+    render_attachment,
+    web_link,
+)
+from ticket_manager.sandbox.graph_subscriptions import (
+    LIFECYCLE_EVENTS,
+    Delivery,
+    Notifier,
+    Subscription,
+    change_notification,
+    lifecycle_notification,
+)
+
+TokenValidator = Callable[[str], dict | None]
+
+_STATUS_CODES = {
+    400: ("BadRequest", "Bad request."),
+    401: ("InvalidAuthenticationToken", "Access token validation failure."),
+    403: ("ErrorAccessDenied", "Access is denied. Check credentials and try again."),
+    404: ("ErrorItemNotFound", "The specified object was not found in the store."),
+    409: ("ErrorIrresolvableConflict", "The send or update operation could not be performed."),
+    410: ("SyncStateNotFound", "The sync state generation is not found."),
+    500: ("InternalServerError", "An internal server error occurred."),
+    502: ("BadGateway", "Bad Gateway."),
+    503: ("serviceNotAvailable", "Service Unavailable."),
+    504: ("GatewayTimeout", "Gateway Timeout."),
+}
+_READ_SCOPES = {"Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic"}
+_WRITE_SCOPES = {"Mail.ReadWrite"}
+_SEND_SCOPES = {"Mail.Send"}
+_USER_ROLES = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All"}
+_APP_READ_ROLES = {"Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All", "Mail.ReadBasic"}
+
+
+class GraphEmulator:
+    """Microsoft Graph v1.0 mail for a fixed set of mailboxes, as a Flask app."""
+
+    def __init__(
+        self,
+        token_validator: TokenValidator,
+        mailboxes: list[str],
+        *,
+        max_concurrent_per_mailbox: int = 4,
+        concurrency_retry_after: int = 1,
+        default_tenant_id: str = "00000000-0000-0000-0000-000000000000",
+    ) -> None:
+        self._validate = token_validator
+        self._lock = threading.RLock()
+        self._mailboxes: dict[str, Mailbox] = {}
+        for address in mailboxes:
+            self.add_mailbox(address)
+        self._sent: dict[str, list[dict]] = {}
+        self._sync_states: dict[str, dict] = {}
+        self._subscriptions: dict[str, Subscription] = {}
+        self._in_flight: Counter[str] = Counter()
+        self.max_concurrent_per_mailbox = max_concurrent_per_mailbox
+        self.concurrency_retry_after = concurrency_retry_after
+        self.default_tenant_id = default_tenant_id
+        self.notifier = Notifier()
+        self.app = Flask("graph_emulator")
+        self.app.wsgi_app = CaseInsensitivePaths(self.app.wsgi_app)
+        self.app.before_request(self._authenticate)
+        self.app.after_request(self._decorate)
+        self.app.teardown_request(self._release_slot)
+        self.controls = SandboxControls("graph", self.render_error)
+        self.controls.install(self.app)
+        self.controls.state_dumper = self.dump_state
+        from ticket_manager.sandbox.graph_routes import register_routes
+
+        register_routes(self)
+
+    # -- helpers for tests and the demo ----------------------------------------------------
+
+    def add_mailbox(self, address: str) -> None:
+        """Create an empty mailbox with the standard folders."""
+        with self._lock:
+            self._mailboxes.setdefault(address.lower(), Mailbox(address))
+
+    def deliver_mime(
+        self, mailbox: str, raw: bytes, folder: str = "inbox", received: datetime | None = None
+    ) -> str:
+        """Deliver an RFC 822 message as Exchange would; returns the message's (REST) id."""
+        with self._lock:
+            box = self.mailbox(mailbox)
+            target = box.folder(folder)
+            if target is None:
+                raise KeyError(f"no folder {folder!r} in {mailbox}")
+            item = self.store_mime(box, target, raw, received=received)
+            return item.rest_id
+
+    def deliver(
+        self,
+        mailbox: str,
+        *,
+        subject: str,
+        body: str,
+        sender: str,
+        to: list[str] | None = None,
+        cc: list[str] | None = None,
+        html: bool = False,
+        headers: dict[str, str] | list[tuple[str, str]] | None = None,
+        attachments: list | None = None,
+        message_id: str | None = None,
+        in_reply_to: str | None = None,
+        references: list[str] | None = None,
+        reply_to: str | None = None,
+        importance: str | None = None,
+        date: datetime | None = None,
+        folder: str = "inbox",
+        received: datetime | None = None,
+    ) -> str:
+        """Build a MIME message from simple arguments and deliver it; returns the message id.
+
+        ``attachments`` items are ``(name, bytes, content_type)`` tuples or dicts with
+        ``name``, ``content``, ``content_type``, ``inline`` and ``content_id``; a
+        ``message/rfc822`` content type attaches a message (an itemAttachment).
+        """
+        specs = []
+        for entry in attachments or []:
+            if isinstance(entry, dict):
+                specs.append(
+                    {
+                        "name": entry["name"],
+                        "bytes": entry["content"],
+                        "contentType": entry.get("content_type", "application/octet-stream"),
+                        "isInline": entry.get("inline", False),
+                        "contentId": entry.get("content_id"),
+                    }
+                )
+            else:
+                name, content, content_type = entry
+                specs.append({"name": name, "bytes": content, "contentType": content_type})
+        extra = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+
+        def people(values: list[str] | None) -> list[dict]:
+            return recipients(values or [])
+
+        raw = build_mime(
+            sender=(people([sender]) or [{"emailAddress": {"address": sender}}])[0],
+            to=people(to if to is not None else [mailbox]),
+            cc=people(cc),
+            reply_to=people([reply_to] if reply_to else None),
+            subject=subject,
+            body={"contentType": "html" if html else "text", "content": body},
+            message_id=message_id or new_message_id(getaddresses([sender])[0][1]),
+            date=date,
+            in_reply_to=in_reply_to,
+            references=references or ([in_reply_to] if in_reply_to else None),
+            importance=importance,
+            extra_headers=extra,
+            attachments=specs,
+        )
+        return self.deliver_mime(mailbox, raw, folder=folder, received=received)
+
+    def messages(
+        self, mailbox: str, folder: str | None = None, *, immutable_ids: bool = False
+    ) -> list[dict]:
+        """Every message (or one folder's) fully rendered, including headers and uniqueBody."""
+        with self._lock:
+            box = self.mailbox(mailbox)
+            if folder is None:
+                items = box.unique_items()
+            else:
+                target = box.folder(folder)
+                items = box.items_in(target.id) if target else []
+            items.sort(key=lambda i: i.props["receivedDateTime"], reverse=True)
+            return [self.render_message(box, i, full=True, immutable=immutable_ids) for i in items]
+
+    def immutable_id(self, mailbox: str, message_id: str) -> str:
+        """The immutable id of a message known by its REST id (what ImmutableId clients see)."""
+        with self._lock:
+            item = self.mailbox(mailbox).find(message_id)
+            if item is None:
+                raise KeyError(message_id)
+            return item.immutable_id
+
+    def sent_messages(self, mailbox: str) -> list[dict]:
+        """What the mailbox sent through reply/replyAll/send/sendMail, oldest first."""
+        with self._lock:
+            return [dict(m) for m in self._sent.get(mailbox.lower(), [])]
+
+    def remove_message(self, mailbox: str, message_id: str) -> None:
+        """Delete a message (REST or immutable id), as if the user deleted it permanently."""
+        with self._lock:
+            box = self.mailbox(mailbox)
+            item = box.find(message_id)
+            if item is None:
+                raise KeyError(message_id)
+            self.notify(box, item, "deleted")
+            box.remove(item)
+
+    def expire_delta_tokens(self, mailbox: str | None = None) -> None:
+        """Forget sync states so their delta/skip links answer 410, as when Exchange evicts them."""
+        with self._lock:
+            for token, state in list(self._sync_states.items()):
+                if mailbox is None or state["mailbox"] == mailbox.lower():
+                    del self._sync_states[token]
+
+    def subscriptions(self) -> list[dict]:
+        """All subscriptions, including expired ones."""
+        with self._lock:
+            return [s.render() for s in self._subscriptions.values()]
+
+    def expire_subscription(self, subscription_id: str) -> None:
+        """Move a subscription's expiry into the past; it stops notifying."""
+        with self._lock:
+            self._subscriptions[subscription_id].expiration = datetime.now(UTC).replace(year=2000)
+
+    def send_lifecycle_notification(self, subscription_id: str, event: str) -> None:
+        """POST a lifecycle event (reauthorizationRequired, subscriptionRemoved, missed)."""
+        if event not in LIFECYCLE_EVENTS:
+            raise ValueError(f"unknown lifecycle event {event!r}")
+        with self._lock:
+            subscription = self._subscriptions[subscription_id]
+            if event == "subscriptionRemoved":
+                del self._subscriptions[subscription_id]
+        url = subscription.lifecycle_url
+        if not url:
+            raise ValueError("the subscription has no lifecycleNotificationUrl")
+        self.notifier.post(url, lifecycle_notification(subscription, event))
+
+    @property
+    def notifications(self) -> list[Delivery]:
+        """Notification POSTs made so far, with the receiver's status."""
+        return list(self.notifier.deliveries)
+
+    def wait_for_notifications(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued notification has been posted."""
+        return self.notifier.wait_idle(timeout)
+
+    def dump_state(self) -> dict:
+        """Mailboxes, folders, message summaries and subscriptions as JSON-able data."""
+        with self._lock:
+            return {
+                "mailboxes": {
+                    box.address: {
+                        "id": box.user_id,
+                        "folders": [box.render_folder(f) for f in box.folders.values()],
+                        "messages": [
+                            {
+                                "id": i.rest_id,
+                                "immutableId": i.immutable_id,
+                                "folder": box.folders[i.folder_id].display_name,
+                                "subject": i.props.get("subject"),
+                                "from": i.props.get("from"),
+                                "isRead": i.props.get("isRead"),
+                                "categories": i.props.get("categories"),
+                                "receivedDateTime": i.props.get("receivedDateTime"),
+                            }
+                            for i in box.unique_items()
+                        ],
+                        "sent": len(self._sent.get(box.address.lower(), [])),
+                    }
+                    for box in self._mailboxes.values()
+                },
+                "subscriptions": self.subscriptions(),
+                "syncStates": len(self._sync_states),
+            }
+
+    # -- shared internals (used by graph_routes) -------------------------------------------
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    def mailbox(self, key: str) -> Mailbox:
+        """A mailbox by address or user id; KeyError when unknown."""
+        lowered = key.lower()
+        if lowered in self._mailboxes:
+            return self._mailboxes[lowered]
+        for box in self._mailboxes.values():
+            if box.user_id == lowered:
+                return box
+        raise KeyError(key)
+
+    def all_mailboxes(self) -> list[Mailbox]:
+        return list(self._mailboxes.values())
+
+    @property
+    def sync_states(self) -> dict[str, dict]:
+        return self._sync_states
+
+    @property
+    def subscription_map(self) -> dict[str, Subscription]:
+        return self._subscriptions
+
+    def record_sent(self, box: Mailbox, message: dict) -> None:
+        self._sent.setdefault(box.address.lower(), []).append(message)
+
+    def store_mime(
+        self,
+        box: Mailbox,
+        folder: Folder,
+        raw: bytes,
+        *,
+        received: datetime | None = None,
+        is_read: bool = False,
+        is_draft: bool = False,
+        extra_bcc: list[dict] | None = None,
+        notify: bool = True,
+    ) -> MailItem:
+        """Convert MIME to a stored message in ``folder`` (caller holds the lock)."""
+        parsed = parse_rfc822(raw)
+        if not parsed["messageId"]:
+            address = (parsed["from"] or [{"emailAddress": {"address": box.address}}])[0]
+            message_id = new_message_id(address["emailAddress"]["address"])
+            raw = f"Message-ID: {message_id}\r\n".encode("ascii") + raw
+            parsed = parse_rfc822(raw)
+        received = received or datetime.now(UTC)
+        props = message_props(parsed, received=received, sender_fallback=[])
+        if extra_bcc:
+            props["bccRecipients"] = extra_bcc
+        props["isRead"] = is_read
+        props["isDraft"] = is_draft
+        conversation_id, index = box.conversation(
+            parsed["messageId"], parsed["parents"], parsed["subject"], parsed["threadIndex"]
+        )
+        props["conversationId"] = conversation_id
+        props["conversationIndex"] = index
+        body = props["body"]
+        props["uniqueBody"] = {
+            "contentType": body["contentType"],
+            "content": unique_part(body["content"], body["contentType"]),
+        }
+        item = MailItem(
+            rest_id=new_rest_id(),
+            immutable_id=new_immutable_id(),
+            folder_id=folder.id,
+            props=props,
+            mime=raw,
+            attachments=[new_attachment(a) for a in parsed["attachments"]],
+            created=received,
+            modified=received,
+        )
+        item.context["parents"] = parsed["parents"]
+        box.add(item)
+        if notify:
+            self.notify(box, item, "created")
+        return item
+
+    def render_message(
+        self,
+        box: Mailbox,
+        item: MailItem,
+        *,
+        immutable: bool = False,
+        body_type: str | None = None,
+        select: list[str] | None = None,
+        expand: set[str] | None = None,
+        extended_ids: list[str] | None = None,
+        full: bool = False,
+    ) -> dict:
+        """A message as Graph returns it; headers and uniqueBody only when selected (or full)."""
+        item_id = item.immutable_id if immutable else item.rest_id
+        p = item.props
+        rendered = {
+            "@odata.etag": f'W/"{item.change_key}"',
+            "id": item_id,
+            "createdDateTime": iso(item.created),
+            "lastModifiedDateTime": iso(item.modified),
+            "changeKey": item.change_key,
+            "categories": list(p["categories"]),
+            "receivedDateTime": p["receivedDateTime"],
+            "sentDateTime": p["sentDateTime"],
+            "hasAttachments": p["hasAttachments"],
+            "internetMessageId": p["internetMessageId"],
+            "subject": p["subject"],
+            "bodyPreview": p["bodyPreview"],
+            "importance": p["importance"],
+            "parentFolderId": item.folder_id,
+            "conversationId": p["conversationId"],
+            "conversationIndex": p["conversationIndex"],
+            "isDeliveryReceiptRequested": p["isDeliveryReceiptRequested"],
+            "isReadReceiptRequested": p["isReadReceiptRequested"],
+            "isRead": p["isRead"],
+            "isDraft": p["isDraft"],
+            "webLink": web_link(item_id),
+            "inferenceClassification": p["inferenceClassification"],
+            "body": self._convert_body(p["body"], body_type),
+            "sender": p["sender"],
+            "from": p["from"],
+            "toRecipients": p["toRecipients"],
+            "ccRecipients": p["ccRecipients"],
+            "bccRecipients": p["bccRecipients"],
+            "replyTo": p["replyTo"],
+            "flag": dict(p["flag"]),
+        }
+        if full or (select and "uniqueBody" in select):
+            rendered["uniqueBody"] = self._convert_body(p["uniqueBody"], body_type)
+        if full or (select and "internetMessageHeaders" in select):
+            rendered["internetMessageHeaders"] = [dict(h) for h in p["internetMessageHeaders"]]
+        if select:
+            keep = {"@odata.etag", "id", *select}
+            rendered = {k: v for k, v in rendered.items() if k in keep}
+        if expand and "attachments" in expand:
+            rendered["attachments"] = [render_attachment(a) for a in item.attachments]
+        if expand and "singleValueExtendedProperties" in expand:
+            wanted = {e.lower() for e in extended_ids or []}
+            rendered["singleValueExtendedProperties"] = [
+                {"id": key, "value": value}
+                for key, value in item.extended.items()
+                if not wanted or key.lower() in wanted
+            ]
+        return rendered
+
+    @staticmethod
+    def _convert_body(body: dict, body_type: str | None) -> dict:
+        kind = body["contentType"]
+        if body_type == "text" and kind == "html":
+            return {"contentType": "text", "content": html_to_text(body["content"])}
+        if body_type == "html" and kind == "text":
+            return {"contentType": "html", "content": text_to_html(body["content"])}
+        return {"contentType": kind, "content": body["content"]}
+
+    def notify(self, box: Mailbox, item: MailItem, change_type: str) -> None:
+        """Queue change notifications for subscriptions covering ``item`` (lock held)."""
+        for subscription in self._subscriptions.values():
+            if subscription.mailbox != box.address.lower() or not subscription.active():
+                continue
+            if change_type not in subscription.change_types:
+                continue
+            if subscription.folder_id and subscription.folder_id != item.folder_id:
+                continue
+            item_id = item.immutable_id if subscription.immutable_ids else item.rest_id
+            resource = f"Users/{box.user_id}/Messages/{item_id}"
+            data = {"@odata.type": "#Microsoft.Graph.Message", "@odata.id": resource}
+            if change_type != "deleted":
+                data["@odata.etag"] = f'W/"{item.change_key}"'
+            data["id"] = item_id
+            payload = change_notification(subscription, change_type, data)
+            self.notifier.post(subscription.notification_url, payload)
+
+    # -- request hooks ---------------------------------------------------------------------
+
+    def render_error(self, status: int, retry_after: int | None = None) -> Response:
+        """Graph's error body for ``status`` (used by the fault knobs), with Retry-After."""
+        code, message = _STATUS_CODES.get(status, ("UnknownError", "An error occurred."))
+        if status == 429:
+            if "/users/" in request.path or "/me/" in request.path:
+                code, message = (
+                    "ApplicationThrottled",
+                    "Application is over its IncomingBytes limit.",
+                )
+            else:
+                code, message = "TooManyRequests", "Too many requests."
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        return graph_error(status, code, message, headers)
+
+    def _authenticate(self) -> Response | None:
+        g.request_id = str(uuid.uuid4())
+        g.client_request_id = request.headers.get("client-request-id") or g.request_id
+        g.prefer = parse_prefer(request.headers.getlist("Prefer"))
+        g.applied = []
+        if not request.path.startswith("/v1.0/"):
+            return None
+        authorization = request.headers.get("Authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        challenge = {
+            "WWW-Authenticate": 'Bearer realm="", authorization_uri="https://login.microsoftonline'
+            '.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"'
+        }
+        if scheme.lower() != "bearer" or not token.strip():
+            return graph_error(
+                401, "InvalidAuthenticationToken", "Access token is empty.", challenge
+            )
+        claims = self._validate(token.strip())
+        if not claims:
+            return graph_error(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token validation failure. Invalid audience or token expired.",
+                challenge,
+            )
+        g.claims = claims
+        return self._take_slot()
+
+    def _take_slot(self) -> Response | None:
+        user = (request.view_args or {}).get("user")
+        if not user:
+            return None
+        if user == "me":
+            user = self.delegated_upn(g.claims) or ""
+        with self._lock:
+            try:
+                address = self.mailbox(user).address.lower()
+            except KeyError:
+                return None
+            if self._in_flight[address] >= self.max_concurrent_per_mailbox:
+                return graph_error(
+                    429,
+                    "ApplicationThrottled",
+                    "Application is over its MailboxConcurrency limit.",
+                    {"Retry-After": str(self.concurrency_retry_after)},
+                )
+            self._in_flight[address] += 1
+        g.slot = address
+        return None
+
+    def _release_slot(self, _exc: BaseException | None) -> None:
+        address = g.pop("slot", None)
+        if address:
+            with self._lock:
+                self._in_flight[address] -= 1
+
+    def _decorate(self, response: Response) -> Response:
+        if request.path.startswith("/_sandbox/"):
+            return response
+        request_id = g.get("request_id") or str(uuid.uuid4())
+        response.headers["request-id"] = request_id
+        response.headers["client-request-id"] = g.get("client_request_id") or request_id
+        response.headers["x-ms-ags-diagnostic"] = json.dumps(
+            {"ServerInfo": {"DataCenter": "Sandbox", "Slice": "E", "Ring": "5"}}
+        )
+        if response.mimetype == "application/json":
+            response.headers["OData-Version"] = "4.0"
+        if g.get("applied"):
+            response.headers["Preference-Applied"] = ", ".join(g.applied)
+        return response
+
+    @staticmethod
+    def delegated_upn(claims: dict) -> str | None:
+        """The signed-in user of a delegated token."""
+        return claims.get("upn") or claims.get("preferred_username") or claims.get("unique_name")
+
+    def authorize(self, user: str, need: str) -> Mailbox:
+        """The mailbox a request may act on, or the Graph error a real tenant would give.
+
+        ``need`` is "read", "write", "send" or "user" (reading the user object).
+        """
+        claims = g.claims
+        roles = set(claims.get("roles") or [])
+        delegated = bool(claims.get("scp")) and not roles
+        if user == "me":
+            if not delegated:
+                raise GraphQueryError(
+                    400,
+                    "BadRequest",
+                    "/me request is only valid with delegated authentication flow.",
+                )
+            user = self.delegated_upn(claims) or ""
+        try:
+            box = self.mailbox(user)
+        except KeyError:
+            if need == "user":
+                raise GraphQueryError(
+                    404,
+                    "Request_ResourceNotFound",
+                    f"Resource '{user}' does not exist or one of its queried reference-property "
+                    "objects are not present.",
+                ) from None
+            raise GraphQueryError(
+                404, "ErrorInvalidUser", f"The requested user '{user}' is invalid."
+            ) from None
+        if delegated:
+            granted = set(str(claims.get("scp")).split())
+            own = box.address.lower() == (self.delegated_upn(claims) or "").lower()
+            needed = {
+                "read": _READ_SCOPES,
+                "write": _WRITE_SCOPES,
+                "send": _SEND_SCOPES,
+                "user": {"User.Read", *_USER_ROLES} if own else _USER_ROLES,
+            }[need]
+            if not own and need != "user":
+                needed = {f"{scope}.Shared" for scope in needed}
+        else:
+            granted = roles
+            needed = {
+                "read": _APP_READ_ROLES,
+                "write": _WRITE_SCOPES,
+                "send": _SEND_SCOPES,
+                "user": _USER_ROLES,
+            }[need]
+        if not granted & needed:
+            if need == "user":
+                raise GraphQueryError(
+                    403,
+                    "Authorization_RequestDenied",
+                    "Insufficient privileges to complete the operation.",
+                )
+            raise GraphQueryError(
+                403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+            )
+        return box
