@@ -1,0 +1,667 @@
+"""HTTP routes of the Jira emulator for issues and what hangs off them.
+
+Create/edit/delete issues, comments, attachments, transitions, watchers and issue properties,
+with Jira's validations (summary, labels, project, issue type, priority, users, ADF on v3,
+strings on v2) and Jira's error bodies and wording.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from flask import Response, g, request
+
+from ticket_manager.sandbox.jira_adf import adf_to_text, is_valid_adf
+from ticket_manager.sandbox.jira_http import (
+    API,
+    JiraError,
+    gdpr_reject,
+    int_arg,
+    json_response,
+    list_arg,
+    no_content,
+    read_json,
+)
+from ticket_manager.sandbox.jira_store import (
+    ISSUE_TYPES,
+    PRIORITIES,
+    RESOLUTION_DONE,
+    STATUSES,
+    TRANSITIONS,
+)
+
+if TYPE_CHECKING:
+    from ticket_manager.sandbox.jira import JiraEmulator
+
+SETTABLE_FIELDS = {
+    "summary",
+    "description",
+    "labels",
+    "priority",
+    "issuetype",
+    "reporter",
+    "assignee",
+    "project",
+}
+MAX_PROPERTY_SIZE = 32768
+
+
+def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
+    """Add the issue routes to ``emu.app`` through ``route``."""
+    store = emu.store
+
+    # -- issues -----------------------------------------------------------------------------
+
+    def validate_fields(fields: Any, version: str, *, creating: bool) -> dict:
+        """Check issue fields like Jira does; returns stored values for the fields given."""
+        if not isinstance(fields, dict):
+            raise JiraError(400, ["Can not deserialize instance of java.util.LinkedHashMap"])
+        errors: dict[str, str] = {}
+        clean: dict[str, Any] = {}
+        for name in fields:
+            if name not in SETTABLE_FIELDS or (name == "project" and not creating):
+                errors[name] = (
+                    f"Field '{name}' cannot be set. It is not on the appropriate "
+                    "screen, or unknown."
+                )
+        if creating:
+            project_ref = fields.get("project")
+            project = None
+            if isinstance(project_ref, dict):
+                project = store.find_project(project_ref.get("key") or project_ref.get("id"))
+            if project is None:
+                if emu.is_cloud:
+                    errors["project"] = "Specify a valid project ID or key"
+                else:
+                    errors["project"] = (
+                        "valid project is required" if project_ref else "project is required"
+                    )
+            elif "CREATE_ISSUES" in g.user["revoked"]:
+                raise JiraError(
+                    403, ["You do not have permission to create issues in this project."]
+                )
+            clean["project"] = project
+            if "issuetype" not in fields:
+                errors["issuetype"] = (
+                    "Specify an issue type" if emu.is_cloud else "issue type is required"
+                )
+        if "issuetype" in fields:
+            ref = fields["issuetype"]
+            found = None
+            if isinstance(ref, dict):
+                found = next(
+                    (
+                        t
+                        for t in ISSUE_TYPES
+                        if str(ref.get("id")) == t["id"] or ref.get("name") == t["name"]
+                    ),
+                    None,
+                )
+            if found is None:
+                errors["issuetype"] = (
+                    "The issue type selected is invalid."
+                    if emu.is_cloud
+                    else "valid issue type is required"
+                )
+            else:
+                clean["issuetype"] = found["id"]
+        if "summary" in fields or creating:
+            summary = fields.get("summary")
+            if summary is None or (isinstance(summary, str) and not summary.strip()):
+                errors["summary"] = "You must specify a summary of the issue."
+            elif not isinstance(summary, str):
+                errors["summary"] = "Operation value must be a string"
+            elif "\n" in summary or "\r" in summary:
+                errors["summary"] = "The summary is invalid because it contains newline characters."
+            elif len(summary) > 255:
+                errors["summary"] = (
+                    "Summary can't exceed 255 characters."
+                    if emu.is_cloud
+                    else "Summary must be less than 255 characters."
+                )
+            else:
+                clean["summary"] = summary
+        if "labels" in fields:
+            labels = fields["labels"] or []
+            label_error = _label_error(labels)
+            if label_error:
+                errors["labels"] = label_error
+            else:
+                clean["labels"] = list(dict.fromkeys(labels))
+        if "priority" in fields:
+            ref = fields["priority"]
+            found = None
+            if isinstance(ref, dict):
+                found = next(
+                    (
+                        p
+                        for p in PRIORITIES
+                        if str(ref.get("id")) == p["id"] or ref.get("name") == p["name"]
+                    ),
+                    None,
+                )
+            if found is None:
+                name = ref.get("name") if isinstance(ref, dict) else ref
+                errors["priority"] = (
+                    "The priority selected is invalid."
+                    if emu.is_cloud
+                    else f"Priority name '{name}' is not valid"
+                )
+            else:
+                clean["priority"] = found["id"]
+        for user_field in ("reporter", "assignee"):
+            if user_field in fields:
+                try:
+                    clean[user_field] = emu.resolve_user_field(user_field, fields[user_field])
+                except JiraError as error:
+                    errors.update(error.errors)
+        if "description" in fields:
+            try:
+                clean["description"] = emu.rich_text(fields["description"], version, "description")
+            except JiraError as error:
+                errors.update(error.errors)
+        if errors:
+            raise JiraError(400, [], errors)
+        return clean
+
+    def apply_update_ops(update: Any, version: str, clean: dict, issue: dict | None) -> list:
+        """Turn ``update`` operations into field values; returns comment bodies to add."""
+        if update is None:
+            return []
+        if not isinstance(update, dict):
+            raise JiraError(400, ["Can not deserialize instance of java.util.LinkedHashMap"])
+        comments = []
+        labels = list(clean.get("labels", issue["labels"] if issue else []))
+        for name, operations in update.items():
+            if not isinstance(operations, list):
+                raise JiraError(400, [], {name: "Operation value must be a list of operations"})
+            for operation in operations:
+                if not isinstance(operation, dict) or len(operation) != 1:
+                    raise JiraError(400, [], {name: "Invalid operation"})
+                verb, value = next(iter(operation.items()))
+                if name == "labels":
+                    new = value if verb == "set" else [value]
+                    error = _label_error(new if isinstance(new, list) else [new])
+                    if error:
+                        raise JiraError(400, [], {"labels": error})
+                    if verb == "add" and value not in labels:
+                        labels.append(value)
+                    elif verb == "remove" and value in labels:
+                        labels.remove(value)
+                    elif verb == "set":
+                        labels = list(dict.fromkeys(value or []))
+                    elif verb not in ("add", "remove", "set"):
+                        raise JiraError(400, [], {"labels": f"Unsupported operation '{verb}'"})
+                    clean["labels"] = labels
+                elif name == "comment" and verb == "add":
+                    body = value.get("body") if isinstance(value, dict) else None
+                    comments.append(emu.rich_text(body, version, "comment"))
+                elif verb == "set" and name in SETTABLE_FIELDS - {"project"}:
+                    clean.update(validate_fields({name: value}, version, creating=False))
+                else:
+                    raise JiraError(
+                        400,
+                        [],
+                        {
+                            name: (
+                                f"Field '{name}' cannot be set. It is not on "
+                                "the appropriate screen, or unknown."
+                            )
+                        },
+                    )
+        return comments
+
+    def apply_changes(issue: dict, clean: dict) -> None:
+        now = emu.clock()
+        items = []
+        for name, value in clean.items():
+            if name == "project" or issue.get(name) == value:
+                continue
+            items.append(
+                {
+                    "field": name,
+                    "fieldtype": "jira",
+                    "fromString": _display(issue.get(name)),
+                    "toString": _display(value),
+                }
+            )
+            issue[name] = value
+        store.record_change(issue, g.user["id"], now, items)
+        if items:
+            issue["updated"] = now
+
+    @route(f"{API}/issue", ("POST",))
+    def create_issue(version: str):
+        body = read_json()
+        if not isinstance(body, dict) or not isinstance(body.get("fields"), dict):
+            raise JiraError(400, ["No fields were provided when attempting to create an issue."])
+        with store.lock:
+            clean = validate_fields(body["fields"], version, creating=True)
+            comments = apply_update_ops(body.get("update"), version, clean, None)
+            project = clean.pop("project")
+            issue = store.create_issue(project, clean, g.user["id"], emu.clock())
+            for comment_body in comments:
+                store.add_comment(issue, g.user["id"], comment_body, emu.clock())
+            for prop in body.get("properties") or []:
+                if isinstance(prop, dict) and "key" in prop:
+                    issue["properties"][prop["key"]] = prop.get("value")
+        views = emu.views(version)
+        return json_response(
+            {"id": issue["id"], "key": issue["key"], "self": f"{views.api}/issue/{issue['id']}"},
+            201,
+        )
+
+    @route(f"{API}/issue/<key>")
+    def get_issue(version: str, key: str):
+        issue = emu.get_issue_or_404(key)
+        with store.lock:
+            return json_response(
+                emu.views(version).issue(
+                    issue,
+                    g.user["id"],
+                    fields=list_arg("fields"),
+                    expand=set(list_arg("expand")),
+                    properties=list_arg("properties"),
+                )
+            )
+
+    @route(f"{API}/issue/<key>", ("PUT",))
+    def edit_issue(version: str, key: str):
+        issue = emu.get_issue_or_404(key)
+        emu.require("EDIT_ISSUES", "You do not have permission to edit issues in this project.")
+        body = read_json()
+        if not isinstance(body, dict):
+            raise JiraError(400, ["Can not deserialize instance of java.util.LinkedHashMap"])
+        with store.lock:
+            clean = validate_fields(body.get("fields") or {}, version, creating=False)
+            comments = apply_update_ops(body.get("update"), version, clean, issue)
+            apply_changes(issue, clean)
+            for comment_body in comments:
+                store.add_comment(issue, g.user["id"], comment_body, emu.clock())
+            for prop in body.get("properties") or []:
+                if isinstance(prop, dict) and "key" in prop:
+                    issue["properties"][prop["key"]] = prop.get("value")
+            if request.args.get("returnIssue", "").lower() == "true":
+                return json_response(emu.views(version).issue(issue, g.user["id"]))
+        return no_content()
+
+    @route(f"{API}/issue/<key>", ("DELETE",))
+    def delete_issue(version: str, key: str):
+        issue = emu.get_issue_or_404(key)
+        emu.require("DELETE_ISSUES", "You do not have permission to delete issues in this project.")
+        store.delete_issue(issue)
+        return no_content()
+
+    # -- comments ---------------------------------------------------------------------------
+
+    def find_comment(issue: dict, comment_id: str) -> dict:
+        found = next((c for c in issue["comments"] if c["id"] == comment_id), None)
+        if found is None:
+            raise JiraError(404, [f"Can not find a comment for the id: {comment_id}."])
+        return found
+
+    def comment_body(body: Any, version: str) -> Any:
+        if not isinstance(body, dict):
+            raise JiraError(400, ["Can not deserialize instance of CommentJsonBean"])
+        value = body.get("body")
+        if version == "3":
+            if value is None:
+                raise JiraError(400, ["Comment body can not be empty!"])
+            if not emu.is_cloud or not _is_adf(value):
+                raise JiraError(400, ["Comment body is not valid!"])
+        elif not isinstance(value, str):
+            raise JiraError(
+                400, ["Can not deserialize instance of java.lang.String out of START_OBJECT token"]
+            )
+        elif not value.strip():
+            raise JiraError(400, [], {"comment": "Comment body can not be empty!"})
+        visibility = body.get("visibility")
+        if visibility is not None and (
+            not isinstance(visibility, dict) or visibility.get("type") not in ("group", "role")
+        ):
+            raise JiraError(
+                400,
+                [],
+                {"commentLevel": "You are currently not a member of the project role or group"},
+            )
+        return store.body_in(value, version)
+
+    @route(f"{API}/issue/<key>/comment")
+    def list_comments(version: str, key: str):
+        issue = emu.get_issue_or_404(key)
+        with store.lock:
+            page = emu.views(version).comment_page(
+                issue,
+                int_arg("startAt", 0),
+                int_arg("maxResults", 5000, 5000),
+                request.args.get("orderBy", "created"),
+                set(list_arg("expand")),
+            )
+        return json_response(page)
+
+    @route(f"{API}/issue/<key>/comment", ("POST",))
+    def add_comment(version: str, key: str):
+        issue = emu.get_issue_or_404(key)
+        emu.require("ADD_COMMENTS", "You do not have the permission to comment on this issue.")
+        body = read_json()
+        stored = comment_body(body, version)
+        properties = {
+            p["key"]: p.get("value")
+            for p in body.get("properties") or []
+            if isinstance(p, dict) and "key" in p
+        }
+        internal = bool((properties.get("sd.public.comment") or {}).get("internal"))
+        visibility = body.get("visibility")
+        with store.lock:
+            comment = store.add_comment(
+                issue,
+                g.user["id"],
+                stored,
+                emu.clock(),
+                internal=internal or visibility is not None,
+                visibility=visibility,
+            )
+            comment["properties"].update(properties)
+            return json_response(
+                emu.views(version).comment(issue, comment, expand=set(list_arg("expand"))), 201
+            )
+
+    @route(f"{API}/issue/<key>/comment/<comment_id>")
+    def get_comment(version: str, key: str, comment_id: str):
+        issue = emu.get_issue_or_404(key)
+        comment = find_comment(issue, comment_id)
+        return json_response(
+            emu.views(version).comment(issue, comment, expand=set(list_arg("expand")))
+        )
+
+    @route(f"{API}/issue/<key>/comment/<comment_id>", ("PUT",))
+    def update_comment(version: str, key: str, comment_id: str):
+        issue = emu.get_issue_or_404(key)
+        comment = find_comment(issue, comment_id)
+        body = read_json()
+        stored = comment_body(body, version)
+        with store.lock:
+            comment.update(body=stored, update_author=g.user["id"], updated=emu.clock())
+            if "visibility" in body:
+                comment["visibility"] = body["visibility"]
+            return json_response(emu.views(version).comment(issue, comment))
+
+    @route(f"{API}/issue/<key>/comment/<comment_id>", ("DELETE",))
+    def delete_comment(version: str, key: str, comment_id: str):
+        issue = emu.get_issue_or_404(key)
+        comment = find_comment(issue, comment_id)
+        with store.lock:
+            issue["comments"].remove(comment)
+        return no_content()
+
+    # -- attachments ------------------------------------------------------------------------
+
+    @route(f"{API}/issue/<key>/attachments", ("POST",))
+    def add_attachments(version: str, key: str):
+        token = request.headers.get("X-Atlassian-Token", "").lower()
+        if token not in ("no-check", "nocheck"):
+            return Response("XSRF check failed", status=403, mimetype="text/plain")
+        issue = emu.get_issue_or_404(key)
+        emu.require(
+            "CREATE_ATTACHMENTS", "You do not have permission to create attachments for this issue."
+        )
+        if (request.content_length or 0) > emu.max_attachment_size + 64 * 1024:
+            raise JiraError(413, [_too_large_message(emu.max_attachment_size)])
+        files = request.files.getlist("file")
+        if not files:
+            raise JiraError(400, ["No attachments provided. Use the multipart 'file' parameter."])
+        payloads = []
+        for part in files:
+            data = part.read()
+            if len(data) > emu.max_attachment_size:
+                raise JiraError(413, [_too_large_message(emu.max_attachment_size)])
+            filename = part.filename or "attachment"
+            guessed = mimetypes.guess_type(filename)[0]
+            declared = part.mimetype if part.mimetype != "application/octet-stream" else None
+            payloads.append((filename, data, guessed or declared or "application/octet-stream"))
+        views = emu.views(version)
+        with store.lock:
+            created = [
+                store.add_attachment(issue, g.user["id"], name, data, mime, emu.clock())
+                for name, data, mime in payloads
+            ]
+            return json_response([views.attachment(a) for a in created])
+
+    def find_attachment(attachment_id: str) -> dict:
+        found = store.attachments.get(attachment_id)
+        if (
+            found is None
+            or store.find_issue(found["issue"]) is None
+            or ("BROWSE_PROJECTS" in g.user["revoked"])
+        ):
+            raise JiraError(404, [f"The attachment with id '{attachment_id}' does not exist"])
+        return found
+
+    @route(f"{API}/attachment/<attachment_id>")
+    def attachment_metadata(version: str, attachment_id: str):
+        return json_response(
+            emu.views(version).attachment(find_attachment(attachment_id), metadata=True)
+        )
+
+    @route(f"{API}/attachment/content/<attachment_id>")
+    def attachment_content(version: str, attachment_id: str):
+        found = find_attachment(attachment_id)
+        response = Response(found["data"], mimetype=found["mime_type"])
+        response.headers["Content-Disposition"] = f'attachment; filename="{found["filename"]}"'
+        return response
+
+    @route(f"{API}/attachment/<attachment_id>", ("DELETE",))
+    def delete_attachment(version: str, attachment_id: str):
+        found = find_attachment(attachment_id)
+        with store.lock:
+            issue = store.find_issue(found["issue"])
+            if issue is not None and attachment_id in issue["attachments"]:
+                issue["attachments"].remove(attachment_id)
+            store.attachments.pop(attachment_id, None)
+        return no_content()
+
+    # -- transitions ------------------------------------------------------------------------
+
+    @route(f"{API}/issue/<key>/transitions")
+    def list_transitions(version: str, key: str):
+        issue = emu.get_issue_or_404(key)
+        body = emu.views(version).transitions(issue)
+        wanted = request.args.get("transitionId")
+        if wanted:
+            body["transitions"] = [t for t in body["transitions"] if t["id"] == wanted]
+        return json_response(body)
+
+    @route(f"{API}/issue/<key>/transitions", ("POST",))
+    def do_transition(version: str, key: str):
+        issue = emu.get_issue_or_404(key)
+        emu.require("TRANSITION_ISSUES", "You do not have permission to transition this issue.")
+        body = read_json()
+        transition_ref = body.get("transition") if isinstance(body, dict) else None
+        transition_id = (
+            str(transition_ref.get("id"))
+            if isinstance(transition_ref, dict) and transition_ref.get("id") is not None
+            else None
+        )
+        if transition_id is None:
+            raise JiraError(400, ["Missing 'transition' identifier"])
+        transition = next(
+            (t for t in TRANSITIONS if t["id"] == transition_id and t["to"] != issue["status"]),
+            None,
+        )
+        if transition is None:
+            raise JiraError(400, [f"Transition id '{transition_id}' is not valid for this issue."])
+        with store.lock:
+            fields = dict(body.get("fields") or {})
+            fields.pop("resolution", None)
+            clean = validate_fields(fields, version, creating=False)
+            comments = apply_update_ops(body.get("update"), version, clean, issue)
+            apply_changes(issue, clean)
+            now = emu.clock()
+            old_status = next(s for s in STATUSES if s["id"] == issue["status"])
+            new_status = next(s for s in STATUSES if s["id"] == transition["to"])
+            issue["status"] = new_status["id"]
+            if new_status["category"] == "done":
+                issue["resolution"] = dict(RESOLUTION_DONE)
+                issue["resolutiondate"] = now
+            else:
+                issue["resolution"] = None
+                issue["resolutiondate"] = None
+            issue["updated"] = now
+            store.record_change(
+                issue,
+                g.user["id"],
+                now,
+                [
+                    {
+                        "field": "status",
+                        "fieldtype": "jira",
+                        "from": old_status["id"],
+                        "fromString": old_status["name"],
+                        "to": new_status["id"],
+                        "toString": new_status["name"],
+                    }
+                ],
+            )
+            for comment in comments:
+                store.add_comment(issue, g.user["id"], comment, now)
+        return no_content()
+
+    # -- watchers ---------------------------------------------------------------------------
+
+    @route(f"{API}/issue/<key>/watchers")
+    def list_watchers(version: str, key: str):
+        issue = emu.get_issue_or_404(key)
+        return json_response(emu.views(version).watchers(issue, g.user["id"], with_list=True))
+
+    @route(f"{API}/issue/<key>/watchers", ("POST",))
+    def add_watcher(version: str, key: str):
+        issue = emu.get_issue_or_404(key)
+        value = read_json(required=False)
+        if value is None:
+            user = g.user
+        elif not isinstance(value, str):
+            raise JiraError(400, ["Can not deserialize instance of java.lang.String"])
+        else:
+            user = (
+                store.users.get(value)
+                if emu.is_cloud
+                else next((u for u in store.users.values() if u["username"] == value), None)
+            )
+            if user is None:
+                raise JiraError(
+                    404 if emu.is_cloud else 400, [f'The user "{value}" does not exist.']
+                )
+        with store.lock:
+            if user["id"] not in issue["watchers"]:
+                issue["watchers"].append(user["id"])
+        return no_content()
+
+    @route(f"{API}/issue/<key>/watchers", ("DELETE",))
+    def remove_watcher(version: str, key: str):
+        issue = emu.get_issue_or_404(key)
+        if emu.is_cloud:
+            gdpr_reject(emu.is_cloud, "username")
+            reference = request.args.get("accountId")
+            user = store.users.get(reference) if reference else None
+        else:
+            reference = request.args.get("username")
+            user = next((u for u in store.users.values() if u["username"] == reference), None)
+        if not reference:
+            raise JiraError(
+                400,
+                [
+                    "The accountId query parameter must be provided."
+                    if emu.is_cloud
+                    else "The username query parameter was not provided"
+                ],
+            )
+        if user is None:
+            raise JiraError(404, [f'The user "{reference}" does not exist.'])
+        with store.lock:
+            if user["id"] in issue["watchers"]:
+                issue["watchers"].remove(user["id"])
+        return no_content()
+
+    # -- issue properties -------------------------------------------------------------------
+
+    @route(f"{API}/issue/<key>/properties")
+    def property_keys(version: str, key: str):
+        issue = emu.get_issue_or_404(key)
+        views = emu.views(version)
+        return json_response(
+            {
+                "keys": [
+                    {"self": f"{views.api}/issue/{issue['id']}/properties/{name}", "key": name}
+                    for name in issue["properties"]
+                ]
+            }
+        )
+
+    @route(f"{API}/issue/<key>/properties/<property_key>")
+    def get_property(version: str, key: str, property_key: str):
+        issue = emu.get_issue_or_404(key)
+        if property_key not in issue["properties"]:
+            raise JiraError(404, [f"The property with key '{property_key}' does not exist."])
+        return json_response({"key": property_key, "value": issue["properties"][property_key]})
+
+    @route(f"{API}/issue/<key>/properties/<property_key>", ("PUT",))
+    def set_property(version: str, key: str, property_key: str):
+        issue = emu.get_issue_or_404(key)
+        emu.require("EDIT_ISSUES", "You do not have permission to edit issues in this project.")
+        if len(property_key) > 255:
+            raise JiraError(
+                400, [], {"propertyKey": "The property key cannot be longer than 255 characters."}
+            )
+        raw = request.get_data(cache=True)
+        value = read_json()
+        if len(raw) > MAX_PROPERTY_SIZE:
+            raise JiraError(
+                400, [], {"value": "The property value cannot be longer than 32768 characters."}
+            )
+        with store.lock:
+            created = property_key not in issue["properties"]
+            issue["properties"][property_key] = value
+        return Response(status=201 if created else 200)
+
+    @route(f"{API}/issue/<key>/properties/<property_key>", ("DELETE",))
+    def delete_property(version: str, key: str, property_key: str):
+        issue = emu.get_issue_or_404(key)
+        if property_key not in issue["properties"]:
+            raise JiraError(404, [f"The property with key '{property_key}' does not exist."])
+        with store.lock:
+            issue["properties"].pop(property_key)
+        return no_content()
+
+
+def _label_error(labels: Any) -> str | None:
+    if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+        return "Operation value must be a list of strings"
+    for label in labels:
+        if not label or any(c.isspace() for c in label):
+            return f"The label '{label}' contains spaces which is invalid."
+        if len(label) > 255:
+            return (
+                f"The label '{label}' exceeds the maximum length for a single label of 255 "
+                "characters."
+            )
+    return None
+
+
+def _is_adf(value: Any) -> bool:
+    return is_valid_adf(value)
+
+
+def _display(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return adf_to_text(value)
+    return str(value)
+
+
+def _too_large_message(limit: int) -> str:
+    return f"The file is too large to attach. The maximum attachment size is {limit} bytes."
