@@ -81,3 +81,27 @@ def database_url(request, tmp_path) -> str:
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+# -- the three emulators together, and configuration pointing at them -----------------------
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    """Identity platform, Graph and Jira emulators on 127.0.0.1, over HTTPS, for one test."""
+    from ticket_manager.sandbox.sandbox import Sandbox
+
+    with Sandbox(state_dir=tmp_path / "sandbox") as running:
+        yield running
+
+
+@pytest.fixture
+def sandbox_env(sandbox, tmp_path) -> dict[str, str]:
+    """Ticket Manager configuration for the sandbox, with the support board and SQLite."""
+    return {
+        **sandbox.environment(),
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'ticket_manager.db'}",
+        "JIRA_SUPPORT_BOARD": "support",
+        "JIRA_BOARDS": "JIRA_SUPPORT_BOARD",
+        "JIRA_DEFAULT_BOARD": "JIRA_SUPPORT_BOARD",
+    }

@@ -1,4 +1,4 @@
-"""Migrations: `flask db upgrade` builds the schema on SQLite and PostgreSQL, and matches the models."""
+"""Migrations: `flask db upgrade` builds the schema on SQLite and PostgreSQL, as the models say."""
 
 from __future__ import annotations
 

@@ -63,6 +63,7 @@ class Sandbox:
             "graph": EmulatorServer(self.graph.app, ca=self.ca, port=graph_port).start(),
             "jira": EmulatorServer(self.jira.app, ca=self.ca, port=jira_port).start(),
         }
+        self.identity.graph_resources.add(self.servers["graph"].base_url)
         return self
 
     def stop(self) -> None:

@@ -1,0 +1,117 @@
+"""Access tokens for Microsoft Graph, from the Microsoft identity platform through MSAL.
+
+MSAL does the protocol (discovery, token requests, caching, refresh); this module only picks
+the application type for the configured flow, points MSAL at the configured authority and
+CA bundle, and turns MSAL's error dictionaries into :class:`SignInError` with advice.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import msal
+import requests
+from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
+
+from ticket_manager.config import Settings
+from ticket_manager.graph.errors import SignInError
+
+log = logging.getLogger("ticket_manager.graph.auth")
+
+REAUTHENTICATE = "run `flask o365 authenticate` to sign in again"
+
+
+class TokenProvider:
+    """Hands out a valid Graph access token for the configured app registration and flow."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session: requests.Session,
+        cache: msal.SerializableTokenCache | None = None,
+    ) -> None:
+        settings.require_microsoft()
+        self.settings = settings
+        self.cache = cache if cache is not None else msal.SerializableTokenCache()
+        authority = f"{settings.authority_host}/{settings.tenant_id}"
+        host = urlsplit(settings.authority_host).hostname or ""
+        common = {
+            "authority": authority,
+            "token_cache": self.cache,
+            "http_client": session,
+            # MSAL asks login.microsoftonline.com to vouch for unknown hosts; a national cloud
+            # is known to MSAL, and any other host (an ADFS proxy, the emulator) is trusted as
+            # configured, since that request cannot succeed for it.
+            "instance_discovery": host in WELL_KNOWN_AUTHORITY_HOSTS,
+        }
+        if settings.auth_flow == "device":
+            self.app: msal.ClientApplication = msal.PublicClientApplication(
+                settings.client_id, **common
+            )
+        else:
+            self.app = msal.ConfidentialClientApplication(
+                settings.client_id,
+                client_credential=settings.client_secret.reveal() or None,
+                **common,
+            )
+
+    @property
+    def scopes(self) -> list[str]:
+        return self.settings.graph_scopes
+
+    def access_token(self) -> str:
+        """A token valid for at least a few minutes; MSAL refreshes it from its cache."""
+        if self.settings.auth_flow == "credentials":
+            result = self.app.acquire_token_for_client(scopes=self.scopes)
+        else:
+            accounts = self.app.get_accounts()
+            if not accounts:
+                raise SignInError(f"no Microsoft 365 account is signed in: {REAUTHENTICATE}")
+            result = self.app.acquire_token_silent_with_error(self.scopes, account=accounts[0])
+            if result is None:
+                raise SignInError(f"the stored sign-in has no usable token: {REAUTHENTICATE}")
+        return self._token_from(result)
+
+    def initiate_auth_code_flow(self, redirect_uri: str) -> dict:
+        """Start the delegated sign-in: the returned flow's ``auth_uri`` is for the browser."""
+        return self.app.initiate_auth_code_flow(self.scopes, redirect_uri=redirect_uri)
+
+    def complete_auth_code_flow(self, flow: dict, auth_response: dict) -> str:
+        """Finish the delegated sign-in with the query of the URL the browser was sent to."""
+        try:
+            result = self.app.acquire_token_by_auth_code_flow(flow, auth_response)
+        except ValueError as exc:  # MSAL: state mismatch or a reply to another sign-in
+            raise SignInError(f"the pasted URL does not answer this sign-in: {exc}") from None
+        return self._token_from(result)
+
+    def initiate_device_flow(self) -> dict:
+        """Start the device-code sign-in: ``message`` tells the person where to type the code."""
+        flow = self.app.initiate_device_flow(scopes=self.scopes)
+        if "user_code" not in flow:
+            self._token_from(flow)
+        return flow
+
+    def complete_device_flow(self, flow: dict) -> str:
+        """Wait for the person to enter the device code, then return the token."""
+        return self._token_from(self.app.acquire_token_by_device_flow(flow))
+
+    @staticmethod
+    def _token_from(result: dict | None) -> str:
+        if result and "access_token" in result:
+            return result["access_token"]
+        result = result or {}
+        error = result.get("error", "unknown_error")
+        codes = [int(c) for c in result.get("error_codes", []) if str(c).isdigit()]
+        description = (result.get("error_description") or "").splitlines()[0:1]
+        detail = description[0] if description else error
+        if error == "invalid_client":
+            advice = "check O365_CLIENT_ID and O365_CLIENT_SECRET (the secret may have expired)"
+        elif error == "invalid_grant":
+            advice = f"the sign-in has expired or was revoked: {REAUTHENTICATE}"
+        elif error in ("unauthorized_client", "invalid_scope", "consent_required"):
+            advice = "check the app registration's permissions and admin consent"
+        else:
+            advice = "see the identity platform's answer above"
+        log.warning("sign-in failed", extra={"error": error, "error_codes": codes})
+        raise SignInError(f"sign-in failed ({detail}); {advice}", error=error, codes=codes)

@@ -1,0 +1,210 @@
+"""A thin Microsoft Graph client: one ``_request`` for auth, retries and error mapping.
+
+Throttling (429) and outages (503, 504, timeouts, resets) are retried with the wait Graph
+asks for in ``Retry-After``, or an exponential back-off when it gives none; other errors
+map to the exceptions of :mod:`ticket_manager.graph.errors` at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from ticket_manager.graph.errors import (
+    DeltaTokenExpiredError,
+    GraphAuthError,
+    GraphError,
+    GraphNotFoundError,
+    GraphPermissionError,
+    GraphRequestError,
+    GraphUnavailableError,
+)
+from ticket_manager.graph.messages import MESSAGE_FIELDS, MailMessage
+from ticket_manager.http import DEFAULT_TIMEOUT
+
+log = logging.getLogger("ticket_manager.graph")
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 300.0
+
+
+@dataclass
+class DeltaPage:
+    """One page of a delta query: new or changed messages, removed ids, and where to go next."""
+
+    messages: list[MailMessage] = field(default_factory=list)
+    removed_ids: list[str] = field(default_factory=list)
+    next_link: str | None = None
+    delta_link: str | None = None
+
+
+class GraphClient:
+    """Calls Graph v1.0 for one app registration; safe to share between threads."""
+
+    def __init__(
+        self,
+        base_url: str,
+        access_token: Callable[[], str],
+        session: requests.Session,
+        *,
+        max_attempts: int = 6,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._access_token = access_token
+        self._session = session
+        self._max_attempts = max_attempts
+        self._timeout = timeout
+
+    # -- mail ------------------------------------------------------------------------------
+
+    def get_folder(self, mailbox: str, folder: str = "inbox") -> dict:
+        """A mail folder's counts: proves the mailbox exists and Mail.Read reaches it."""
+        path = f"/users/{quote(mailbox)}/mailFolders/{quote(folder)}"
+        body = self._request("GET", path).json()
+        return {
+            "name": body.get("displayName"),
+            "total": body.get("totalItemCount"),
+            "unread": body.get("unreadItemCount"),
+        }
+
+    def delta_pages(
+        self,
+        mailbox: str,
+        *,
+        folder: str = "inbox",
+        delta_link: str | None = None,
+        page_size: int = 50,
+    ) -> Iterator[DeltaPage]:
+        """Walk a delta round: from ``delta_link``, or from scratch, to the next delta link."""
+        if delta_link:
+            url, params = delta_link, None
+        else:
+            url = f"/users/{quote(mailbox)}/mailFolders/{quote(folder)}/messages/delta"
+            params = {"$select": ",".join(MESSAGE_FIELDS)}
+        prefer = f"odata.maxpagesize={page_size}"
+        while url:
+            body = self._request("GET", url, params=params, prefer=prefer).json()
+            page = DeltaPage(
+                next_link=body.get("@odata.nextLink"), delta_link=body.get("@odata.deltaLink")
+            )
+            for item in body.get("value", []):
+                if "@removed" in item:
+                    page.removed_ids.append(item["id"])
+                else:
+                    page.messages.append(MailMessage.from_graph(item, mailbox=mailbox))
+            yield page
+            url, params = page.next_link, None
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _url(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("https://", "http://")):
+            return path_or_url
+        return f"{self.base_url}{path_or_url}"
+
+    def _request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: dict | None = None,
+        json: dict | None = None,
+        prefer: str | None = None,
+    ) -> requests.Response:
+        """Send one request, retrying what Graph says is transient."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(GraphUnavailableError),
+            stop=stop_after_attempt(self._max_attempts),
+            wait=_wait_as_told,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        return retrying(self._send, method, self._url(path_or_url), params, json, prefer)
+
+    def _send(self, method, url, params, json, prefer) -> requests.Response:
+        # Immutable ids survive moves between folders, so the ledger's graph_id stays valid.
+        preferences = ['IdType="ImmutableId"']
+        if prefer:
+            preferences.append(prefer)
+        headers = {
+            "Authorization": f"Bearer {self._access_token()}",
+            "Prefer": ", ".join(preferences),
+        }
+        try:
+            response = self._session.request(
+                method, url, params=params, json=json, headers=headers, timeout=self._timeout
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise GraphUnavailableError(f"Graph did not answer: {exc.__class__.__name__}") from exc
+        if response.status_code < 400:
+            return response
+        raise _error_for(response)
+
+
+def _error_for(response: requests.Response) -> GraphError:
+    """Map a Graph error answer to the exception that tells the caller what to do."""
+    status = response.status_code
+    try:
+        error = response.json().get("error", {})
+    except ValueError:
+        error = {}
+    code = error.get("code")
+    message = f"Graph answered {status} {code or ''}: {error.get('message', '')}".strip()
+    if status in RETRYABLE_STATUSES:
+        return GraphUnavailableError(
+            message, status=status, code=code, retry_after=_retry_after(response)
+        )
+    if status == 401:
+        return GraphAuthError(message, status=status, code=code)
+    if status == 403:
+        return GraphPermissionError(message, status=status, code=code)
+    if status == 404:
+        return GraphNotFoundError(message, status=status, code=code)
+    if status == 410:
+        return DeltaTokenExpiredError(message, status=status, code=code)
+    return GraphRequestError(message, status=status, code=code)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Retry-After in seconds, given as a number or as an HTTP date."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        pass
+    try:
+        delay = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+    return min(max(delay, 0.0), MAX_RETRY_AFTER)
+
+
+def _wait_as_told(state: RetryCallState) -> float:
+    """Wait what Retry-After says; without it, back off exponentially with jitter."""
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, GraphUnavailableError) and exc.retry_after is not None:
+        return exc.retry_after
+    return min(2 ** (state.attempt_number - 1), 60) * (0.5 + random.random() / 2)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    log.warning(
+        "graph call will be retried",
+        extra={
+            "attempt": state.attempt_number,
+            "status": getattr(exc, "status", None),
+            "wait_s": round(state.next_action.sleep, 2) if state.next_action else None,
+        },
+    )

@@ -1,0 +1,109 @@
+"""Our own small type for an email as Graph describes it, so Graph JSON stays in this package."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# What a delta page is asked to carry, so that a plain email needs no second request.
+MESSAGE_FIELDS = (
+    "id",
+    "internetMessageId",
+    "conversationId",
+    "subject",
+    "from",
+    "sender",
+    "toRecipients",
+    "ccRecipients",
+    "replyTo",
+    "receivedDateTime",
+    "importance",
+    "hasAttachments",
+    "categories",
+    "isRead",
+    "body",
+    "uniqueBody",
+    "internetMessageHeaders",
+    "parentFolderId",
+)
+
+
+@dataclass(frozen=True)
+class Address:
+    """An email address with its display name."""
+
+    address: str
+    name: str = ""
+
+    @classmethod
+    def from_graph(cls, recipient: dict | None) -> Address | None:
+        email = (recipient or {}).get("emailAddress") or {}
+        if not email.get("address"):
+            return None
+        return cls(address=email["address"], name=email.get("name") or "")
+
+
+@dataclass(frozen=True)
+class MailMessage:
+    """An email in a monitored mailbox, with what the pipeline needs to decide and act."""
+
+    mailbox: str
+    id: str
+    internet_message_id: str
+    conversation_id: str | None
+    subject: str
+    sender: Address | None
+    from_: Address | None
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    reply_to: tuple[Address, ...]
+    received_at: datetime | None
+    importance: str
+    has_attachments: bool
+    categories: tuple[str, ...]
+    is_read: bool
+    body_type: str
+    body: str
+    unique_body: str | None
+    headers: dict[str, list[str]] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), if Graph returned it."""
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+    @classmethod
+    def from_graph(cls, item: dict, *, mailbox: str) -> MailMessage:
+        """Translate one Graph ``message`` resource."""
+        headers: dict[str, list[str]] = {}
+        for header in item.get("internetMessageHeaders") or []:
+            headers.setdefault(header.get("name", "").lower(), []).append(header.get("value", ""))
+        body = item.get("body") or {}
+        unique = item.get("uniqueBody") or {}
+        received = item.get("receivedDateTime")
+        return cls(
+            mailbox=mailbox,
+            id=item["id"],
+            internet_message_id=item.get("internetMessageId") or "",
+            conversation_id=item.get("conversationId"),
+            subject=item.get("subject") or "",
+            sender=Address.from_graph(item.get("sender")),
+            from_=Address.from_graph(item.get("from")),
+            to=_addresses(item.get("toRecipients")),
+            cc=_addresses(item.get("ccRecipients")),
+            reply_to=_addresses(item.get("replyTo")),
+            received_at=datetime.fromisoformat(received) if received else None,
+            importance=(item.get("importance") or "normal").lower(),
+            has_attachments=bool(item.get("hasAttachments")),
+            categories=tuple(item.get("categories") or ()),
+            is_read=bool(item.get("isRead")),
+            body_type=(body.get("contentType") or "text").lower(),
+            body=body.get("content") or "",
+            unique_body=unique.get("content"),
+            headers=headers,
+        )
+
+
+def _addresses(recipients: list[dict] | None) -> tuple[Address, ...]:
+    found = (Address.from_graph(r) for r in recipients or [])
+    return tuple(a for a in found if a is not None)
