@@ -1,9 +1,25 @@
-"""Command-line groups added to ``flask`` / ``ticket-manager``."""
+"""Command-line commands added to ``flask`` / ``ticket-manager``."""
 
 from __future__ import annotations
 
-from flask import Flask
+import click
+from flask import Flask, current_app
+
+from ticket_manager.checks import run_checks
+
+
+@click.command("check")
+def check_command() -> None:
+    """Check the configuration, database, Microsoft 365 sign-in, mailboxes and Jira boards."""
+    results = run_checks(current_app._get_current_object())
+    width = max(len(r.name) for r in results)
+    for result in results:
+        mark = click.style("ok  ", fg="green") if result.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark}  {result.name.ljust(width)}  {result.detail}")
+    if not all(r.ok for r in results):
+        raise SystemExit(1)
 
 
 def register_commands(app: Flask) -> None:
-    """Attach the command groups to ``app``."""
+    """Attach the commands to ``app``."""
+    app.cli.add_command(check_command)

@@ -116,7 +116,9 @@ def _translate(exc: JIRAError, operation: str) -> JiraError:
         except ValueError:
             pass
     detail = "; ".join([*messages, *(f"{k}: {v}" for k, v in errors.items())]) or exc.text
-    message = f"Jira answered {status} to {operation}: {detail}"
+    message = f"Jira answered {status} to {operation}: {(detail or '').strip()}"
+    if status == 401:
+        message += " (check ATLASSIAN_USER and ATLASSIAN_API_TOKEN)"
     kwargs = {"status": status, "errors": errors, "error_messages": messages}
     if status in (401, 403):
         return JiraAuthError(message, **kwargs)

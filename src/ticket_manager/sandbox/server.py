@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import trustme
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 
 class SandboxCA:
@@ -42,6 +42,13 @@ class SandboxCA:
         return context
 
 
+class QuietRequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler without its access log: the emulators keep a request log of their own."""
+
+    def log_request(self, code="-", size="-") -> None:
+        pass
+
+
 class EmulatorServer:
     """One WSGI app listening on 127.0.0.1, threaded, started and stopped on demand."""
 
@@ -60,6 +67,7 @@ class EmulatorServer:
             port,
             app,
             threaded=True,
+            request_handler=QuietRequestHandler,
             ssl_context=ca.server_context() if ca else None,
         )
         self._thread: threading.Thread | None = None

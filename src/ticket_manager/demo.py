@@ -1,0 +1,130 @@
+"""`make demo`: run Ticket Manager against the built-in emulators, no account needed.
+
+Starts the identity platform, Graph and Jira emulators, puts sample emails in the emulated
+mailbox, migrates an SQLite database in ``.sandbox/``, and runs the service's steps against
+them, saying what it found and where to look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shlex
+import signal
+import threading
+from pathlib import Path
+
+import click
+from flask_migrate import upgrade
+
+from ticket_manager.app import create_app
+from ticket_manager.checks import run_checks
+from ticket_manager.config import load_settings
+from ticket_manager.graph.auth import TokenProvider
+from ticket_manager.graph.client import GraphClient
+from ticket_manager.http import build_session
+from ticket_manager.sandbox.samples import deliver_samples
+from ticket_manager.sandbox.sandbox import Sandbox
+
+DEMO_SETTINGS = {
+    "JIRA_TICKET_TYPE": "Task",
+    "JIRA_TICKET_LABELS": "ticket",
+    "JIRA_TICKET_LABEL_CATEGORIES": "general,bug",
+    "JIRA_TICKET_LABEL_DEFAULT_CATEGORY": "general",
+    "JIRA_SUPPORT_BOARD": "support",
+    "JIRA_BOARDS": "JIRA_SUPPORT_BOARD",
+    "JIRA_DEFAULT_BOARD": "JIRA_SUPPORT_BOARD",
+    "EMAIL_WHITELISTED_DOMAINS": "example.com",
+    "EMAIL_BLACKLIST": "malicious@example.com",
+    "TICKET_CLIENT_APP": "https://tickets.example.com/browse/",
+}
+
+
+def say(text: str = "", **style) -> None:
+    click.echo(click.style(text, **style) if style else text)
+
+
+def write_env_file(path: Path, environment: dict[str, str]) -> None:
+    """Write the demo's configuration so other terminals can point commands at the sandbox."""
+    lines = [f"{key}={shlex.quote(value)}" for key, value in sorted(environment.items())]
+    path.write_text("# Written by `make demo`; valid while it runs.\n" + "\n".join(lines) + "\n")
+    path.chmod(0o600)
+
+
+def run(state_dir: Path, once: bool) -> int:
+    """Run the demo; returns the exit code."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    database = state_dir / "demo.db"
+    database.unlink(missing_ok=True)
+    sandbox = Sandbox(state_dir=state_dir).start()
+    try:
+        environment = {
+            **sandbox.environment(),
+            **DEMO_SETTINGS,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+        }
+        env_file = state_dir / "demo.env"
+        write_env_file(env_file, environment)
+        mailbox = sandbox.accounts.mailboxes[0]
+
+        say("Ticket Manager demo", bold=True)
+        say(f"  identity platform  {sandbox.authority_host}")
+        say(f"  Microsoft Graph    {sandbox.graph_url}")
+        say(f"  Jira Cloud         {sandbox.jira_url}")
+        say(f"  database           {database}")
+
+        delivered = deliver_samples(sandbox.graph, mailbox)
+        say(f"\n{len(delivered)} sample emails delivered to {mailbox}.")
+
+        app = create_app(environment)
+        with app.app_context():
+            upgrade()
+        say("Database schema created (flask db upgrade).")
+
+        say("\nflask check:", bold=True)
+        results = run_checks(app)
+        for result in results:
+            mark = click.style("ok  ", fg="green") if result.ok else click.style("FAIL", fg="red")
+            say(f"  {mark}  {result.name}: {result.detail}")
+
+        settings = load_settings(environment)
+        session = build_session(settings.ca_bundle)
+        graph = GraphClient(
+            settings.graph_url, TokenProvider(settings, session).access_token, session
+        )
+        pages = list(graph.delta_pages(mailbox))
+        say(f"\nInbox of {mailbox}, read with a Graph delta query:", bold=True)
+        for page in pages:
+            for message in page.messages:
+                sender = message.from_.address if message.from_ else "?"
+                say(f"  - {message.subject!r} from {sender}")
+        say("  (the last page carries the delta link the next round starts from)")
+
+        say("\nWhere to look:", bold=True)
+        curl = f"curl --cacert {sandbox.ca_bundle}"
+        say(f"  mailbox state     {curl} {sandbox.graph_url.rsplit('/v1.0', 1)[0]}/_sandbox/state")
+        say(f"  Jira state        {curl} {sandbox.jira_url}/_sandbox/state")
+        say(f"  configuration     {env_file}")
+        say(f"  other terminal    set -a; . {env_file}; set +a; .venv/bin/flask check")
+        if once:
+            return 0 if all(r.ok for r in results) else 1
+        say("\nThe emulators keep running; press Ctrl-C to stop.")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+        return 0
+    finally:
+        sandbox.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ticket_manager.demo", description=__doc__)
+    parser.add_argument("--state-dir", type=Path, default=Path(".sandbox"))
+    parser.add_argument("--once", action="store_true", help="exit after the steps")
+    args = parser.parse_args(argv)
+    return run(args.state_dir.resolve(), args.once)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
