@@ -34,6 +34,8 @@ log = logging.getLogger("ticket_manager.graph")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 300.0
+# Codes with which Graph says a delta token is spent (410 for mail, 400 for some resources).
+DELTA_RESTART_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 
 
 @dataclass
@@ -159,6 +161,8 @@ def _error_for(response: requests.Response) -> GraphError:
         error = {}
     code = error.get("code")
     message = f"Graph answered {status} {code or ''}: {error.get('message', '')}".strip()
+    if status == 410 or (code or "").lower() in DELTA_RESTART_CODES:
+        return DeltaTokenExpiredError(message, status=status, code=code)
     if status in RETRYABLE_STATUSES:
         return GraphUnavailableError(
             message, status=status, code=code, retry_after=_retry_after(response)
@@ -169,8 +173,6 @@ def _error_for(response: requests.Response) -> GraphError:
         return GraphPermissionError(message, status=status, code=code)
     if status == 404:
         return GraphNotFoundError(message, status=status, code=code)
-    if status == 410:
-        return DeltaTokenExpiredError(message, status=status, code=code)
     return GraphRequestError(message, status=status, code=code)
 
 
