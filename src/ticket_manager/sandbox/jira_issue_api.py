@@ -89,16 +89,7 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
                 )
         if "issuetype" in fields:
             ref = fields["issuetype"]
-            found = None
-            if isinstance(ref, dict):
-                found = next(
-                    (
-                        t
-                        for t in ISSUE_TYPES
-                        if str(ref.get("id")) == t["id"] or ref.get("name") == t["name"]
-                    ),
-                    None,
-                )
+            found = _find_by_id_or_name(ISSUE_TYPES, ref)
             if found is None:
                 errors["issuetype"] = (
                     "The issue type selected is invalid."
@@ -132,16 +123,7 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
                 clean["labels"] = list(dict.fromkeys(labels))
         if "priority" in fields:
             ref = fields["priority"]
-            found = None
-            if isinstance(ref, dict):
-                found = next(
-                    (
-                        p
-                        for p in PRIORITIES
-                        if str(ref.get("id")) == p["id"] or ref.get("name") == p["name"]
-                    ),
-                    None,
-                )
+            found = _find_by_id_or_name(PRIORITIES, ref)
             if found is None:
                 name = ref.get("name") if isinstance(ref, dict) else ref
                 errors["priority"] = (
@@ -665,3 +647,13 @@ def _display(value: Any) -> str | None:
 
 def _too_large_message(limit: int) -> str:
     return f"The file is too large to attach. The maximum attachment size is {limit} bytes."
+
+
+def _find_by_id_or_name(catalog: list[dict], ref: object) -> dict | None:
+    """The catalogue entry a field reference names, as Jira accepts ``{"id"}`` or ``{"name"}``."""
+    if not isinstance(ref, dict):
+        return None
+    return next(
+        (e for e in catalog if str(ref.get("id")) == e["id"] or ref.get("name") == e["name"]),
+        None,
+    )
