@@ -101,14 +101,14 @@ def test_delta_pages_to_a_delta_link_then_reports_only_changes(graph, base, http
 
 
 def test_expired_delta_token_answers_410_so_the_client_resyncs(graph, base, http):
-    # After Exchange forgets the sync state, the deltaLink answers 410 Gone with SyncStateNotFound.
+    # After Exchange forgets the sync state, the deltaLink answers 410 Gone with syncStateNotFound.
     graph.deliver(SUPPORT, subject="One", body="x", sender="c@example.org")
     first = http.get(f"{base}/users/{SUPPORT}/mailFolders/inbox/messages/delta").json()
     graph.expire_delta_tokens(SUPPORT)
     response = http.get(first["@odata.deltaLink"])
     assert response.status_code == 410
     error = response.json()["error"]
-    assert error["code"] == "SyncStateNotFound"
+    assert error["code"] == "syncStateNotFound"
     assert error["innerError"]["request-id"] == response.headers["request-id"]
     assert response.headers["Location"].endswith("/messages/delta")
     restarted = http.get(response.headers["Location"])
@@ -652,3 +652,167 @@ def test_child_folder_paths_and_case_insensitive_segments(graph, base, http):
     assert [m["subject"] for m in nested["value"]] == ["T"]
     folder = http.get(f"{base}/users/{SUPPORT}/mailFolders/inbox/childFolders/{child['id']}")
     assert folder.json()["displayName"] == "Triage"
+
+
+def test_delta_supports_expand_and_rejects_unsupported_filter_and_orderby(graph, base, http):
+    # Message delta supports $expand and $top; only receivedDateTime ge/gt and desc are allowed.
+    graph.deliver(
+        SUPPORT,
+        subject="With file",
+        body="b",
+        sender="b@example.org",
+        attachments=[("a.txt", b"hello", "text/plain")],
+    )
+    url = f"{base}/users/{SUPPORT}/mailFolders/inbox/messages/delta"
+    page = http.get(url, params={"$expand": "attachments", "$select": "subject"}).json()
+    assert page["value"][0]["attachments"][0]["name"] == "a.txt"
+    assert "@odata.deltaLink" in page
+    graph.deliver(SUPPORT, subject="Second", body="b", sender="b@example.org")
+    topped = http.get(url, params={"$top": "1"}).json()
+    assert len(topped["value"]) == 1 and "@odata.nextLink" in topped
+    lt = http.get(url, params={"$filter": "receivedDateTime lt 2030-01-01T00:00:00Z"})
+    assert lt.status_code == 400
+    ge = http.get(url, params={"$filter": "receivedDateTime ge 2000-01-01T00:00:00Z"})
+    assert ge.status_code == 200
+    assert http.get(url, params={"$orderby": "subject"}).status_code == 400
+    assert http.get(url, params={"$orderby": "receivedDateTime desc"}).status_code == 200
+
+
+def test_batch_ids_are_case_insensitive_and_a_body_needs_content_type(graph, base, http):
+    # Batch ids must be unique ignoring case, and a step with a body must name its Content-Type.
+    duplicate = [
+        {"id": "a", "method": "GET", "url": f"/users/{SUPPORT}"},
+        {"id": "A", "method": "GET", "url": f"/users/{SUPPORT}"},
+    ]
+    rejected = http.post(f"{base}/$batch", json={"requests": duplicate})
+    assert rejected.status_code == 400
+    assert rejected.json()["error"]["code"] == "BadRequest"
+    message_id = graph.deliver(SUPPORT, subject="B", body="b", sender="b@example.org")
+    no_type = [
+        {
+            "id": "1",
+            "method": "PATCH",
+            "url": f"/users/{SUPPORT}/messages/{message_id}",
+            "body": {"isRead": True},
+        }
+    ]
+    missing = http.post(f"{base}/$batch", json={"requests": no_type})
+    assert missing.status_code == 400
+    assert "Content-Type" in missing.json()["error"]["message"]
+    ok = http.post(
+        f"{base}/$batch",
+        json={"requests": [{"id": "x", "method": "GET", "url": f"/users/{SUPPORT}/messages"}]},
+    )
+    headers = ok.json()["responses"][0]["headers"]
+    assert headers["Content-Type"].startswith("application/json;odata.metadata=minimal")
+    assert headers["Cache-Control"] == "no-cache"
+
+
+def _subscription_body(url: str, **extra) -> dict:
+    return {
+        "changeType": "created",
+        "notificationUrl": url,
+        "resource": f"users/{SUPPORT}/messages",
+        "expirationDateTime": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+        **extra,
+    }
+
+
+def test_subscription_echoes_expiry_and_tls_version_and_can_be_reauthorized(base, http, serve):
+    # The created subscription echoes expirationDateTime and latestSupportedTlsVersion;
+    # POST /subscriptions/{id}/reauthorize answers 204.
+    app, _, _ = _receiver()
+    hook = serve(app) + "/hook"
+    expiry = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=935691)
+    created = http.post(
+        f"{base}/subscriptions",
+        json=_subscription_body(
+            hook,
+            expirationDateTime=expiry.strftime("%Y-%m-%dT%H:%M:%S.9356913Z"),
+            latestSupportedTlsVersion="v1_3",
+        ),
+    )
+    assert created.status_code == 201
+    subscription = created.json()
+    assert subscription["expirationDateTime"] == expiry.strftime("%Y-%m-%dT%H:%M:%S.9356910Z")
+    assert subscription["latestSupportedTlsVersion"] == "v1_3"
+    reauthorized = http.post(f"{base}/subscriptions/{subscription['id']}/reauthorize")
+    assert reauthorized.status_code == 204
+    assert http.post(f"{base}/subscriptions/nope/reauthorize").status_code == 404
+    bad_tls = http.post(
+        f"{base}/subscriptions", json=_subscription_body(hook, latestSupportedTlsVersion="v9")
+    )
+    assert bad_tls.status_code == 400
+
+
+def test_notification_to_a_slow_endpoint_gives_up_after_three_seconds(graph, base, http, serve):
+    # Graph publishes notifications with a 3-second timeout; a slower receiver misses them.
+    app = Flask("slow-receiver")
+
+    @app.post("/hook")
+    def hook():
+        token = request.args.get("validationToken")
+        if token is not None:
+            return Response(token, status=200, content_type="text/plain")
+        time.sleep(4)
+        return Response(status=202)
+
+    url = serve(app) + "/hook"
+    assert http.post(f"{base}/subscriptions", json=_subscription_body(url)).status_code == 201
+    started = time.monotonic()
+    graph.deliver(SUPPORT, subject="Slow", body="b", sender="b@example.org")
+    assert graph.wait_for_notifications()
+    assert time.monotonic() - started < 3.9
+    assert graph.notifications[-1].status is None
+    assert graph.notifications[-1].error
+
+
+def _b64_mime(text: str) -> str:
+    return base64.b64encode(text.replace("\n", "\r\n").encode()).decode()
+
+
+def test_send_mail_reply_and_draft_accept_base64_mime(graph, base, http):
+    # sendMail, reply and POST /messages take base64 MIME with Content-Type text/plain;
+    # malformed base64 is 400 ErrorMimeContentInvalidBase64String.
+    mime = _b64_mime(
+        f"From: Support <{SUPPORT}>\nTo: Alice <{ALICE}>\nSubject: MIME hello\n"
+        "X-Ticket: T-1\nContent-Type: text/plain\n\nSent as MIME\n"
+    )
+    plain = {"Content-Type": "text/plain"}
+    sent = http.post(f"{base}/users/{SUPPORT}/sendMail", data=mime, headers=plain)
+    assert sent.status_code == 202, sent.text
+    received = graph.messages(ALICE)[0]
+    assert received["subject"] == "MIME hello"
+    assert received["body"]["content"].strip() == "Sent as MIME"
+    assert {"name": "X-Ticket", "value": "T-1"} in received["internetMessageHeaders"]
+    bad = http.post(f"{base}/users/{SUPPORT}/sendMail", data="not base64!!", headers=plain)
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "ErrorMimeContentInvalidBase64String"
+    assert bad.json()["error"]["message"] == "Invalid base64 string for MIME content."
+
+    original = graph.deliver(SUPPORT, subject="Question", body="?", sender=f"Bob <bob@{'x.org'}>")
+    reply = _b64_mime("Subject: RE: Question\nContent-Type: text/plain\n\nAnswer\n")
+    replied = http.post(
+        f"{base}/users/{SUPPORT}/messages/{original}/reply", data=reply, headers=plain
+    )
+    assert replied.status_code == 202
+    out = graph.sent_messages(SUPPORT)[-1]
+    assert out["toRecipients"][0]["emailAddress"]["address"] == "bob@x.org"
+    assert out["body"]["content"].strip() == "Answer"
+    names = {h["name"].lower(): h["value"] for h in out["internetMessageHeaders"]}
+    assert "in-reply-to" in names
+
+    draft = http.post(f"{base}/users/{SUPPORT}/messages", data=mime, headers=plain)
+    assert draft.status_code == 201
+    assert draft.json()["isDraft"] is True
+    assert draft.json()["subject"] == "MIME hello"
+
+
+def test_message_list_context_names_the_user_id_and_selected_properties(graph, base, http):
+    # @odata.context is users('{id}')/messages(sender,subject) when $select is given.
+    graph.deliver(SUPPORT, subject="Ctx", body="b", sender="b@example.org")
+    user_id = graph.mailbox(SUPPORT).user_id
+    body = http.get(f"{base}/users/{SUPPORT}/messages", params={"$select": "sender,subject"})
+    assert body.json()["@odata.context"].endswith(
+        f"/v1.0/$metadata#users('{user_id}')/messages(sender,subject)"
+    )

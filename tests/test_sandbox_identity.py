@@ -543,3 +543,30 @@ def test_state_dump_lists_sign_ins_without_secrets(identity, base_url):
     assert state["tenant_id"] == TENANT_ID
     assert [t["grant"] for t in state["tokens_issued"]] == ["client_credentials"]
     assert SECRET not in json.dumps(state)
+
+
+def test_error_description_puts_trace_details_on_crlf_lines_and_token_get_is_refused(base_url):
+    # error_description reads "AADSTSnnnn: ...\r\nTrace ID: ...\r\nCorrelation ID: ...\r\n
+    # Timestamp: ..." and a GET on the token endpoint is AADSTS900561.
+    response = requests.post(
+        f"{base_url}/{TENANT_ID}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": CLIENT_ID,
+            "client_secret": "wrong",
+            "scope": GRAPH_DEFAULT[0],
+        },
+        headers={"client-request-id": "7d3c0f3e-0000-4000-8000-000000000001"},
+        timeout=10,
+    )
+    body = response.json()
+    assert response.status_code == 401
+    lines = body["error_description"].split("\r\n")
+    assert lines[0].startswith("AADSTS7000215: ")
+    assert lines[1] == f"Trace ID: {body['trace_id']}"
+    assert lines[2] == "Correlation ID: 7d3c0f3e-0000-4000-8000-000000000001"
+    assert lines[3] == f"Timestamp: {body['timestamp']}"
+    got = requests.get(f"{base_url}/{TENANT_ID}/oauth2/v2.0/token", timeout=10)
+    assert got.status_code == 400
+    assert_aadsts_error(got.json(), "invalid_request", 900561)
+    assert "Received a GET request." in got.json()["error_description"]

@@ -64,7 +64,7 @@ _STATUS_CODES = {
     403: ("ErrorAccessDenied", "Access is denied. Check credentials and try again."),
     404: ("ErrorItemNotFound", "The specified object was not found in the store."),
     409: ("ErrorIrresolvableConflict", "The send or update operation could not be performed."),
-    410: ("SyncStateNotFound", "The sync state generation is not found."),
+    410: ("syncStateNotFound", "The sync state generation is not found."),
     500: ("InternalServerError", "An internal server error occurred."),
     502: ("BadGateway", "Bad Gateway."),
     503: ("serviceNotAvailable", "Service Unavailable."),
@@ -556,6 +556,7 @@ class GraphEmulator:
         response.headers["x-ms-ags-diagnostic"] = json.dumps(
             {"ServerInfo": {"DataCenter": "Sandbox", "Slice": "E", "Ring": "5"}}
         )
+        response.headers.setdefault("Cache-Control", "no-cache")
         if response.mimetype == "application/json":
             response.headers["OData-Version"] = "4.0"
         if g.get("applied"):

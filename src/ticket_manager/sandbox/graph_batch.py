@@ -52,7 +52,8 @@ def register_batch_routes(emu: GraphEmulator) -> None:
             str(s.get("id")) if isinstance(s, dict) and s.get("id") is not None else None
             for s in steps
         ]
-        if None in ids or len(set(ids)) != len(ids):
+        # Ids are compared without regard to case, as the batching documentation states.
+        if None in ids or len({i.lower() for i in ids}) != len(ids):
             raise GraphQueryError(
                 400, "BadRequest", "Batch request ids must be present and unique."
             )
@@ -61,8 +62,16 @@ def register_batch_routes(emu: GraphEmulator) -> None:
                 raise GraphQueryError(
                     400, "BadRequest", "Every batch request must have a method and a url."
                 )
+            step_headers = {str(k).lower() for k in (step.get("headers") or {})}
+            if "body" in step and "content-type" not in step_headers:
+                raise GraphQueryError(
+                    400,
+                    "BadRequest",
+                    f"Write request id : {step['id']} does not contain Content-Type header or "
+                    "body.",
+                )
             depends = step.get("dependsOn") or []
-            if any(str(d) not in ids for d in depends):
+            if any(str(d).lower() not in {i.lower() for i in ids} for d in depends):
                 raise GraphQueryError(
                     400, "BadRequest", "dependsOn refers to a request id that is not in the batch."
                 )
@@ -77,10 +86,12 @@ def register_batch_routes(emu: GraphEmulator) -> None:
             for step in _dependency_order(steps):
                 step_id = str(step["id"])
                 failed = [
-                    d for d in step.get("dependsOn") or [] if status_by_id.get(str(d), 500) >= 400
+                    d
+                    for d in step.get("dependsOn") or []
+                    if status_by_id.get(str(d).lower(), 500) >= 400
                 ]
                 if failed:
-                    status_by_id[step_id] = 424
+                    status_by_id[step_id.lower()] = 424
                     results.append(
                         {
                             "id": step_id,
@@ -96,7 +107,7 @@ def register_batch_routes(emu: GraphEmulator) -> None:
                     )
                     continue
                 results.append(_run_step(client, base, outer_headers, step))
-                status_by_id[step_id] = results[-1]["status"]
+                status_by_id[step_id.lower()] = results[-1]["status"]
 
         worker = threading.Thread(target=run, name="graph-batch")
         worker.start()
@@ -111,9 +122,9 @@ def _dependency_order(steps: list[dict]) -> list[dict]:
     while pending:
         progressed = False
         for step in list(pending):
-            if all(str(d) in done for d in step.get("dependsOn") or []):
+            if all(str(d).lower() in done for d in step.get("dependsOn") or []):
                 ordered.append(step)
-                done.add(str(step["id"]))
+                done.add(str(step["id"]).lower())
                 pending.remove(step)
                 progressed = True
         if not progressed:

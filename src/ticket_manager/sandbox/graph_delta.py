@@ -3,6 +3,7 @@ the changes since (new, updated, and removed items), and 410 once the sync state
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from flask import g, request
@@ -15,11 +16,17 @@ from ticket_manager.sandbox.graph_http import (
     graph_error,
     json_response,
     mail_route,
+    parse_expand,
     preferences,
     root_url,
 )
 from ticket_manager.sandbox.graph_http import render as render_message
-from ticket_manager.sandbox.graph_query import GraphQueryError, parse_filter, parse_select
+from ticket_manager.sandbox.graph_query import (
+    GraphQueryError,
+    parse_filter,
+    parse_int_option,
+    parse_select,
+)
 from ticket_manager.sandbox.graph_store import Folder, Mailbox, MailItem, random_token
 
 if TYPE_CHECKING:
@@ -57,7 +64,7 @@ def register_delta_routes(emu: GraphEmulator) -> None:
                 ):
                     return graph_error(
                         410,
-                        "SyncStateNotFound",
+                        "syncStateNotFound",
                         "The sync state generation is not found. The delta token is expired and "
                         "data must be synchronized again.",
                         {"Location": request.base_url},
@@ -70,7 +77,7 @@ def register_delta_routes(emu: GraphEmulator) -> None:
             else:
                 params = initial_delta_params()
                 entries, snapshot = initial_entries(box, target, params), box.seq
-            size = params.get("page_size") or DEFAULT_PAGE_SIZE
+            size = params.get("page_size") or params.get("top") or DEFAULT_PAGE_SIZE
             wanted = g.prefer.get("odata.maxpagesize")
             if wanted:
                 size = max(1, min(int(wanted) if wanted.isdigit() else size, MAX_PAGE_SIZE))
@@ -97,7 +104,13 @@ def register_delta_routes(emu: GraphEmulator) -> None:
                     values.append(
                         {
                             "@odata.type": "#microsoft.graph.message",
-                            **render(box, entry[1], select=params.get("select")),
+                            **render(
+                                box,
+                                entry[1],
+                                select=params.get("select"),
+                                expand=set(params.get("expand") or []),
+                                extended_ids=params.get("extended_ids"),
+                            ),
                         }
                     )
             new_token = random_token()
@@ -120,15 +133,28 @@ def register_delta_routes(emu: GraphEmulator) -> None:
     def initial_delta_params() -> dict:
         args = request.args
         select = parse_select(args.get("$select"))
+        expand, extended_ids = parse_expand(args.get("$expand"))
+        top = parse_int_option("$top", args.get("$top"), minimum=1)
         filter_text = args.get("$filter")
         if filter_text:
             props, _ = parse_filter(filter_text)
-            if any(p != "receivedDateTime" for p in props):
+            # Only "receivedDateTime ge|gt {value}" is supported on a message delta.
+            operators = re.findall(r"\s(eq|ne|gt|ge|lt|le)\s", filter_text, re.I)
+            if any(p != "receivedDateTime" for p in props) or any(
+                op.lower() not in {"ge", "gt"} for op in operators
+            ):
                 raise GraphQueryError(
                     400,
                     "ErrorInvalidUrlQueryFilter",
                     "The query filter contains one or more invalid nodes.",
                 )
+        orderby = args.get("$orderby")
+        if orderby and " ".join(orderby.split()).lower() != "receiveddatetime desc":
+            raise GraphQueryError(
+                400,
+                "BadRequest",
+                "The only supported $orderby on a message delta is 'receivedDateTime desc'.",
+            )
         change_type = args.get("changeType")
         kinds = {"created", "updated", "deleted"}
         if change_type:
@@ -137,7 +163,14 @@ def register_delta_routes(emu: GraphEmulator) -> None:
                     400, "BadRequest", f"Invalid value '{change_type}' for 'changeType'."
                 )
             kinds = {change_type}
-        return {"select": select, "filter": filter_text, "kinds": sorted(kinds)}
+        return {
+            "select": select,
+            "expand": sorted(expand),
+            "extended_ids": extended_ids,
+            "top": min(top, MAX_PAGE_SIZE) if top else None,
+            "filter": filter_text,
+            "kinds": sorted(kinds),
+        }
 
     def _matches(params: dict, item: MailItem) -> bool:
         if not params.get("filter"):

@@ -89,6 +89,7 @@ class CaseInsensitivePaths:
             "send",
             "sendMail",
             "subscriptions",
+            "reauthorize",
             "$value",
             "$batch",
         )
@@ -261,7 +262,7 @@ def entity(
 ) -> Response:
     """A single-message response with its @odata.context."""
     body = {
-        "@odata.context": f"{root_url()}$metadata#users('{box.address}')/messages/$entity",
+        "@odata.context": f"{root_url()}$metadata#users('{box.user_id}')/messages/$entity",
         **render(emu, box, item, **options),
     }
     return json_response(body, status)

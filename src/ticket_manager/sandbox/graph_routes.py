@@ -34,8 +34,10 @@ from ticket_manager.sandbox.graph_query import (
     sort_messages,
 )
 from ticket_manager.sandbox.graph_send import (
+    mime_request_body,
     outgoing_from_draft,
     outgoing_from_json,
+    outgoing_from_mime,
     parse_attachments,
     parse_headers,
     parse_recipients,
@@ -122,7 +124,7 @@ def register_routes(emu: GraphEmulator) -> None:
         )
         chunk, link = paginate(folders)
         body: dict = {
-            "@odata.context": f"{root_url()}$metadata#users('{box.address}')/mailFolders",
+            "@odata.context": f"{root_url()}$metadata#users('{box.user_id}')/mailFolders",
             "value": [box.render_folder(f) for f in chunk],
         }
         if request.args.get("$count", "").lower() == "true":
@@ -145,7 +147,7 @@ def register_routes(emu: GraphEmulator) -> None:
         folder = box.add_folder(name, parent.id, hidden=bool(body.get("isHidden")))
         return json_response(
             {
-                "@odata.context": f"{root_url()}$metadata#users('{box.address}')"
+                "@odata.context": f"{root_url()}$metadata#users('{box.user_id}')"
                 "/mailFolders/$entity",
                 **box.render_folder(folder),
             },
@@ -167,7 +169,7 @@ def register_routes(emu: GraphEmulator) -> None:
             target = folder_of(box, folder)
             return json_response(
                 {
-                    "@odata.context": f"{root_url()}$metadata#users('{box.address}')"
+                    "@odata.context": f"{root_url()}$metadata#users('{box.user_id}')"
                     "/mailFolders/$entity",
                     **box.render_folder(target),
                 }
@@ -201,10 +203,13 @@ def register_routes(emu: GraphEmulator) -> None:
         matched = [by_view[id(v)] for v in ordered]
         chunk, link = paginate(matched)
         context = (
-            f"users('{box.address}')/messages"
+            f"users('{box.user_id}')/messages"
             if folder is None
-            else (f"users('{box.address}')/mailFolders('{folder.id}')/messages")
+            else (f"users('{box.user_id}')/mailFolders('{folder.id}')/messages")
         )
+        if select:
+            # OData names the selected properties in the context URL, as Graph's examples show.
+            context += f"({','.join(select)})"
         body: dict = {"@odata.context": f"{root_url()}$metadata#{context}"}
         if args.get("$count", "").lower() == "true":
             body["@odata.count"] = len(matched)
@@ -215,8 +220,14 @@ def register_routes(emu: GraphEmulator) -> None:
             body["@odata.nextLink"] = link
         return json_response(body)
 
+    def mime_message() -> dict | None:
+        """The message of a text/plain (base64 MIME) request body; None for JSON requests."""
+        if request.mimetype != "text/plain":
+            return None
+        return outgoing_from_mime(mime_request_body(request.get_data()))
+
     def create_draft(box: Mailbox, folder: Folder | None) -> Response:
-        outgoing = outgoing_from_json(json_body())
+        outgoing = mime_message() or outgoing_from_json(json_body())
         outgoing["body"] = outgoing["body"] or {"contentType": "text", "content": ""}
         outgoing["subject"] = outgoing["subject"] or ""
         item = save_draft(emu, box, outgoing)
@@ -377,7 +388,7 @@ def register_routes(emu: GraphEmulator) -> None:
             box = emu.authorize(user, "read" if request.method == "GET" else "write")
             item = item_of(box, message_id)
             context = (
-                f"{root_url()}$metadata#users('{box.address}')/messages('{message_id}')/attachments"
+                f"{root_url()}$metadata#users('{box.user_id}')/messages('{message_id}')/attachments"
             )
             if request.method == "POST":
                 specs = parse_attachments([json_body()])
@@ -401,7 +412,7 @@ def register_routes(emu: GraphEmulator) -> None:
             box = emu.authorize(user, "read")
             found = attachment_of(item_of(box, message_id), attachment_id)
             context = (
-                f"{root_url()}$metadata#users('{box.address}')/messages('{message_id}')"
+                f"{root_url()}$metadata#users('{box.user_id}')/messages('{message_id}')"
                 "/attachments/$entity"
             )
             return json_response(
@@ -419,11 +430,12 @@ def register_routes(emu: GraphEmulator) -> None:
     # -- sending ---------------------------------------------------------------------------
 
     def reply_view(user: str, message_id: str, *, reply_all: bool, draft: bool) -> Response:
-        payload = request.get_json(silent=True) or {}
+        mime = mime_message()
+        payload = {} if mime is not None else request.get_json(silent=True) or {}
         with emu.lock:
             box = emu.authorize(user, "write" if draft else "send")
             item = item_of(box, message_id)
-            outgoing = reply_outgoing(box, item, payload, reply_all=reply_all)
+            outgoing = reply_outgoing(box, item, payload, reply_all=reply_all, mime=mime)
             if draft:
                 return entity(box, save_draft(emu, box, outgoing), 201)
             transmit(emu, box, outgoing)
@@ -461,15 +473,18 @@ def register_routes(emu: GraphEmulator) -> None:
 
     @route("/sendMail", methods=("POST",))
     def send_mail(user):
-        body = json_body()
-        if "message" not in body:
-            raise GraphQueryError(
-                400, "ErrorInvalidParameter", "The value of the parameter 'Message' is empty."
-            )
-        outgoing = outgoing_from_json(body["message"])
-        outgoing["body"] = outgoing["body"] or {"contentType": "text", "content": ""}
-        outgoing["to"] = outgoing["to"] or []
-        save = body.get("saveToSentItems", True)
+        outgoing = mime_message()
+        save: object = True
+        if outgoing is None:
+            body = json_body()
+            if "message" not in body:
+                raise GraphQueryError(
+                    400, "ErrorInvalidParameter", "The value of the parameter 'Message' is empty."
+                )
+            outgoing = outgoing_from_json(body["message"])
+            outgoing["body"] = outgoing["body"] or {"contentType": "text", "content": ""}
+            outgoing["to"] = outgoing["to"] or []
+            save = body.get("saveToSentItems", True)
         if isinstance(save, str):
             save = save.lower() == "true"
         with emu.lock:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ticket_manager.sandbox.graph_mime import (
     build_mime,
     new_message_id,
+    parse_rfc822,
     recipient_header,
 )
 from ticket_manager.sandbox.graph_query import GraphQueryError
@@ -139,6 +140,46 @@ def outgoing_from_json(message: dict) -> dict:
     }
 
 
+def mime_request_body(data: bytes) -> bytes:
+    """The MIME message of a text/plain request (base64, as Graph requires), or Graph's error."""
+    compact = b"".join(data.split())
+    try:
+        raw = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _invalid_mime() from exc
+    if not compact or b":" not in raw.split(b"\n", 1)[0]:
+        raise _invalid_mime()
+    return raw
+
+
+def _invalid_mime() -> GraphQueryError:
+    return GraphQueryError(
+        400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."
+    )
+
+
+def outgoing_from_mime(raw: bytes) -> dict:
+    """The outgoing message a base64 MIME request body describes (sendMail, reply, drafts)."""
+    parsed = parse_rfc822(raw)
+    standard = {"from", "sender", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id"}
+    extra = [
+        (h["name"], h["value"])
+        for h in parsed["headers"]
+        if h["name"].lower().startswith("x-") and h["name"].lower() not in standard
+    ]
+    return {
+        "subject": parsed["subject"],
+        "body": parsed["body"],
+        "to": parsed["to"],
+        "cc": parsed["cc"],
+        "bcc": parsed["bcc"],
+        "replyTo": parsed["replyTo"],
+        "importance": parsed["importance"],
+        "headers": extra,
+        "attachments": parsed["attachments"],
+    }
+
+
 def _body_inner_html(body: dict) -> str:
     if body["contentType"] == "html":
         content = body["content"]
@@ -167,8 +208,19 @@ def _quoted_body(item: MailItem, introduction: str) -> dict:
     return {"contentType": "html", "content": content}
 
 
-def reply_outgoing(box: Mailbox, item: MailItem, payload: dict, *, reply_all: bool) -> dict:
-    """The outgoing message for reply/replyAll/createReply*, with threading information."""
+def reply_outgoing(
+    box: Mailbox,
+    item: MailItem,
+    payload: dict,
+    *,
+    reply_all: bool,
+    mime: dict | None = None,
+) -> dict:
+    """The outgoing message for reply/replyAll/createReply*, with threading information.
+
+    ``mime`` is a message given as base64 MIME instead of JSON: its subject and body are sent
+    as they are, to the recipients Exchange picks from the original message.
+    """
     payload = payload or {}
     comment = payload.get("comment")
     message = outgoing_from_json(payload.get("message") or {})
@@ -196,6 +248,16 @@ def reply_outgoing(box: Mailbox, item: MailItem, payload: dict, *, reply_all: bo
     references = (
         [*[r for r in parents if r != original_id], original_id] if original_id else parents
     )
+    if mime is not None:
+        return {
+            **mime,
+            "subject": mime["subject"] or f"RE: {p['subject'] or ''}",
+            "to": to,
+            "cc": cc,
+            "in_reply_to": original_id,
+            "references": references,
+            "thread_index_parent": p["conversationIndex"],
+        }
     return {
         "subject": message["subject"] or f"RE: {p['subject'] or ''}",
         "body": _quoted_body(item, introduction),

@@ -18,6 +18,7 @@ from ticket_manager.sandbox.graph_http import (
 )
 from ticket_manager.sandbox.graph_query import GraphQueryError
 from ticket_manager.sandbox.graph_subscriptions import (
+    TLS_VERSIONS,
     Subscription,
     parse_change_type,
     parse_expiration,
@@ -87,6 +88,14 @@ def register_subscription_routes(emu: GraphEmulator) -> None:
                 400, "InvalidRequest", "clientState can't be longer than 128 characters."
             )
         expiration = parse_expiration(body.get("expirationDateTime"))
+        tls_version = body.get("latestSupportedTlsVersion") or "v1_2"
+        if tls_version not in TLS_VERSIONS:
+            raise GraphQueryError(
+                400,
+                "InvalidRequest",
+                f"Invalid latestSupportedTlsVersion '{tls_version}'. Valid values are "
+                "v1_0, v1_1, v1_2, v1_3.",
+            )
         with emu.lock:
             box = emu.authorize(user, "read")
             folder = folder_of(box, folder_key) if folder_key else None
@@ -110,10 +119,18 @@ def register_subscription_routes(emu: GraphEmulator) -> None:
             creator_id=g.claims.get("oid"),
             raw_change_type=body["changeType"],
             immutable_ids=immutable,
+            tls_version=tls_version,
         )
         with emu.lock:
             emu.subscription_map[subscription.id] = subscription
         return subscription_entity(subscription, 201)
+
+    @app.route("/v1.0/subscriptions/<subscription_id>/reauthorize", methods=["POST"])
+    def reauthorize(subscription_id):
+        # Answering a reauthorizationRequired challenge: nothing changes but the caller's proof.
+        with emu.lock:
+            subscription_of(subscription_id)
+        return Response(status=204)
 
     @app.route("/v1.0/subscriptions/<subscription_id>", methods=["GET", "PATCH", "DELETE"])
     def subscription(subscription_id):

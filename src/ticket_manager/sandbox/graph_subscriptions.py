@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE_SUBSCRIPTION_MINUTES = 10080
 VALIDATION_TIMEOUT_SECONDS = 10
+# Graph publishes change notifications with an HTTP client that gives up after 3 seconds.
+NOTIFICATION_TIMEOUT_SECONDS = 3
+TLS_VERSIONS = {"v1_0", "v1_1", "v1_2", "v1_3"}
 CHANGE_TYPES = {"created", "updated", "deleted"}
 LIFECYCLE_EVENTS = {"reauthorizationRequired", "subscriptionRemoved", "missed"}
 
@@ -47,6 +50,7 @@ class Subscription:
     creator_id: str | None
     raw_change_type: str = ""
     immutable_ids: bool = False
+    tls_version: str = "v1_2"
     created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def active(self) -> bool:
@@ -62,10 +66,12 @@ class Subscription:
             "notificationUrl": self.notification_url,
             "notificationQueryOptions": None,
             "lifecycleNotificationUrl": self.lifecycle_url,
-            "expirationDateTime": self.expiration.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
+            "expirationDateTime": self.expiration.astimezone(UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.%f0Z"
+            ),
             "creatorId": self.creator_id,
             "includeResourceData": None,
-            "latestSupportedTlsVersion": "v1_2",
+            "latestSupportedTlsVersion": self.tls_version,
             "encryptionCertificate": None,
             "encryptionCertificateId": None,
             "notificationUrlAppId": None,
@@ -190,7 +196,7 @@ class Notifier:
             url, payload = self._queue.get()
             delivery = Delivery(url, payload)
             try:
-                response = requests.post(url, json=payload, timeout=VALIDATION_TIMEOUT_SECONDS)
+                response = requests.post(url, json=payload, timeout=NOTIFICATION_TIMEOUT_SECONDS)
                 delivery.status = response.status_code
             except requests.RequestException as exc:
                 delivery.error = str(exc)

@@ -114,9 +114,10 @@ def error_response(
     correlation_id = request.headers.get("client-request-id") or str(uuid.uuid4())
     body = {
         "error": error,
+        # The documented error bodies put the trace details on their own CRLF-separated lines.
         "error_description": (
-            f"AADSTS{code}: {message} Trace ID: {trace_id} "
-            f"Correlation ID: {correlation_id} Timestamp: {now}"
+            f"AADSTS{code}: {message}\r\nTrace ID: {trace_id}\r\n"
+            f"Correlation ID: {correlation_id}\r\nTimestamp: {now}"
         ),
         "error_codes": [code],
         "timestamp": now,
@@ -783,7 +784,9 @@ class IdentityEmulator:
     def _token(self, tenant: str) -> Response:
         if request.method != "POST":
             raise IdentityError(
-                "invalid_request", 900561, "The endpoint only accepts POST requests."
+                "invalid_request",
+                900561,
+                f"The endpoint only accepts POST requests. Received a {request.method} request.",
             )
         segment = self._tenant_segment(tenant)
         form = request.form
