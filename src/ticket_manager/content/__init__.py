@@ -1,0 +1,30 @@
+"""Email bodies turned into Jira content that cannot inject markup: ADF for Cloud, wiki for Server.
+
+``EmailContent.from_email`` parses the body (HTML or plain text) into a small document tree;
+``to_adf`` and ``to_wiki`` render it, escaping everything that came from the email. See
+docs/content.md for the rules.
+"""
+
+from ticket_manager.content.adf import ADF_MAX_CHARS, adf_size, to_adf
+from ticket_manager.content.document import (
+    MAX_NESTING,
+    TRUNCATION_NOTE,
+    EmailContent,
+    summary_from_subject,
+    text_preview,
+)
+from ticket_manager.content.wiki import WIKI_MAX_CHARS, escape_text, to_wiki
+
+__all__ = [
+    "ADF_MAX_CHARS",
+    "MAX_NESTING",
+    "TRUNCATION_NOTE",
+    "WIKI_MAX_CHARS",
+    "EmailContent",
+    "adf_size",
+    "escape_text",
+    "summary_from_subject",
+    "text_preview",
+    "to_adf",
+    "to_wiki",
+]
