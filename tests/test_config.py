@@ -191,3 +191,38 @@ def test_cli_prints_one_clear_line_and_no_traceback(tmp_path, key, value):
     assert lines == [lines[0]], result.stderr
     assert f"configuration key {key}:" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_pipeline_settings_have_defaults_and_are_checked():
+    # The worker's knobs default sensibly and reject nonsense with the key named.
+    settings = settings_with()
+    assert settings.poll_interval == 30
+    assert settings.max_attachment_size == 10 * 1024 * 1024
+    assert settings.mark_as_read is True
+    assert settings_with(JIRA_MAX_ATTACHMENT_SIZE="512KB").max_attachment_size == 512 * 1024
+    for key, value in [
+        ("O365_POLL_INTERVAL", "soon"),
+        ("PROCESSING_CONCURRENCY", "9"),
+        ("O365_MARK_AS_READ", "maybe"),
+        ("JIRA_MAX_ATTACHMENT_SIZE", "big"),
+        ("O365_NOTIFICATION_URL", "http://hooks.example.com/graph"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            settings_with(**{key: value})
+        assert caught.value.key == key
+
+
+def test_mailbox_boards_route_each_mailbox_to_its_board():
+    # MAILBOX_BOARDS maps a mailbox to one of the JIRA_BOARDS keys; others use the default.
+    settings = settings_with(
+        MAILBOX="support@example.com,sales@example.com",
+        JIRA_SALES_BOARD="sales",
+        JIRA_BOARDS="JIRA_SUPPORT_BOARD,JIRA_SALES_BOARD",
+        MAILBOX_BOARDS="Sales@example.com:JIRA_SALES_BOARD",
+    )
+    assert settings.board_for("sales@example.com").name == "sales"
+    assert settings.board_for("support@example.com").name == "support"
+    with pytest.raises(ConfigError, match="MAILBOX_BOARDS"):
+        settings_with(MAILBOX_BOARDS="other@example.com:JIRA_SUPPORT_BOARD")
+    with pytest.raises(ConfigError, match="JIRA_NOPE_BOARD"):
+        settings_with(MAILBOX_BOARDS="mailbox@example.com:JIRA_NOPE_BOARD")

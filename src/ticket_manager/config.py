@@ -32,6 +32,14 @@ DEFAULTS: dict[str, str] = {
     "O365_GRAPH_URL": "https://graph.microsoft.com/v1.0",
     "O365_SCOPES": "offline_access,message_all,message_all_shared",
     "JIRA_TICKET_TYPE": "Task",
+    "O365_REDIRECT_URI": "https://login.microsoftonline.com/common/oauth2/nativeclient",
+    "O365_POLL_INTERVAL": "30",
+    "O365_MARK_AS_READ": "true",
+    "EMAIL_MAX_PER_SENDER_PER_DAY": "50",
+    "JIRA_MAX_ATTACHMENT_SIZE": "10MB",
+    "JIRA_RECOVERY_DELAY": "30",
+    "PROCESSING_CONCURRENCY": "4",
+    "PROCESSING_MAX_ATTEMPTS": "8",
 }
 
 KNOWN_KEYS = frozenset(
@@ -52,6 +60,10 @@ KNOWN_KEYS = frozenset(
         "JIRA_DEFAULT_BOARD",
         "EMAIL_WHITELISTED_DOMAINS",
         "EMAIL_BLACKLIST",
+        "SECRET_KEY",
+        "MAILBOX_BOARDS",
+        "O365_NOTIFICATION_URL",
+        "O365_PROCESSED_FOLDER",
     }
 )
 
@@ -149,6 +161,18 @@ class Settings:
     default_board: Board | None
     whitelisted_domains: tuple[str, ...]
     blacklist: frozenset[str]
+    secret_key: Secret = field(default_factory=lambda: Secret(""))
+    redirect_uri: str = DEFAULTS["O365_REDIRECT_URI"]
+    poll_interval: int = 30
+    notification_url: str | None = None
+    processed_folder: str | None = None
+    mark_as_read: bool = True
+    mailbox_boards: Mapping[str, Board] = field(default_factory=dict)
+    max_per_sender_per_day: int = 50
+    max_attachment_size: int = 10 * 1024 * 1024
+    recovery_delay: int = 30
+    processing_concurrency: int = 4
+    max_attempts: int = 8
     ca_bundle: str | None = None
     raw: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -164,6 +188,10 @@ class Settings:
         if self.auth_flow == "credentials":
             return [f"{self.graph_resource}/.default"]
         return [f"{self.graph_resource}/{scope}" for scope in self.scopes]
+
+    def board_for(self, mailbox: str) -> Board | None:
+        """The board a mailbox files into: its MAILBOX_BOARDS entry, else the default."""
+        return self.mailbox_boards.get(mailbox.lower(), self.default_board)
 
     def board(self, setting: str) -> Board:
         for board in self.boards:
@@ -182,10 +210,20 @@ class Settings:
         self.require("MAILBOX", "O365_TENANT_ID", "O365_CLIENT_ID")
         if self.auth_flow == "credentials":
             self.require("O365_CLIENT_SECRET")
+        else:
+            # A delegated sign-in is stored (encrypted) for every worker to read.
+            self.require("SECRET_KEY")
 
     def require_jira(self) -> None:
         """The keys every Jira operation needs."""
         self.require("ATLASSIAN_URL", "ATLASSIAN_USER", "ATLASSIAN_API_TOKEN", "JIRA_BOARDS")
+        unmapped = [m for m in self.mailboxes if m.lower() not in self.mailbox_boards]
+        if self.default_board is None and unmapped:
+            raise ConfigError(
+                "JIRA_DEFAULT_BOARD",
+                f"is required: several boards are listed and {unmapped[0]} has no "
+                "MAILBOX_BOARDS entry",
+            )
 
 
 def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -253,6 +291,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         blacklist=frozenset(
             _email(a, "EMAIL_BLACKLIST").lower() for a in _list(get("EMAIL_BLACKLIST"))
         ),
+        secret_key=Secret(get("SECRET_KEY")),
+        redirect_uri=_url(get, "O365_REDIRECT_URI"),
+        poll_interval=_integer(get, "O365_POLL_INTERVAL", minimum=1, maximum=3600),
+        notification_url=_url(get, "O365_NOTIFICATION_URL", required=False, https=True) or None,
+        processed_folder=get("O365_PROCESSED_FOLDER") or None,
+        mark_as_read=_boolean(get, "O365_MARK_AS_READ"),
+        mailbox_boards=_mailbox_boards(get, boards[0]),
+        max_per_sender_per_day=_integer(get, "EMAIL_MAX_PER_SENDER_PER_DAY", minimum=0),
+        max_attachment_size=_size(get, "JIRA_MAX_ATTACHMENT_SIZE"),
+        recovery_delay=_integer(get, "JIRA_RECOVERY_DELAY", minimum=0, maximum=3600),
+        processing_concurrency=_integer(get, "PROCESSING_CONCURRENCY", minimum=1, maximum=4),
+        max_attempts=_integer(get, "PROCESSING_MAX_ATTEMPTS", minimum=1, maximum=100),
         ca_bundle=_ca_bundle(env),
         raw=env,
     )
@@ -264,6 +314,59 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 # -- one checker per kind of value ----------------------------------------------------------
+
+
+def _integer(get, key: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    value = get(key)
+    upper = f" and {maximum}" if maximum is not None else ""
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(key, f"expected a whole number, got {value!r}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        raise ConfigError(key, f"expected a number between {minimum}{upper}, got {number}")
+    return number
+
+
+def _boolean(get, key: str) -> bool:
+    value = get(key).lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(key, f"expected true or false, got {get(key)!r}")
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def _size(get, key: str) -> int:
+    match = _SIZE.match(get(key))
+    if not match:
+        raise ConfigError(key, f"expected a size like 10MB, 512KB or 1048576, got {get(key)!r}")
+    return int(float(match.group(1)) * _UNITS[(match.group(2) or "b").lower()])
+
+
+def _mailbox_boards(get, boards: tuple[Board, ...]) -> dict[str, Board]:
+    """MAILBOX_BOARDS: ``mailbox:JIRA_X_BOARD`` pairs, each mailbox one of MAILBOX."""
+    mailboxes = {m.lower() for m in _list(get("MAILBOX"))}
+    by_setting = {b.setting: b for b in boards}
+    mapping: dict[str, Board] = {}
+    for item in _list(get("MAILBOX_BOARDS")):
+        mailbox, _, setting = item.partition(":")
+        mailbox, setting = mailbox.strip().lower(), setting.strip()
+        if not setting or mailbox not in mailboxes:
+            raise ConfigError(
+                "MAILBOX_BOARDS",
+                f"expected mailbox:BOARD_KEY pairs for mailboxes listed in MAILBOX, got {item!r}",
+            )
+        if setting not in by_setting:
+            raise ConfigError(
+                "MAILBOX_BOARDS", f"{setting} is not one of the keys listed in JIRA_BOARDS"
+            )
+        mapping[mailbox] = by_setting[setting]
+    return mapping
 
 
 def _list(value: str) -> list[str]:

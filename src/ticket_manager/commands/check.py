@@ -1,9 +1,9 @@
-"""Command-line commands added to ``flask`` / ``ticket-manager``."""
+"""`flask check`: one line per dependency, so a newcomer sees what works and what does not."""
 
 from __future__ import annotations
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 
 from ticket_manager.checks import run_checks
 
@@ -18,8 +18,3 @@ def check_command() -> None:
         click.echo(f"{mark}  {result.name.ljust(width)}  {result.detail}")
     if not all(r.ok for r in results):
         raise SystemExit(1)
-
-
-def register_commands(app: Flask) -> None:
-    """Attach the commands to ``app``."""
-    app.cli.add_command(check_command)

@@ -8,6 +8,8 @@ CA bundle, and turns MSAL's error dictionaries into :class:`SignInError` with ad
 from __future__ import annotations
 
 import logging
+import threading
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import msal
@@ -22,6 +24,14 @@ log = logging.getLogger("ticket_manager.graph.auth")
 REAUTHENTICATE = "run `flask o365 authenticate` to sign in again"
 
 
+class TokenStore(Protocol):
+    """Where a delegated sign-in's MSAL cache lives between processes."""
+
+    def load_into(self, cache: msal.SerializableTokenCache) -> bool: ...
+
+    def save(self, cache: msal.SerializableTokenCache) -> None: ...
+
+
 class TokenProvider:
     """Hands out a valid Graph access token for the configured app registration and flow."""
 
@@ -29,11 +39,13 @@ class TokenProvider:
         self,
         settings: Settings,
         session: requests.Session,
-        cache: msal.SerializableTokenCache | None = None,
+        store: TokenStore | None = None,
     ) -> None:
         settings.require_microsoft()
         self.settings = settings
-        self.cache = cache if cache is not None else msal.SerializableTokenCache()
+        self.store = store
+        self.cache = msal.SerializableTokenCache()
+        self._lock = threading.Lock()
         authority = f"{settings.authority_host}/{settings.tenant_id}"
         host = urlsplit(settings.authority_host).hostname or ""
         common = {
@@ -63,15 +75,28 @@ class TokenProvider:
     def access_token(self) -> str:
         """A token valid for at least a few minutes; MSAL refreshes it from its cache."""
         if self.settings.auth_flow == "credentials":
-            result = self.app.acquire_token_for_client(scopes=self.scopes)
-        else:
+            return self._token_from(self.app.acquire_token_for_client(scopes=self.scopes))
+        with self._lock:
+            if self.store is not None:
+                self.store.load_into(self.cache)
             accounts = self.app.get_accounts()
             if not accounts:
                 raise SignInError(f"no Microsoft 365 account is signed in: {REAUTHENTICATE}")
             result = self.app.acquire_token_silent_with_error(self.scopes, account=accounts[0])
             if result is None:
                 raise SignInError(f"the stored sign-in has no usable token: {REAUTHENTICATE}")
-        return self._token_from(result)
+            token = self._token_from(result)
+            self._save()
+            return token
+
+    def signed_in_username(self) -> str | None:
+        """Who the stored delegated sign-in belongs to, if anyone."""
+        accounts = self.app.get_accounts()
+        return accounts[0].get("username") if accounts else None
+
+    def _save(self) -> None:
+        if self.store is not None:
+            self.store.save(self.cache)
 
     def initiate_auth_code_flow(self, redirect_uri: str) -> dict:
         """Start the delegated sign-in: the returned flow's ``auth_uri`` is for the browser."""
@@ -83,7 +108,9 @@ class TokenProvider:
             result = self.app.acquire_token_by_auth_code_flow(flow, auth_response)
         except ValueError as exc:  # MSAL: state mismatch or a reply to another sign-in
             raise SignInError(f"the pasted URL does not answer this sign-in: {exc}") from None
-        return self._token_from(result)
+        token = self._token_from(result)
+        self._save()
+        return token
 
     def initiate_device_flow(self) -> dict:
         """Start the device-code sign-in: ``message`` tells the person where to type the code."""
@@ -94,7 +121,9 @@ class TokenProvider:
 
     def complete_device_flow(self, flow: dict) -> str:
         """Wait for the person to enter the device code, then return the token."""
-        return self._token_from(self.app.acquire_token_by_device_flow(flow))
+        token = self._token_from(self.app.acquire_token_by_device_flow(flow))
+        self._save()
+        return token
 
     @staticmethod
     def _token_from(result: dict | None) -> str:

@@ -27,7 +27,7 @@ from ticket_manager.graph.errors import (
     GraphRequestError,
     GraphUnavailableError,
 )
-from ticket_manager.graph.messages import MESSAGE_FIELDS, MailMessage
+from ticket_manager.graph.messages import MESSAGE_FIELDS, FileAttachment, MailMessage
 from ticket_manager.http import DEFAULT_TIMEOUT
 
 log = logging.getLogger("ticket_manager.graph")
@@ -105,6 +105,82 @@ class GraphClient:
                     page.messages.append(MailMessage.from_graph(item, mailbox=mailbox))
             yield page
             url, params = page.next_link, None
+
+    def list_messages(
+        self,
+        mailbox: str,
+        *,
+        folder: str = "inbox",
+        received_since: datetime | None = None,
+        fields: tuple[str, ...] = ("id", "internetMessageId", "receivedDateTime", "subject"),
+        page_size: int = 500,
+    ) -> Iterator[dict]:
+        """Messages of a folder, newest first, as raw Graph items restricted to ``fields``."""
+        params: dict[str, str] = {
+            "$select": ",".join(fields),
+            "$top": str(page_size),
+            "$orderby": "receivedDateTime desc",
+        }
+        if received_since is not None:
+            since = received_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            params["$filter"] = f"receivedDateTime ge {since}"
+        url: str | None = f"/users/{quote(mailbox)}/mailFolders/{quote(folder)}/messages"
+        while url:
+            body = self._request("GET", url, params=params).json()
+            yield from body.get("value", [])
+            url, params = body.get("@odata.nextLink"), None
+
+    def get_message(self, mailbox: str, message_id: str) -> MailMessage:
+        """One message with everything the pipeline needs."""
+        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}"
+        params = {"$select": ",".join(MESSAGE_FIELDS)}
+        return MailMessage.from_graph(
+            self._request("GET", path, params=params).json(), mailbox=mailbox
+        )
+
+    def list_attachments(self, mailbox: str, message_id: str) -> list[FileAttachment]:
+        """The message's file attachments with their content (item attachments as .eml)."""
+        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}/attachments"
+        found: list[FileAttachment] = []
+        url: str | None = path
+        while url:
+            body = self._request("GET", url).json()
+            for item in body.get("value", []):
+                attachment = FileAttachment.from_graph(item)
+                if attachment is None and item.get("@odata.type", "").endswith("itemAttachment"):
+                    raw = self._request("GET", f"{path}/{quote(item['id'])}/$value").content
+                    attachment = FileAttachment.from_item(item, raw)
+                if attachment is not None:
+                    found.append(attachment)
+            url = body.get("@odata.nextLink")
+        return found
+
+    def mark_message(
+        self, mailbox: str, message_id: str, *, categories: list[str], is_read: bool | None
+    ) -> None:
+        """Set the message's categories (and read flag) so a person sees what happened."""
+        body: dict = {"categories": categories}
+        if is_read is not None:
+            body["isRead"] = is_read
+        self._request("PATCH", f"/users/{quote(mailbox)}/messages/{quote(message_id)}", json=body)
+
+    def move_message(self, mailbox: str, message_id: str, folder_id: str) -> str:
+        """Move a message; returns its id (unchanged, since ids are immutable)."""
+        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}/move"
+        return self._request("POST", path, json={"destinationId": folder_id}).json()["id"]
+
+    def find_folder_id(self, mailbox: str, name: str) -> str | None:
+        """The id of a top-level folder by display name (or well-known name), if it exists."""
+        try:
+            path = f"/users/{quote(mailbox)}/mailFolders/{quote(name)}"
+            return self._request("GET", path).json()["id"]
+        except (GraphNotFoundError, GraphRequestError):
+            pass
+        escaped = name.replace("'", "''")
+        params = {"$filter": f"displayName eq '{escaped}'", "$select": "id,displayName"}
+        body = self._request("GET", f"/users/{quote(mailbox)}/mailFolders", params=params).json()
+        matches = body.get("value", [])
+        return matches[0]["id"] if matches else None
 
     # -- plumbing --------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -107,3 +108,37 @@ class MailMessage:
 def _addresses(recipients: list[dict] | None) -> tuple[Address, ...]:
     found = (Address.from_graph(r) for r in recipients or [])
     return tuple(a for a in found if a is not None)
+
+
+@dataclass(frozen=True)
+class FileAttachment:
+    """An attachment's bytes and how the email presented it."""
+
+    name: str
+    content_type: str
+    content: bytes
+    is_inline: bool = False
+    content_id: str | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+    @classmethod
+    def from_graph(cls, item: dict) -> FileAttachment | None:
+        """A ``fileAttachment``; None for other kinds (item and reference attachments)."""
+        if not item.get("@odata.type", "").endswith("fileAttachment"):
+            return None
+        return cls(
+            name=item.get("name") or "attachment",
+            content_type=item.get("contentType") or "application/octet-stream",
+            content=base64.b64decode(item.get("contentBytes") or ""),
+            is_inline=bool(item.get("isInline")),
+            content_id=(item.get("contentId") or "").strip("<>") or None,
+        )
+
+    @classmethod
+    def from_item(cls, item: dict, raw_mime: bytes) -> FileAttachment:
+        """An attached email (``itemAttachment``), kept as an .eml file."""
+        name = (item.get("name") or "message").rstrip(".")
+        return cls(name=f"{name}.eml", content_type="message/rfc822", content=raw_mime)

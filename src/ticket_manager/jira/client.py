@@ -8,9 +8,13 @@ The ``jira`` package already retries 429 and 503 with the server's Retry-After.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import requests
@@ -31,6 +35,22 @@ log = logging.getLogger("ticket_manager.jira")
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class JiraUser:
+    """A Jira user as the pipeline needs it: Cloud names users by accountId, Server by name."""
+
+    account_id: str | None
+    name: str | None
+    email: str | None
+    display_name: str
+
+
+def quote_jql(value: str) -> str:
+    """A JQL string literal: user text never becomes JQL syntax."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
 class JiraClient:
     """Talks to one Jira site with the service account from the configuration."""
 
@@ -38,6 +58,7 @@ class JiraClient:
         settings.require_jira()
         self.settings = settings
         self._board_projects: dict[str, str] = {}
+        self._users: dict[str, JiraUser | None] = {}
         self._lock = threading.Lock()
         options = {
             "headers": {"User-Agent": USER_AGENT},
@@ -90,6 +111,128 @@ class JiraClient:
         with self._lock:
             self._board_projects[board_name] = project_key
         return project_key
+
+    # -- users -----------------------------------------------------------------------------
+
+    def find_user(self, email: str) -> JiraUser | None:
+        """The active Jira user whose email address is exactly ``email``, cached per address."""
+        wanted = email.strip().lower()
+        with self._lock:
+            if wanted in self._users:
+                return self._users[wanted]
+        param = "query" if self.is_cloud else "username"
+        found = self._call(
+            lambda: self.jira._get_json("user/search", params={param: wanted, "maxResults": 20}),
+            "user search",
+        )
+        user = None
+        for raw in found or []:
+            if (raw.get("emailAddress") or "").lower() == wanted and raw.get("active", True):
+                user = JiraUser(
+                    account_id=raw.get("accountId"),
+                    name=raw.get("name"),
+                    email=raw.get("emailAddress"),
+                    display_name=raw.get("displayName") or wanted,
+                )
+                break
+        with self._lock:
+            self._users[wanted] = user
+        return user
+
+    def user_reference(self, user: JiraUser) -> dict:
+        """How this deployment names a user in a field (accountId on Cloud, name on Server)."""
+        return {"accountId": user.account_id} if self.is_cloud else {"name": user.name}
+
+    # -- issues ----------------------------------------------------------------------------
+
+    def create_issue(self, fields: dict, properties: dict[str, dict]) -> str:
+        """Create an issue with issue properties set in the same call; returns its key."""
+        payload = {
+            "fields": fields,
+            "properties": [{"key": k, "value": v} for k, v in properties.items()],
+        }
+
+        def post() -> dict:
+            response = self.jira._session.post(
+                self.jira._get_url("issue"), data=json.dumps(payload)
+            )
+            return response.json()
+
+        return self._call(post, "create issue")["key"]
+
+    def find_issue_with_property(
+        self, project_key: str, created_since: datetime, property_key: str, match: dict
+    ) -> str | None:
+        """The key of an issue the service account created since then whose property matches.
+
+        Issue properties are not searchable by JQL unless an app declares them, so the
+        candidates are found by creator and time and their property is compared here.
+        """
+        since = created_since.astimezone(UTC) - timedelta(minutes=1)
+        jql = (
+            f"project = {quote_jql(project_key)} AND creator = currentUser() "
+            f'AND created >= "{since.strftime("%Y-%m-%d %H:%M")}" ORDER BY created DESC'
+        )
+        token: str | None = None
+        for _ in range(20):  # bounded: a recovery window holds few issues
+            body = self._search(jql, fields=["summary"], properties=[property_key], token=token)
+            for issue in body.get("issues", []):
+                value = (issue.get("properties") or {}).get(property_key) or {}
+                if all(value.get(k) == v for k, v in match.items()):
+                    return issue["key"]
+            token = body.get("nextPageToken")
+            if not token or body.get("isLast", True):
+                break
+        return None
+
+    def _search(self, jql: str, *, fields: list[str], properties: list[str], token: str | None):
+        if self.is_cloud:
+            params: dict = {
+                "jql": jql,
+                "fields": ",".join(fields),
+                "properties": ",".join(properties),
+                "maxResults": 100,
+            }
+            if token:
+                params["nextPageToken"] = token
+            return self._call(lambda: self.jira._get_json("search/jql", params=params), "search")
+        start = int(token or 0)
+        params = {
+            "jql": jql,
+            "fields": ",".join(fields),
+            "properties": ",".join(properties),
+            "maxResults": 100,
+            "startAt": start,
+        }
+        body = self._call(lambda: self.jira._get_json("search", params=params), "search")
+        end = start + len(body.get("issues", []))
+        body["isLast"] = end >= body.get("total", 0)
+        body["nextPageToken"] = None if body["isLast"] else str(end)
+        return body
+
+    def attachment_names(self, key: str) -> set[str]:
+        """Names of the files already attached to an issue (so a retry uploads only the rest)."""
+        issue = self._call(
+            lambda: self.jira._get_json(f"issue/{key}", params={"fields": "attachment"}),
+            "get attachments",
+        )
+        return {a.get("filename") for a in issue.get("fields", {}).get("attachment") or []}
+
+    def add_attachment(self, key: str, filename: str, content: bytes) -> None:
+        """Upload one file to an issue."""
+        self._call(
+            lambda: self.jira.add_attachment(
+                key, attachment=io.BytesIO(content), filename=filename
+            ),
+            "add attachment",
+        )
+
+    def add_watcher(self, key: str, user: JiraUser) -> None:
+        """Add a user to the issue's watchers."""
+        who = user.account_id if self.is_cloud else user.name
+        # The body is the bare JSON string of the accountId (Cloud) or user name (Server).
+        url = self.jira._get_url(f"issue/{key}/watchers")
+        self._call(lambda: self.jira._session.post(url, data=json.dumps(who)), "add watcher")
 
     def _call(self, function: Callable[[], T], operation: str) -> T:
         """Run one ``jira`` package call and translate its failures."""

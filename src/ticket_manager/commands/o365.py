@@ -1,0 +1,273 @@
+"""`flask o365 ...`: sign in, run the mailbox worker, reconcile, and retry failures."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import timedelta
+from urllib.parse import parse_qsl, urlsplit
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from ticket_manager.app import get_settings
+from ticket_manager.config import Settings
+from ticket_manager.extensions import db
+from ticket_manager.graph.errors import GraphError, SignInError
+from ticket_manager.jira.errors import JiraError
+from ticket_manager.logs import configure_logging
+from ticket_manager.models import LedgerMessage, MessageState
+from ticket_manager.pipeline import ledger
+from ticket_manager.pipeline.reconcile import Reconciler
+from ticket_manager.pipeline.worker import Services, Worker, token_provider
+
+log = logging.getLogger("ticket_manager.o365")
+
+SHUTDOWN_GRACE_SECONDS = 8.0
+
+mailbox_option = click.option(
+    "-m",
+    "--mailbox",
+    "mailboxes",
+    multiple=True,
+    help="Only this mailbox (one of MAILBOX); repeat for several. Default: all.",
+)
+
+
+@click.group("o365")
+def o365() -> None:
+    """Microsoft 365 mailbox operations: sign-in, the email worker, reconciliation."""
+    configure_logging()
+
+
+def _settings() -> Settings:
+    return get_settings(current_app)
+
+
+def _selected(settings: Settings, mailboxes: tuple[str, ...]) -> list[str]:
+    settings.require("MAILBOX")
+    configured = {m.lower(): m for m in settings.mailboxes}
+    if not mailboxes:
+        return list(settings.mailboxes)
+    unknown = [m for m in mailboxes if m.lower() not in configured]
+    if unknown:
+        raise click.BadParameter(
+            f"{unknown[0]} is not one of MAILBOX ({', '.join(settings.mailboxes)})",
+            param_hint="--mailbox",
+        )
+    return [configured[m.lower()] for m in mailboxes]
+
+
+def _fail(exc: Exception) -> None:
+    raise click.ClickException(str(exc)) from None
+
+
+@o365.command("authenticate")
+@click.option("--force", is_flag=True, help="Sign in again even if a stored sign-in works.")
+@with_appcontext
+def authenticate(force: bool) -> None:
+    """Sign in to Microsoft 365 with the flow set by O365_AUTH_FLOW."""
+    settings = _settings()
+    try:
+        tokens = token_provider(settings)
+        if settings.auth_flow == "credentials":
+            tokens.access_token()
+            click.echo(
+                f"App-only sign-in works: the identity platform issued a token for client "
+                f"{settings.client_id} in tenant {settings.tenant_id}."
+            )
+            return
+        if not force:
+            try:
+                tokens.access_token()
+                click.echo(f"Account already authenticated as {tokens.signed_in_username()}.")
+                return
+            except SignInError:
+                log.info("Account not yet authenticated.")
+        if settings.auth_flow == "device":
+            flow = tokens.initiate_device_flow()
+            click.echo(flow["message"])
+            tokens.complete_device_flow(flow)
+        else:
+            flow = tokens.initiate_auth_code_flow(settings.redirect_uri)
+            click.echo("Visit the following url to give consent:")
+            click.echo(flow["auth_uri"])
+            pasted = click.prompt("Paste the authenticated url here", prompt_suffix=":\n")
+            tokens.complete_auth_code_flow(flow, _auth_response(pasted))
+    except (SignInError, GraphError) as exc:
+        _fail(exc)
+    click.echo(
+        f"Authenticated as {tokens.signed_in_username()}. The sign-in is stored, encrypted, "
+        "in the database; every worker will use it."
+    )
+
+
+def _auth_response(pasted: str) -> dict[str, str]:
+    """The parameters of the URL the browser was sent to (query, or fragment)."""
+    parts = urlsplit(pasted.strip())
+    params = dict(parse_qsl(parts.query)) or dict(parse_qsl(parts.fragment))
+    if not params:
+        raise SignInError("the pasted text is not the URL the browser was sent to")
+    return params
+
+
+@o365.command("handle-incoming-email")
+@mailbox_option
+@click.option("--once", is_flag=True, help="One sync round for each mailbox, then exit.")
+@with_appcontext
+def handle_incoming_email(mailboxes: tuple[str, ...], once: bool) -> None:
+    """Handle incoming email: keep the mailboxes in sync and turn new mail into tickets."""
+    settings = _settings()
+    selected = _selected(settings, mailboxes)
+    app = current_app._get_current_object()
+    try:
+        worker = Worker(app, settings, selected)
+    except (SignInError, GraphError, JiraError) as exc:
+        _fail(exc)
+    released = ledger.release_claims_of_dead_local_workers()
+    if released:
+        log.info("released messages left by a stopped worker", extra={"seen": released})
+    log.info("worker started", extra={"mailbox": ",".join(selected)})
+
+    thread = threading.Thread(target=worker.run, kwargs={"once": once}, name="worker")
+    stop_requested = threading.Event()
+
+    def request_stop(signum, _frame) -> None:
+        if stop_requested.is_set():
+            log.warning("second signal: exiting now")
+            os._exit(1)
+        log.info(
+            "stopping: finishing the work in flight", extra={"state": signal.strsignal(signum)}
+        )
+        stop_requested.set()
+        worker.stop()
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        thread.start()
+        while thread.is_alive() and not stop_requested.is_set():
+            thread.join(0.2)
+        thread.join(SHUTDOWN_GRACE_SECONDS if stop_requested.is_set() else None)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if thread.is_alive():
+        # A call still hangs: its row keeps its ledger state and is retried at the next start.
+        log.warning("exiting with work in flight; it will be retried from the ledger")
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
+    log.info("worker stopped")
+
+
+@o365.command("check-for-missing-tickets")
+@click.option(
+    "-d",
+    "--days",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="number of days to search back",
+)
+@click.option("--dry-run", is_flag=True, help="Only report what is missing; change nothing.")
+@mailbox_option
+@with_appcontext
+def check_for_missing_tickets(days: int, dry_run: bool, mailboxes: tuple[str, ...]) -> None:
+    """Check for possible tickets that went missing in the last days."""
+    settings = _settings()
+    selected = _selected(settings, mailboxes)
+    try:
+        services = Services(settings)
+        reconciler = Reconciler(current_app._get_current_object(), settings, services)
+        exit_code = 0
+        for address in selected:
+            report = reconciler.find_missing(address, timedelta(days=days))
+            click.echo(
+                f"{address}: {report.listed} emails in the last {days} day(s), "
+                f"{report.listed - len(report.missing)} in the ledger, "
+                f"{len(report.missing)} missing, {len(report.unfinished)} unfinished."
+            )
+            for item in report.missing:
+                click.echo(
+                    f"  missing  {item.received:%Y-%m-%d %H:%M}  {item.sender}  {item.subject}"
+                )
+            if dry_run or not (report.missing or report.unfinished):
+                continue
+            total = len(report.missing) + len(report.unfinished)
+            with click.progressbar(
+                length=total,
+                label="  processing",
+                file=sys.stderr,
+            ) as bar:
+                outcomes = reconciler.process(address, report, progress=bar.update)
+            for state, count in sorted(outcomes.items()):
+                click.echo(f"  {state}: {count}")
+            if outcomes.get(MessageState.FAILED.value):
+                exit_code = 1
+    except (SignInError, GraphError, JiraError) as exc:
+        _fail(exc)
+    if exit_code:
+        raise SystemExit(exit_code)
+
+
+@o365.command("list-failed")
+@mailbox_option
+@with_appcontext
+def list_failed(mailboxes: tuple[str, ...]) -> None:
+    """List the messages whose processing failed, with the reason and the next retry."""
+    rows = _failed_rows(_selected(_settings(), mailboxes))
+    if not rows:
+        click.echo("No failed messages.")
+        return
+    budget = _settings().max_attempts
+    for row in rows:
+        retry = (
+            f"next try {row.next_attempt_at:%Y-%m-%d %H:%M}"
+            if row.attempts < budget and row.next_attempt_at
+            else "no automatic retry left: use retry-failed"
+        )
+        click.echo(
+            f"#{row.id}  {row.mailbox}  {row.sender or '?'}  {row.subject or '(no subject)'}\n"
+            f"    attempts {row.attempts}, {retry}\n    {row.last_error}"
+        )
+
+
+@o365.command("retry-failed")
+@click.option("--id", "ids", type=int, multiple=True, help="Only this ledger id; repeatable.")
+@mailbox_option
+@with_appcontext
+def retry_failed(ids: tuple[int, ...], mailboxes: tuple[str, ...]) -> None:
+    """Retry failed messages now (all of them, or the ones named with --id)."""
+    settings = _settings()
+    rows = _failed_rows(_selected(settings, mailboxes), ids)
+    if not rows:
+        click.echo("No failed messages to retry.")
+        return
+    try:
+        processor = Services(settings).processor()
+    except (SignInError, GraphError, JiraError) as exc:
+        _fail(exc)
+    failed = 0
+    for row_id in [r.id for r in rows]:
+        outcome = processor.process(row_id, force=True)
+        row = db.session.get(LedgerMessage, row_id)
+        detail = row.ticket_key or row.reason or row.last_error or ""
+        click.echo(f"#{row_id}  {row.state.value}  {detail}")
+        failed += row.state == MessageState.FAILED or outcome.state is None
+    if failed:
+        raise SystemExit(1)
+
+
+def _failed_rows(mailboxes: list[str], ids: tuple[int, ...] = ()) -> list[LedgerMessage]:
+    query = select(LedgerMessage).where(
+        LedgerMessage.state == MessageState.FAILED,
+        LedgerMessage.mailbox.in_([m.lower() for m in mailboxes]),
+    )
+    if ids:
+        query = query.where(LedgerMessage.id.in_(ids))
+    return list(db.session.scalars(query.order_by(LedgerMessage.id)))

@@ -1,0 +1,1 @@
+"""The email-to-ticket pipeline: ledger, rules, ticket building, processing and sync."""

@@ -1,0 +1,199 @@
+"""The ledger: every message is recorded before anything is done with it, then claimed.
+
+Recording is an insert that ignores rows already there (mailbox and internetMessageId are
+unique), so a message delivered twice, or seen by the delta loop and by reconciliation at
+once, is one row. A row is processed only by whoever claims it with an atomic UPDATE.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ticket_manager.extensions import db
+from ticket_manager.graph.messages import MailMessage
+from ticket_manager.models import LedgerMessage, MessageState
+
+CLAIM_DURATION = timedelta(minutes=5)
+FINAL_STATES = (MessageState.REJECTED, MessageState.TICKET_CREATED, MessageState.COMMENTED)
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def message_key(message: MailMessage) -> str:
+    """The ledger key: the internet Message-ID, or the Graph id for the rare mail without one."""
+    return message.internet_message_id or f"<graph:{message.id}>"
+
+
+def record(messages: Iterable[MailMessage]) -> None:
+    """Insert a pending row for each message not yet in the ledger (one statement)."""
+    rows = [
+        {
+            "mailbox": m.mailbox.lower(),
+            "internet_message_id": message_key(m)[:998],
+            "graph_id": m.id,
+            "conversation_id": m.conversation_id,
+            "subject": (m.subject or "")[:512],
+            "sender": (m.from_.address if m.from_ else None),
+            "received_at": m.received_at,
+            "state": MessageState.PENDING,
+            "attempts": 0,
+            "created_at": now(),
+            "updated_at": now(),
+        }
+        for m in messages
+    ]
+    if not rows:
+        return
+    dialect = db.engine.dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(LedgerMessage).on_conflict_do_nothing(
+        index_elements=["mailbox", "internet_message_id"]
+    )
+    db.session.execute(statement, rows)
+    db.session.commit()
+
+
+def known_keys(mailbox: str, keys: list[str]) -> set[str]:
+    """Which of ``keys`` the ledger already holds for ``mailbox`` (chunked IN queries)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        found.update(
+            db.session.scalars(
+                select(LedgerMessage.internet_message_id).where(
+                    LedgerMessage.mailbox == mailbox.lower(),
+                    LedgerMessage.internet_message_id.in_(chunk),
+                )
+            )
+        )
+    db.session.rollback()
+    return found
+
+
+def find(mailbox: str, key: str) -> LedgerMessage | None:
+    return db.session.scalar(
+        select(LedgerMessage).where(
+            LedgerMessage.mailbox == mailbox.lower(), LedgerMessage.internet_message_id == key
+        )
+    )
+
+
+def claim(row_id: int, *, force: bool = False) -> bool:
+    """Take a row for processing; False if it is final, claimed by another, or not due."""
+    moment = now()
+    conditions = [
+        LedgerMessage.id == row_id,
+        LedgerMessage.state.not_in(FINAL_STATES),
+        or_(LedgerMessage.claimed_until.is_(None), LedgerMessage.claimed_until < moment),
+    ]
+    if not force:
+        conditions.append(
+            or_(LedgerMessage.next_attempt_at.is_(None), LedgerMessage.next_attempt_at <= moment)
+        )
+    result = db.session.execute(
+        update(LedgerMessage)
+        .where(and_(*conditions))
+        .values(claimed_by=WORKER_ID, claimed_until=moment + CLAIM_DURATION)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
+
+
+def release_claims_of_dead_local_workers() -> int:
+    """Free rows claimed by worker processes of this host that no longer run.
+
+    A worker killed mid-message leaves its claim; on the same host we can tell at once that
+    its process is gone. Claims of other hosts' workers expire after CLAIM_DURATION.
+    """
+    host = socket.gethostname()
+    claimed = db.session.execute(
+        select(LedgerMessage.id, LedgerMessage.claimed_by).where(
+            LedgerMessage.claimed_by.like(f"{host}:%"), LedgerMessage.claimed_until > now()
+        )
+    ).all()
+    dead = [row_id for row_id, owner in claimed if not _process_alive(owner)]
+    if dead:
+        db.session.execute(
+            update(LedgerMessage)
+            .where(LedgerMessage.id.in_(dead))
+            .values(claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+    return len(dead)
+
+
+def _process_alive(owner: str) -> bool:
+    try:
+        pid = int(owner.split(":")[1])
+    except (IndexError, ValueError):
+        return True
+    if pid == os.getpid():
+        return owner == WORKER_ID
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release(row: LedgerMessage) -> None:
+    row.claimed_by = None
+    row.claimed_until = None
+
+
+def due_rows(mailbox: str, max_attempts: int, limit: int = 200) -> list[LedgerMessage]:
+    """Pending rows and failed rows whose retry time has come, oldest first."""
+    moment = now()
+    rows = db.session.scalars(
+        select(LedgerMessage)
+        .where(
+            LedgerMessage.mailbox == mailbox.lower(),
+            or_(
+                LedgerMessage.state == MessageState.PENDING,
+                and_(
+                    LedgerMessage.state == MessageState.FAILED,
+                    LedgerMessage.attempts < max_attempts,
+                ),
+            ),
+            or_(LedgerMessage.next_attempt_at.is_(None), LedgerMessage.next_attempt_at <= moment),
+            or_(LedgerMessage.claimed_until.is_(None), LedgerMessage.claimed_until < moment),
+        )
+        .order_by(LedgerMessage.id)
+        .limit(limit)
+    ).all()
+    db.session.rollback()
+    return list(rows)
+
+
+def earlier_from_sender(mailbox: str, sender: str, row_id: int) -> int:
+    """Mail from ``sender`` recorded before this row in 24 hours and not rejected.
+
+    Counting by ledger order, not by finished tickets, keeps the mail-storm cap exact when
+    several messages of one sender are processed at the same time.
+    """
+    return (
+        db.session.query(LedgerMessage)
+        .filter(
+            LedgerMessage.mailbox == mailbox.lower(),
+            func.lower(LedgerMessage.sender) == sender.lower(),
+            LedgerMessage.id < row_id,
+            LedgerMessage.state != MessageState.REJECTED,
+            LedgerMessage.created_at >= now() - timedelta(days=1),
+        )
+        .count()
+    )

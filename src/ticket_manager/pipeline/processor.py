@@ -1,0 +1,247 @@
+"""Process one ledger row: rules, then the ticket, then mark the email; never lose the row.
+
+Every outcome is written to the row: a rejection with its rule and reason, a ticket key, or
+a failure with the error and when to try again. A failure of one message never stops the
+others, and the Jira key is committed the moment Jira returns it, so a crash afterwards can
+only repeat the cheap, idempotent steps (attachments, marking), never the create.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ticket_manager.config import Settings
+from ticket_manager.extensions import db
+from ticket_manager.graph.client import GraphClient
+from ticket_manager.graph.errors import GraphError, GraphNotFoundError, GraphUnavailableError
+from ticket_manager.graph.messages import FileAttachment, MailMessage
+from ticket_manager.jira.client import JiraClient
+from ticket_manager.jira.errors import JiraError, JiraRejectedError, JiraUnavailableError
+from ticket_manager.models import LedgerMessage, MessageState
+from ticket_manager.pipeline import ledger
+from ticket_manager.pipeline.rules import RuleContext, first_rejection
+from ticket_manager.pipeline.tickets import SOURCE_PROPERTY, TicketDraft, build_ticket
+
+log = logging.getLogger("ticket_manager.pipeline")
+
+MAX_BACKOFF = timedelta(hours=1)
+
+
+class RetryLater(Exception):
+    """The row is not ready (a recent interrupted create): look again at ``when``."""
+
+    def __init__(self, delay: timedelta) -> None:
+        super().__init__(f"retry in {delay}")
+        self.delay = delay
+
+
+@dataclass
+class Outcome:
+    """What happened to a row, for logs and command output."""
+
+    state: MessageState | None
+    ticket_key: str | None = None
+    rule: str | None = None
+    reason: str | None = None
+
+
+class MessageProcessor:
+    """Takes a ledger row from pending to rejected, ticket_created or failed."""
+
+    def __init__(self, settings: Settings, graph: GraphClient, jira: JiraClient) -> None:
+        self.settings = settings
+        self.graph = graph
+        self.jira = jira
+        self._folder_ids: dict[str, str | None] = {}
+
+    def process(
+        self, row_id: int, message: MailMessage | None = None, *, force: bool = False
+    ) -> Outcome:
+        """Claim the row and take it as far as it goes; returns where it ended."""
+        if not ledger.claim(row_id, force=force):
+            return Outcome(state=None)
+        row = db.session.get(LedgerMessage, row_id)
+        fields = {"mailbox": row.mailbox, "message_id": row.internet_message_id}
+        try:
+            return self._process_claimed(row, message)
+        except RetryLater as later:
+            row.next_attempt_at = ledger.now() + later.delay
+            ledger.release(row)
+            db.session.commit()
+            return Outcome(state=row.state)
+        except Exception as exc:  # one bad message must never stop the loop
+            db.session.rollback()
+            row = db.session.get(LedgerMessage, row_id)
+            self._fail(row, exc)
+            level = logging.WARNING if _is_transient(exc) else logging.ERROR
+            log.log(level, "message failed", extra={**fields, "error": row.last_error})
+            return Outcome(state=row.state, ticket_key=row.ticket_key, reason=row.last_error)
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def _process_claimed(self, row: LedgerMessage, message: MailMessage | None) -> Outcome:
+        row.attempts += 1
+        db.session.commit()
+        if message is None:
+            message = self.graph.get_message(row.mailbox, row.graph_id)
+
+        if row.ticket_key is None:
+            context = RuleContext(
+                settings=self.settings,
+                recent_from_sender=lambda sender: ledger.earlier_from_sender(
+                    row.mailbox, sender, row.id
+                ),
+            )
+            rejection = first_rejection(message, context)
+            if rejection is not None:
+                return self._finish(row, MessageState.REJECTED, rejection.rule, rejection.reason)
+
+        attachments = self._attachments(message)
+        board = self.settings.board_for(row.mailbox)
+        project_key = self.jira.project_key_for_board(board.name)
+        draft = build_ticket(
+            message, attachments, settings=self.settings, jira=self.jira, project_key=project_key
+        )
+        if row.ticket_key is None:
+            row.ticket_key = self._create_once(row, draft)
+            db.session.commit()
+            log.info(
+                "ticket created",
+                extra={
+                    "mailbox": row.mailbox,
+                    "message_id": row.internet_message_id,
+                    "ticket": row.ticket_key,
+                },
+            )
+        self._upload_missing(row.ticket_key, draft)
+        self._mark_email(message, row.ticket_key)
+        return self._finish(row, MessageState.TICKET_CREATED)
+
+    def _attachments(self, message: MailMessage) -> list[FileAttachment]:
+        # Exchange reports hasAttachments false when only inline images are attached.
+        if not message.has_attachments and "cid:" not in message.body:
+            return []
+        return self.graph.list_attachments(message.mailbox, message.id)
+
+    def _create_once(self, row: LedgerMessage, draft: TicketDraft) -> str:
+        """Create the issue, unless an interrupted earlier attempt already did."""
+        if row.jira_attempt_at is not None:
+            waited = ledger.now() - _aware(row.jira_attempt_at)
+            delay = timedelta(seconds=self.settings.recovery_delay)
+            if waited < delay:
+                raise RetryLater(delay - waited)
+            found = self.jira.find_issue_with_property(
+                draft.project_key,
+                _aware(row.jira_attempt_at),
+                SOURCE_PROPERTY,
+                draft.properties[SOURCE_PROPERTY],
+            )
+            if found:
+                log.warning(
+                    "adopted a ticket created by an interrupted attempt",
+                    extra={"message_id": row.internet_message_id, "ticket": found},
+                )
+                return found
+        row.jira_attempt_at = ledger.now()
+        db.session.commit()
+        try:
+            return self.jira.create_issue(draft.fields, draft.properties)
+        except JiraRejectedError as exc:
+            refused = [f for f in draft.optional_fields if f in exc.errors and f in draft.fields]
+            if not refused:
+                raise
+            # Fields missing from the create screen (priority, reporter) must not lose the email.
+            fields = {k: v for k, v in draft.fields.items() if k not in refused}
+            log.warning("jira refused optional fields", extra={"fields": refused})
+            return self.jira.create_issue(fields, draft.properties)
+
+    def _upload_missing(self, key: str, draft: TicketDraft) -> None:
+        if draft.attachments:
+            present = self.jira.attachment_names(key)
+            for attachment in draft.attachments:
+                if attachment.name not in present:
+                    self.jira.add_attachment(key, attachment.name, attachment.content)
+        for watcher in draft.watchers:
+            try:
+                self.jira.add_watcher(key, watcher)
+            except JiraUnavailableError:
+                raise
+            except JiraError as exc:  # a watcher is a courtesy: it never fails the email
+                log.info("watcher not added", extra={"ticket": key, "error": str(exc)})
+
+    def _mark_email(self, message: MailMessage, key: str) -> None:
+        """Show the outcome in the mailbox; a failure here is logged, the ticket stands."""
+        category = f"Ticket {key}"
+        try:
+            categories = [*[c for c in message.categories if c != category], category]
+            is_read = True if self.settings.mark_as_read else None
+            self.graph.mark_message(
+                message.mailbox, message.id, categories=categories, is_read=is_read
+            )
+            folder = self.settings.processed_folder
+            if folder:
+                folder_id = self._folder_id(message.mailbox, folder)
+                if folder_id:
+                    self.graph.move_message(message.mailbox, message.id, folder_id)
+        except GraphError as exc:
+            log.warning("email not marked", extra={"ticket": key, "error": str(exc)})
+
+    def _folder_id(self, mailbox: str, name: str) -> str | None:
+        key = f"{mailbox.lower()}/{name}"
+        if key not in self._folder_ids:
+            self._folder_ids[key] = self.graph.find_folder_id(mailbox, name)
+        return self._folder_ids[key]
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def _finish(
+        self,
+        row: LedgerMessage,
+        state: MessageState,
+        rule: str | None = None,
+        reason: str | None = None,
+    ) -> Outcome:
+        row.state = state
+        row.rule = rule
+        row.reason = reason
+        row.last_error = None
+        row.next_attempt_at = None
+        row.processed_at = ledger.now()
+        ledger.release(row)
+        db.session.commit()
+        if state == MessageState.REJECTED:
+            log.info(
+                "message rejected",
+                extra={"mailbox": row.mailbox, "message_id": row.internet_message_id, "rule": rule},
+            )
+        return Outcome(state=state, ticket_key=row.ticket_key, rule=rule, reason=reason)
+
+    def _fail(self, row: LedgerMessage, exc: Exception) -> None:
+        row.state = MessageState.FAILED
+        row.last_error = _describe(exc)[:2000]
+        retry_after = getattr(exc, "retry_after", None)
+        backoff = timedelta(seconds=30 * 2 ** max(row.attempts - 1, 0))
+        if retry_after:
+            backoff = max(backoff, timedelta(seconds=retry_after))
+        row.next_attempt_at = ledger.now() + min(backoff, MAX_BACKOFF)
+        ledger.release(row)
+        db.session.commit()
+
+
+def _is_transient(exc: Exception) -> bool:
+    return isinstance(exc, GraphUnavailableError | JiraUnavailableError)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, GraphNotFoundError):
+        return f"the email is no longer in the mailbox: {exc}"
+    if isinstance(exc, GraphError | JiraError):
+        return str(exc)
+    return f"{exc.__class__.__name__}: {exc}"
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes for timezone-aware columns: they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,141 @@
+"""The rules that decide whether an email may become a ticket, in the order they run.
+
+Each rule is a small class with a ``name`` (recorded in the ledger), a one-line
+``description`` and one ``check`` method that returns a :class:`Rejection` or None. The
+first rule that rejects decides; the order is the ``RULES`` table below, so the policy reads
+top to bottom and a test can assert on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ticket_manager.config import Settings
+from ticket_manager.graph.messages import MailMessage
+
+LOOP_HEADER = "x-ticket-manager"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A rule's refusal: which rule, and a reason a person can act on."""
+
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What the rules may consult beyond the message itself."""
+
+    settings: Settings
+    # Mail from a sender recorded earlier in 24 hours and not rejected (the storm cap).
+    recent_from_sender: Callable[[str], int]
+
+
+def sender_address(message: MailMessage) -> str | None:
+    """The real sender address (never the display name), lower-cased."""
+    who = message.from_ or message.sender
+    return who.address.strip().lower() if who and who.address else None
+
+
+class OwnMailboxRule:
+    name = "own-mailbox"
+    description = "Mail from a monitored mailbox, or carrying our loop marker, is our own."
+
+    def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
+        if message.header(LOOP_HEADER) is not None:
+            return Rejection(self.name, "carries the X-Ticket-Manager loop marker: sent by us")
+        address = sender_address(message)
+        if address and address in {m.lower() for m in context.settings.mailboxes}:
+            return Rejection(self.name, f"sent by the monitored mailbox {address}")
+        return None
+
+
+class AutoReplyRule:
+    name = "auto-reply"
+    description = "Auto-replies, bulk mail and delivery reports are not requests."
+
+    def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
+        auto_submitted = (message.header("auto-submitted") or "").strip().lower()
+        if auto_submitted and not auto_submitted.startswith("no"):
+            return Rejection(self.name, f"Auto-Submitted: {auto_submitted}")
+        precedence = (message.header("precedence") or "").strip().lower()
+        if precedence in ("bulk", "junk", "list", "auto_reply"):
+            return Rejection(self.name, f"Precedence: {precedence}")
+        for header in ("x-autoreply", "x-autorespond", "x-autorespond-id"):
+            if message.header(header) is not None:
+                return Rejection(self.name, f"{header} header present")
+        content_type = (message.header("content-type") or "").lower()
+        if content_type.startswith("multipart/report"):
+            return Rejection(self.name, "a delivery or read report (multipart/report)")
+        address = sender_address(message) or ""
+        if address.split("@")[0] in ("mailer-daemon", "postmaster"):
+            return Rejection(self.name, f"a delivery report from {address}")
+        return None
+
+
+class BlockedSenderRule:
+    name = "blocked-sender"
+    description = "Senders listed in EMAIL_BLACKLIST never open tickets."
+
+    def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
+        address = sender_address(message)
+        if address and address in context.settings.blacklist:
+            return Rejection(self.name, f"{address} is listed in EMAIL_BLACKLIST")
+        return None
+
+
+class AllowedDomainRule:
+    name = "domain-not-allowed"
+    description = "Only senders of EMAIL_WHITELISTED_DOMAINS (exact domain) open tickets."
+
+    def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
+        address = sender_address(message)
+        if not address or "@" not in address:
+            return Rejection(self.name, "the email has no sender address")
+        allowed = context.settings.whitelisted_domains
+        if not allowed:
+            return None
+        domain = address.rsplit("@", 1)[1].rstrip(".")
+        if domain not in allowed:
+            return Rejection(
+                self.name, f"{domain} is not in EMAIL_WHITELISTED_DOMAINS ({', '.join(allowed)})"
+            )
+        return None
+
+
+class SenderCapRule:
+    name = "sender-cap"
+    description = "At most EMAIL_MAX_PER_SENDER_PER_DAY tickets per sender in 24 hours."
+
+    def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
+        cap = context.settings.max_per_sender_per_day
+        address = sender_address(message)
+        if not cap or not address:
+            return None
+        count = context.recent_from_sender(address)
+        if count >= cap:
+            return Rejection(
+                self.name, f"{address} already opened {count} tickets in 24 hours (cap {cap})"
+            )
+        return None
+
+
+RULES = (
+    OwnMailboxRule(),
+    AutoReplyRule(),
+    BlockedSenderRule(),
+    AllowedDomainRule(),
+    SenderCapRule(),
+)
+
+
+def first_rejection(message: MailMessage, context: RuleContext) -> Rejection | None:
+    """Run the rules in order; the first rejection decides, None lets the email through."""
+    for rule in RULES:
+        rejection = rule.check(message, context)
+        if rejection is not None:
+            return rejection
+    return None

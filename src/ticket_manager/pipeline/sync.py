@@ -1,0 +1,145 @@
+"""Keep one mailbox's Inbox in sync with a Graph delta query and feed the processor.
+
+A round walks the delta pages from the stored delta link; each page's messages are recorded
+in the ledger, then processed (several at a time, within Graph's per-mailbox limit). The new
+delta link is stored only after the whole round is recorded, so a crash replays the round
+and the ledger makes the replay harmless. Rows left pending or failed earlier are retried at
+the end of the round.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from flask import Flask
+from sqlalchemy import select
+
+from ticket_manager.config import Settings
+from ticket_manager.extensions import db
+from ticket_manager.graph.client import GraphClient
+from ticket_manager.graph.errors import DeltaTokenExpiredError
+from ticket_manager.graph.messages import MailMessage
+from ticket_manager.models import LedgerMessage, Mailbox, MessageState
+from ticket_manager.pipeline import ledger
+from ticket_manager.pipeline.processor import MessageProcessor, Outcome
+
+log = logging.getLogger("ticket_manager.sync")
+
+DELTA_PAGE_SIZE = 50
+
+
+@dataclass
+class RoundResult:
+    """What one delta round saw and did."""
+
+    seen: int = 0
+    outcomes: list[Outcome] | None = None
+    resynced: bool = False
+
+    def count(self, state: MessageState) -> int:
+        return sum(1 for o in self.outcomes or [] if o.state == state)
+
+
+def mailbox_state(address: str) -> Mailbox:
+    """The mailbox's sync row, created on first use."""
+    row = db.session.scalar(select(Mailbox).where(Mailbox.address == address.lower()))
+    if row is None:
+        row = Mailbox(address=address.lower())
+        db.session.add(row)
+        db.session.commit()
+    return row
+
+
+class MailboxSync:
+    """Runs delta rounds for mailboxes and hands each new message to the processor."""
+
+    def __init__(
+        self,
+        app: Flask,
+        settings: Settings,
+        graph: GraphClient,
+        processor: MessageProcessor,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.graph = graph
+        self.processor = processor
+        self.should_stop = should_stop
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.processing_concurrency, thread_name_prefix="process"
+        )
+
+    def run_round(self, address: str) -> RoundResult:
+        """One delta round for ``address``, then the retries that are due."""
+        result = RoundResult(outcomes=[])
+        state = mailbox_state(address)
+        delta_link = state.delta_link
+        try:
+            delta_link = self._walk(address, delta_link, result)
+        except DeltaTokenExpiredError:
+            log.warning("delta token expired: full resync", extra={"mailbox": address})
+            result.resynced = True
+            delta_link = self._walk(address, None, result)
+        if delta_link is None:  # stopped part-way: the stored link replays what is left
+            return result
+        state = mailbox_state(address)
+        state.delta_link = delta_link
+        state.last_sync_at = ledger.now()
+        state.last_sync_error = None
+        db.session.commit()
+        if not self.should_stop():
+            result.outcomes.extend(self.retry_due(address))
+        return result
+
+    def _walk(self, address: str, delta_link: str | None, result: RoundResult) -> str | None:
+        for page in self.graph.delta_pages(
+            address, delta_link=delta_link, page_size=DELTA_PAGE_SIZE
+        ):
+            result.seen += len(page.messages)
+            result.outcomes.extend(self._record_and_process(address, page.messages))
+            if self.should_stop():
+                return None
+            if page.delta_link:
+                return page.delta_link
+        return None
+
+    def _record_and_process(self, address: str, messages: list[MailMessage]) -> list[Outcome]:
+        if not messages:
+            return []
+        ledger.record(messages)
+        keys = {ledger.message_key(m): m for m in messages}
+        rows = db.session.execute(
+            select(LedgerMessage.id, LedgerMessage.internet_message_id).where(
+                LedgerMessage.mailbox == address.lower(),
+                LedgerMessage.internet_message_id.in_(list(keys)),
+                LedgerMessage.state.not_in(ledger.FINAL_STATES),
+            )
+        ).all()
+        db.session.rollback()
+        work = [(row_id, keys[key]) for row_id, key in rows]
+        return self._run_concurrently(work)
+
+    def retry_due(self, address: str) -> list[Outcome]:
+        """Process pending rows left by an earlier run and failed rows whose time has come."""
+        rows = ledger.due_rows(address, self.settings.max_attempts)
+        return self._run_concurrently([(row.id, None) for row in rows])
+
+    def _run_concurrently(self, work: list[tuple[int, MailMessage | None]]) -> list[Outcome]:
+        def one(item: tuple[int, MailMessage | None]) -> Outcome:
+            if self.should_stop():
+                return Outcome(state=None)
+            with self.app.app_context():
+                try:
+                    return self.processor.process(item[0], item[1])
+                finally:
+                    db.session.remove()
+
+        return list(self.executor.map(one, work))
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,140 @@
+"""Turn an email (and its attachments) into the fields of a new Jira issue."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath, PureWindowsPath
+
+from ticket_manager.config import Settings
+from ticket_manager.content import EmailContent, summary_from_subject, to_adf, to_wiki
+from ticket_manager.graph.messages import Address, FileAttachment, MailMessage
+from ticket_manager.jira.client import JiraClient, JiraUser
+
+SOURCE_PROPERTY = "ticket-manager.source"
+IMPORTANCE_PRIORITY = {"high": "High", "low": "Low"}
+_CATEGORY_TAG = re.compile(r"\[\s*([^\[\]\s]+)\s*\]")
+
+
+@dataclass
+class TicketDraft:
+    """Everything needed to create the issue, decided before Jira is called."""
+
+    project_key: str
+    fields: dict
+    properties: dict[str, dict]
+    attachments: list[FileAttachment] = field(default_factory=list)
+    watchers: list[JiraUser] = field(default_factory=list)
+    optional_fields: tuple[str, ...] = ("priority", "reporter")
+
+
+def category_and_title(subject: str, settings: Settings) -> tuple[str | None, str]:
+    """The `[category]` named in the subject (one of the configured ones), and the rest."""
+    categories = {c.lower(): c for c in settings.label_categories}
+    for match in _CATEGORY_TAG.finditer(subject or ""):
+        category = categories.get(match.group(1).lower())
+        if category:
+            title = (subject[: match.start()] + subject[match.end() :]).strip()
+            return category, re.sub(r"\s{2,}", " ", title)
+    return settings.default_category, subject or ""
+
+
+def safe_filename(name: str, taken: set[str]) -> str:
+    """A file name without directories or control characters, unique among ``taken``."""
+    base = PureWindowsPath(PurePosixPath(name or "").name).name
+    base = "".join(c for c in base if unicodedata.category(c)[0] != "C").strip(" .")
+    base = base[:200] or "attachment"
+    candidate, counter = base, 2
+    stem, dot, suffix = base.rpartition(".")
+    while candidate.lower() in taken:
+        candidate = f"{stem} ({counter}).{suffix}" if dot and stem else f"{base} ({counter})"
+        counter += 1
+    taken.add(candidate.lower())
+    return candidate
+
+
+def _format_addresses(addresses: tuple[Address, ...]) -> str:
+    return ", ".join(f"{a.name} <{a.address}>" if a.name else a.address for a in addresses)
+
+
+def build_ticket(
+    message: MailMessage,
+    attachments: list[FileAttachment],
+    *,
+    settings: Settings,
+    jira: JiraClient,
+    project_key: str,
+) -> TicketDraft:
+    """Decide the issue's fields from the email: summary, description, labels, people, files."""
+    category, title = category_and_title(message.subject, settings)
+    taken: set[str] = set()
+    uploads: list[FileAttachment] = []
+    oversized: list[tuple[str, int]] = []
+    inline_images: dict[str, str] = {}
+    for attachment in attachments:
+        name = safe_filename(attachment.name, taken)
+        if attachment.size > settings.max_attachment_size:
+            oversized.append((name, attachment.size))
+            continue
+        uploads.append(
+            FileAttachment(
+                name=name,
+                content_type=attachment.content_type,
+                content=attachment.content,
+                is_inline=attachment.is_inline,
+                content_id=attachment.content_id,
+            )
+        )
+        if attachment.content_id:
+            inline_images[attachment.content_id] = name
+
+    sender = message.from_ or message.sender
+    header = [("From", _format_addresses((sender,)) if sender else "(unknown)")]
+    if message.to:
+        header.append(("To", _format_addresses(message.to)))
+    if message.cc:
+        header.append(("Cc", _format_addresses(message.cc)))
+    if message.received_at:
+        header.append(("Received", message.received_at.strftime("%Y-%m-%d %H:%M UTC")))
+    content = EmailContent.from_email(
+        body=message.body,
+        body_type=message.body_type,
+        header=header,
+        inline_images=inline_images,
+        oversized=oversized,
+    )
+
+    labels = list(dict.fromkeys([*settings.ticket_labels, *([category] if category else [])]))
+    fields: dict = {
+        "project": {"key": project_key},
+        "issuetype": {"name": settings.ticket_type},
+        "summary": summary_from_subject(title),
+        "description": to_adf(content) if jira.is_cloud else to_wiki(content),
+        "labels": labels,
+    }
+    priority = IMPORTANCE_PRIORITY.get(message.importance)
+    if priority:
+        fields["priority"] = {"name": priority}
+    reporter = jira.find_user(sender.address) if sender else None
+    if reporter is not None:
+        fields["reporter"] = jira.user_reference(reporter)
+
+    watchers: list[JiraUser] = []
+    for address in message.cc:
+        user = jira.find_user(address.address)
+        if user is not None and user not in watchers:
+            watchers.append(user)
+
+    return TicketDraft(
+        project_key=project_key,
+        fields=fields,
+        properties={
+            SOURCE_PROPERTY: {
+                "mailbox": message.mailbox.lower(),
+                "internetMessageId": message.internet_message_id,
+            }
+        },
+        attachments=uploads,
+        watchers=watchers,
+    )

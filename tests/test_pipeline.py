@@ -1,0 +1,247 @@
+"""Email to ticket, end to end: the worker against the emulated Graph and Jira over HTTPS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ticket_manager.extensions import db
+from ticket_manager.models import LedgerMessage, MessageState
+from ticket_manager.sandbox.samples import PIXEL_PNG
+
+
+def only_issue(pipeline) -> dict:
+    issues = pipeline.issues()
+    assert len(issues) == 1, [i["summary"] for i in issues]
+    return issues[0]
+
+
+def test_a_plain_email_becomes_one_ticket_and_the_email_is_marked(pipeline):
+    # A new email becomes one Jira issue in the board's project; the email shows the key.
+    pipeline.deliver(
+        subject="Printer on the 3rd floor is jammed",
+        body="It shows error E-42.",
+        sender="Carol Customer <carol.customer@example.com>",
+        cc=["alice.agent@example.com"],
+        importance="high",
+    )
+    pipeline.run_once()
+
+    issue = only_issue(pipeline)
+    assert issue["key"].startswith("SUP-")
+    assert issue["summary"] == "Printer on the 3rd floor is jammed"
+    assert issue["issuetype"] == "Task"
+    assert issue["labels"] == ["ticket", "general"]
+    assert issue["priority"] == "High"
+    assert issue["reporter"] == "carol.customer@example.com"
+    assert "It shows error E-42." in issue["description"]
+    assert "carol.customer@example.com" in issue["description"]
+    assert issue["description_raw"]["type"] == "doc"  # Cloud: Atlassian Document Format
+    watchers = pipeline.sandbox.jira.store.find_issue(issue["key"])["watchers"]
+    assert any(
+        pipeline.sandbox.jira.store.users[w]["email"] == "alice.agent@example.com" for w in watchers
+    )
+
+    [row] = pipeline.rows()
+    assert row.state == MessageState.TICKET_CREATED
+    assert row.ticket_key == issue["key"]
+    [email] = pipeline.sandbox.graph.messages(pipeline.mailbox, "inbox")
+    assert email["categories"] == [f"Ticket {issue['key']}"]
+    assert email["isRead"] is True
+
+
+def test_an_unknown_sender_is_the_reporter_named_in_the_description(pipeline):
+    # A sender who is not a Jira user leaves the service account as reporter.
+    pipeline.deliver(sender="Eve Newcomer <eve@example.com>")
+    pipeline.run_once()
+    issue = only_issue(pipeline)
+    assert issue["reporter"] == pipeline.sandbox.accounts.jira_user
+    assert "eve@example.com" in issue["description"]
+
+
+@pytest.mark.parametrize(
+    ("sender", "headers", "rule"),
+    [
+        ("bob@example.com", {"Auto-Submitted": "auto-replied"}, "auto-reply"),
+        ("bob@example.com", {"Precedence": "bulk"}, "auto-reply"),
+        ("bob@example.com", {"X-Autoreply": "yes"}, "auto-reply"),
+        ("MAILER-DAEMON@example.com", {}, "auto-reply"),
+        ("Malicious@Example.com", {}, "blocked-sender"),
+        ("x@evil.org", {}, "domain-not-allowed"),
+        ('"ceo@example.com" <x@evil.org>', {}, "domain-not-allowed"),
+        ("boss@example.com.evil.org", {}, "domain-not-allowed"),
+        ("support@example.com", {}, "own-mailbox"),
+        ("bob@example.com", {"X-Ticket-Manager": "ack; ticket=SUP-1"}, "own-mailbox"),
+    ],
+)
+def test_rejected_mail_opens_no_ticket_and_records_why(pipeline, sender, headers, rule):
+    # A rule's refusal is recorded with its name and reason; Jira is not touched.
+    pipeline.deliver(sender=sender, headers=headers)
+    pipeline.run_once()
+    assert pipeline.issues() == []
+    [row] = pipeline.rows()
+    assert row.state == MessageState.REJECTED
+    assert row.rule == rule
+    assert row.reason
+    [email] = pipeline.sandbox.graph.messages(pipeline.mailbox, "inbox")
+    assert email["isRead"] is False  # the email stays as it was, for a person to look at
+
+
+def test_auto_submitted_no_is_a_person(pipeline):
+    # "Auto-Submitted: no" is what a person's mail client may send: it is not an auto-reply.
+    pipeline.deliver(headers={"Auto-Submitted": "no"})
+    pipeline.run_once()
+    assert len(pipeline.issues()) == 1
+
+
+def test_a_sender_storm_is_capped(make_pipeline):
+    # Past EMAIL_MAX_PER_SENDER_PER_DAY tickets, a sender's further mail is rejected.
+    harness = make_pipeline(EMAIL_MAX_PER_SENDER_PER_DAY="2")
+    for n in range(4):
+        harness.deliver(subject=f"Storm {n}")
+    harness.run_once()
+    assert len(harness.issues()) == 2
+    assert sorted(r.rule or "" for r in harness.rows()) == ["", "", "sender-cap", "sender-cap"]
+
+
+def test_a_category_in_the_subject_becomes_a_label(pipeline):
+    # "[bug]" names a configured category: it is a label and leaves the summary.
+    pipeline.deliver(subject="[Bug] Login page answers 500")
+    pipeline.run_once()
+    issue = only_issue(pipeline)
+    assert issue["summary"] == "Login page answers 500"
+    assert issue["labels"] == ["ticket", "bug"]
+
+
+def test_an_empty_subject_gets_a_placeholder_summary(pipeline):
+    # Jira refuses an empty summary: "(no subject)" stands in.
+    pipeline.deliver(subject="")
+    pipeline.run_once()
+    assert only_issue(pipeline)["summary"] == "(no subject)"
+
+
+def test_a_folded_subject_becomes_one_line(pipeline):
+    # A subject folded over two header lines (RFC 5322) is one line in Jira.
+    raw = (
+        b"From: Alice <alice@example.com>\r\nTo: support@example.com\r\n"
+        b"Subject: Line one\r\n\tline two\r\nMessage-ID: <fold@example.com>\r\n"
+        b"Content-Type: text/plain\r\n\r\nBody\r\n"
+    )
+    pipeline.sandbox.graph.deliver_mime(pipeline.mailbox, raw)
+    pipeline.run_once()
+    assert only_issue(pipeline)["summary"] == "Line one line two"
+
+
+def test_a_300_character_subject_is_cut_to_255(pipeline):
+    # Jira's 255-character limit is met by cutting, never by failing the email.
+    pipeline.deliver(subject="x" * 300)
+    pipeline.run_once()
+    summary = only_issue(pipeline)["summary"]
+    assert len(summary) <= 255
+    assert summary.startswith("xxxx")
+
+
+def test_attachments_and_inline_images_are_uploaded_and_oversized_ones_listed(make_pipeline):
+    # Every file is attached; an inline image too; one over the limit is named instead.
+    harness = make_pipeline(JIRA_MAX_ATTACHMENT_SIZE="1KB")
+    harness.deliver(
+        html=True,
+        body='<p>See the screenshot:</p><img src="cid:shot1">',
+        attachments=[
+            {
+                "name": "screen.png",
+                "content": PIXEL_PNG,
+                "content_type": "image/png",
+                "inline": True,
+                "content_id": "shot1",
+            },
+            ("../../etc/passwd", b"not really", "text/plain"),
+            ("big.log", b"x" * 4096, "text/plain"),
+        ],
+    )
+    harness.run_once()
+    issue = only_issue(harness)
+    names = sorted(a["filename"] for a in issue["attachments"])
+    assert names == ["passwd", "screen.png"]
+    assert "big.log" in issue["description"]
+    assert "screen.png" in issue["description"]
+
+
+def test_the_same_email_delivered_twice_makes_one_ticket(pipeline):
+    # Two copies of one Message-ID (a duplicate delivery) are one ledger row and one ticket.
+    for _ in range(2):
+        pipeline.deliver(message_id="<same-one@example.com>")
+    pipeline.run_once()
+    pipeline.run_once()
+    assert len(pipeline.issues()) == 1
+    assert len(pipeline.rows()) == 1
+
+
+def test_an_expired_delta_token_resyncs_without_duplicates(pipeline):
+    # After Graph's 410, a full resync sees old mail again and creates nothing twice.
+    pipeline.deliver(subject="First")
+    pipeline.run_once()
+    pipeline.sandbox.graph.expire_delta_tokens(pipeline.mailbox)
+    pipeline.deliver(subject="Second")
+    pipeline.run_once()
+    assert sorted(i["summary"] for i in pipeline.issues()) == ["First", "Second"]
+    assert len(pipeline.rows()) == 2
+
+
+def test_a_jira_outage_fails_the_message_then_it_is_retried(pipeline):
+    # Jira answering 503 leaves the row failed with a retry time; the next round creates it.
+    pipeline.deliver()
+    pipeline.sandbox.jira.controls.fail_next(
+        20, status=503, retry_after=0, path_contains="/rest/api/3/issue"
+    )
+    pipeline.run_once()
+    [row] = pipeline.rows()
+    assert row.state == MessageState.FAILED
+    assert "503" in row.last_error
+    assert row.next_attempt_at is not None
+    assert pipeline.issues() == []
+
+    pipeline.sandbox.jira.controls.clear_faults()
+    with pipeline.app.app_context():
+        db.session.query(LedgerMessage).update(
+            {LedgerMessage.next_attempt_at: datetime.now(UTC) - timedelta(seconds=1)}
+        )
+        db.session.commit()
+    pipeline.run_once()
+    assert len(pipeline.issues()) == 1
+    assert pipeline.rows()[0].state == MessageState.TICKET_CREATED
+
+
+def test_graph_throttling_is_waited_out(pipeline):
+    # A burst of 429s with Retry-After on the delta query delays the round, loses nothing.
+    for n in range(3):
+        pipeline.deliver(subject=f"Mail {n}")
+    pipeline.sandbox.graph.controls.fail_next(2, status=429, retry_after=1, path_contains="delta")
+    pipeline.run_once()
+    assert len(pipeline.issues()) == 3
+
+
+def test_jira_server_gets_wiki_markup(make_pipeline, tmp_path):
+    # Against Jira Server/Data Center the description is escaped wiki markup (REST v2).
+    from ticket_manager.sandbox.sandbox import Sandbox, SandboxAccounts
+
+    with Sandbox(SandboxAccounts(jira_deployment="Server"), state_dir=tmp_path / "s") as server:
+        harness = make_pipeline(server)
+        harness.deliver(body="Please run {code}rm -rf /{code} and ping [~admin] *now*")
+        harness.run_once()
+        issue = only_issue(harness)
+        assert isinstance(issue["description_raw"], str)
+        assert "{code}rm" not in issue["description_raw"]
+        assert "[~admin]" not in issue["description_raw"]
+        assert all("/rest/api/3/" not in r.path for r in server.jira.controls.requests)
+
+
+def test_unicode_and_a_large_body_survive(pipeline):
+    # Right-to-left text and a 200 KB body reach Jira without error.
+    body = ("שלום, המדפסת תקועה. " * 20) + ("A" * 200_000)
+    pipeline.deliver(subject="מדפסת תקועה", body=body)
+    pipeline.run_once()
+    issue = only_issue(pipeline)
+    assert issue["summary"] == "מדפסת תקועה"
+    assert "שלום" in issue["description"]
