@@ -34,6 +34,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from ticket_manager.commands import register_commands
 
     register_commands(app)
+
+    from ticket_manager.web.notifications import blueprint as notifications
+
+    app.register_blueprint(notifications, url_prefix=settings.application_context.rstrip("/"))
     return app
 
 

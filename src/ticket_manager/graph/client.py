@@ -182,6 +182,31 @@ class GraphClient:
         matches = body.get("value", [])
         return matches[0]["id"] if matches else None
 
+    # -- change notifications --------------------------------------------------------------
+
+    def create_subscription(
+        self, mailbox: str, *, notification_url: str, client_state: str, expires: datetime
+    ) -> Subscription:
+        """Subscribe to new messages in the Inbox; Graph first checks ``notification_url``."""
+        body = {
+            "changeType": "created",
+            "notificationUrl": notification_url,
+            "lifecycleNotificationUrl": notification_url,
+            "resource": f"users/{mailbox}/mailFolders('Inbox')/messages",
+            "expirationDateTime": _graph_time(expires),
+            "clientState": client_state,
+        }
+        return Subscription.from_graph(self._request("POST", "/subscriptions", json=body).json())
+
+    def renew_subscription(self, subscription_id: str, expires: datetime) -> Subscription:
+        """Push a subscription's expiry further out."""
+        path = f"/subscriptions/{quote(subscription_id)}"
+        body = {"expirationDateTime": _graph_time(expires)}
+        return Subscription.from_graph(self._request("PATCH", path, json=body).json())
+
+    def delete_subscription(self, subscription_id: str) -> None:
+        self._request("DELETE", f"/subscriptions/{quote(subscription_id)}")
+
     # -- plumbing --------------------------------------------------------------------------
 
     def _url(self, path_or_url: str) -> str:
@@ -226,6 +251,22 @@ class GraphClient:
         if response.status_code < 400:
             return response
         raise _error_for(response)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A change-notification subscription as Graph confirmed it."""
+
+    id: str
+    expires: datetime
+
+    @classmethod
+    def from_graph(cls, body: dict) -> Subscription:
+        return cls(id=body["id"], expires=datetime.fromisoformat(body["expirationDateTime"]))
+
+
+def _graph_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
 
 
 def _error_for(response: requests.Response) -> GraphError:

@@ -25,6 +25,7 @@ from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.models import Mailbox, MessageState
 from ticket_manager.pipeline.processor import MessageProcessor
+from ticket_manager.pipeline.subscriptions import ensure_subscription
 from ticket_manager.pipeline.sync import MailboxSync, RoundResult, mailbox_state
 
 log = logging.getLogger("ticket_manager.worker")
@@ -110,6 +111,7 @@ class Worker:
                         self.services.processor(),
                         should_stop=lambda: self.stopping,
                     )
+                ensure_subscription(self.services.graph, self.settings, address)
                 result = self._sync.run_round(address)
                 log.info(
                     "sync round done",

@@ -100,9 +100,9 @@ def register_subscription_routes(emu: GraphEmulator) -> None:
             box = emu.authorize(user, "read")
             folder = folder_of(box, folder_key) if folder_key else None
         lifecycle = body.get("lifecycleNotificationUrl")
-        validate_endpoint(url)
+        validate_endpoint(url, emu.notifier.verify)
         if lifecycle:
-            validate_endpoint(lifecycle)
+            validate_endpoint(lifecycle, emu.notifier.verify)
         immutable, _ = preferences()
         subscription = Subscription(
             id=str(uuid.uuid4()),
@@ -147,7 +147,7 @@ def register_subscription_routes(emu: GraphEmulator) -> None:
         )
         url = body.get("notificationUrl")
         if url:
-            validate_endpoint(url)
+            validate_endpoint(url, emu.notifier.verify)
         with emu.lock:
             found = subscription_of(subscription_id)
             if expiration:

@@ -117,7 +117,7 @@ def parse_expiration(value: object) -> datetime:
     return expiration
 
 
-def validate_endpoint(url: str) -> None:
+def validate_endpoint(url: str, verify: str | bool = True) -> None:
     """The handshake: POST ?validationToken=..., expect 200 text/plain echo within 10 s."""
     if not url.lower().startswith("https://"):
         raise _bad_request("Subscription notificationUrl must be an https url.")
@@ -132,6 +132,7 @@ def validate_endpoint(url: str) -> None:
             headers={"Content-Type": "text/plain; charset=utf-8"},
             data=b"",
             timeout=VALIDATION_TIMEOUT_SECONDS,
+            verify=verify,
         )
     except requests.Timeout as exc:
         raise _bad_request("Subscription validation request timed out.") from exc
@@ -167,7 +168,9 @@ class Delivery:
 class Notifier:
     """Posts notifications from a background thread, in order, like Graph's delivery service."""
 
-    def __init__(self) -> None:
+    def __init__(self, verify: str | bool = True) -> None:
+        # The CA bundle to trust when calling subscribers (the sandbox CA in tests and demo).
+        self.verify = verify
         self._queue: queue.Queue[tuple[str, dict]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -196,7 +199,9 @@ class Notifier:
             url, payload = self._queue.get()
             delivery = Delivery(url, payload)
             try:
-                response = requests.post(url, json=payload, timeout=NOTIFICATION_TIMEOUT_SECONDS)
+                response = requests.post(
+                    url, json=payload, timeout=NOTIFICATION_TIMEOUT_SECONDS, verify=self.verify
+                )
                 delivery.status = response.status_code
             except requests.RequestException as exc:
                 delivery.error = str(exc)

@@ -53,6 +53,8 @@ class Sandbox:
             deployment=a.jira_deployment,
             service_account={"email": a.jira_user, "api_token": a.jira_api_token},
         )
+        # The emulated Graph calls subscribers back over HTTPS served with the sandbox CA.
+        self.graph.notifier.verify = str(self.ca_bundle)
         self._ports = ports
         self.servers: dict[str, EmulatorServer] = {}
 
