@@ -60,7 +60,7 @@ def test_check_says_the_database_needs_upgrading(sandbox_env, tmp_path):
 
 
 def test_demo_runs_end_to_end_and_exits_with_once(tmp_path):
-    # `make demo` (here with --once) starts the emulators and every check passes.
+    # `make demo` (here with --once): every check passes, mail becomes tickets or is refused.
     result = subprocess.run(
         [sys.executable, "-m", "ticket_manager.demo", "--once", "--state-dir", str(tmp_path)],
         cwd=tmp_path,
@@ -71,5 +71,8 @@ def test_demo_runs_end_to_end_and_exits_with_once(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAIL" not in result.stdout
-    assert "'Printer on the 3rd floor is jammed' from alice@example.com" in result.stdout
+    assert "SUP-1  'Printer on the 3rd floor is jammed' from alice@example.com" in result.stdout
+    assert "SUP-2  'Login page answers 500' from bob@example.com" in result.stdout
+    assert "auto-reply: Auto-Submitted: auto-replied" in result.stdout
+    assert "domain-not-allowed" in result.stdout
     assert (tmp_path / "demo.env").stat().st_mode & 0o077 == 0

@@ -245,3 +245,43 @@ def test_unicode_and_a_large_body_survive(pipeline):
     issue = only_issue(pipeline)
     assert issue["summary"] == "מדפסת תקועה"
     assert "שלום" in issue["description"]
+
+
+def test_one_mailbox_failing_does_not_stop_the_others(make_pipeline, sandbox):
+    # A mailbox Graph refuses is reported on its row; the next mailbox still gets its tickets.
+    harness = make_pipeline(MAILBOX="ghost@example.com,support@example.com")
+    harness.deliver(subject="Still handled")
+    harness.run_once()
+    assert [i["summary"] for i in harness.issues()] == ["Still handled"]
+    from ticket_manager.models import Mailbox
+
+    with harness.app.app_context():
+        ghost = db.session.query(Mailbox).filter_by(address="ghost@example.com").one()
+        assert "404" in ghost.last_sync_error
+
+
+def test_reconciliation_and_the_worker_at_once_make_each_ticket_once(pipeline):
+    # check-for-missing-tickets racing the worker over the same mail creates nothing twice.
+    import threading
+
+    from ticket_manager.pipeline.reconcile import Reconciler
+    from ticket_manager.pipeline.worker import Services
+
+    for n in range(12):
+        pipeline.deliver(subject=f"Race {n}")
+
+    def reconcile() -> None:
+        with pipeline.app.app_context():
+            reconciler = Reconciler(pipeline.app, pipeline.settings, Services(pipeline.settings))
+            report = reconciler.find_missing(pipeline.mailbox, timedelta(days=1))
+            reconciler.process(pipeline.mailbox, report, progress=lambda _n: None)
+            db.session.remove()
+
+    racer = threading.Thread(target=reconcile)
+    racer.start()
+    pipeline.run_once()
+    racer.join(60)
+    pipeline.run_once()  # whatever the race left pending is finished here
+    summaries = sorted(i["summary"] for i in pipeline.issues())
+    assert summaries == sorted(f"Race {n}" for n in range(12))
+    assert {r.state for r in pipeline.rows()} == {MessageState.TICKET_CREATED}

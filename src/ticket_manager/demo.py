@@ -20,9 +20,9 @@ from flask_migrate import upgrade
 from ticket_manager.app import create_app
 from ticket_manager.checks import run_checks
 from ticket_manager.config import load_settings
-from ticket_manager.graph.auth import TokenProvider
-from ticket_manager.graph.client import GraphClient
-from ticket_manager.http import build_session
+from ticket_manager.extensions import db
+from ticket_manager.models import LedgerMessage, MessageState
+from ticket_manager.pipeline.worker import Worker
 from ticket_manager.sandbox.samples import deliver_samples
 from ticket_manager.sandbox.sandbox import Sandbox
 
@@ -49,6 +49,15 @@ def write_env_file(path: Path, environment: dict[str, str]) -> None:
     lines = [f"{key}={shlex.quote(value)}" for key, value in sorted(environment.items())]
     path.write_text("# Written by `make demo`; valid while it runs.\n" + "\n".join(lines) + "\n")
     path.chmod(0o600)
+
+
+def ledger_rows(app) -> list[LedgerMessage]:
+    """The ledger, oldest first, detached from the session for printing."""
+    with app.app_context():
+        rows = db.session.query(LedgerMessage).order_by(LedgerMessage.id).all()
+        db.session.expunge_all()
+        db.session.remove()
+        return rows
 
 
 def run(state_dir: Path, once: bool) -> int:
@@ -87,18 +96,27 @@ def run(state_dir: Path, once: bool) -> int:
             mark = click.style("ok  ", fg="green") if result.ok else click.style("FAIL", fg="red")
             say(f"  {mark}  {result.name}: {result.detail}")
 
+        say("\nflask o365 handle-incoming-email (one round):", bold=True)
         settings = load_settings(environment)
-        session = build_session(settings.ca_bundle)
-        graph = GraphClient(
-            settings.graph_url, TokenProvider(settings, session).access_token, session
-        )
-        pages = list(graph.delta_pages(mailbox))
-        say(f"\nInbox of {mailbox}, read with a Graph delta query:", bold=True)
-        for page in pages:
-            for message in page.messages:
-                sender = message.from_.address if message.from_ else "?"
-                say(f"  - {message.subject!r} from {sender}")
-        say("  (the last page carries the delta link the next round starts from)")
+        Worker(app, settings, list(settings.mailboxes)).run(once=True)
+        for row in ledger_rows(app):
+            sender = row.sender or "?"
+            if row.state == MessageState.TICKET_CREATED:
+                issue = sandbox.jira.issue(row.ticket_key)
+                labels = ",".join(issue["labels"])
+                files = len(issue["attachments"])
+                say(
+                    f"  {row.ticket_key}  {issue['summary']!r} from {sender} "
+                    f"(labels {labels}; priority {issue['priority']}; {files} attachment(s))",
+                    fg="green",
+                )
+            else:
+                say(
+                    f"  {row.state.value:<8} {row.subject!r} from {sender}: {row.rule}: "
+                    f"{row.reason or row.last_error}",
+                    fg="yellow",
+                )
+        say("  (the mailbox's delta link is stored: the next round fetches changes only)")
 
         say("\nWhere to look:", bold=True)
         curl = f"curl --cacert {sandbox.ca_bundle}"
@@ -108,7 +126,10 @@ def run(state_dir: Path, once: bool) -> int:
         say(f"  other terminal    set -a; . {env_file}; set +a; .venv/bin/flask check")
         if once:
             return 0 if all(r.ok for r in results) else 1
-        say("\nThe emulators keep running; press Ctrl-C to stop.")
+        say("\nThe emulators keep running; press Ctrl-C to stop. Try, in another terminal:")
+        say(f"  set -a; . {env_file}; set +a")
+        say("  .venv/bin/flask o365 check-for-missing-tickets --dry-run")
+        say("  .venv/bin/flask o365 handle-incoming-email     # then Ctrl-C")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
