@@ -66,6 +66,7 @@ EXPECTED_OPERATIONS = {
     ("GET", "/rest/api/3/priority"),
     ("GET", "/rest/api/3/issuetype"),
     ("GET", "/rest/api/3/status"),
+    ("GET", "/rest/api/3/resolution"),
     ("POST", "/rest/api/3/issue"),
     ("GET", "/rest/api/3/issue/{issueIdOrKey}"),
     ("PUT", "/rest/api/3/issue/{issueIdOrKey}"),
@@ -117,7 +118,19 @@ FIELD_SCHEMAS = {
     "reporter": {"$ref": "#/components/schemas/UserDetails"},
     "assignee": {"$ref": "#/components/schemas/UserDetails"},
     "creator": {"$ref": "#/components/schemas/UserDetails"},
-    "comment": {"$ref": "#/components/schemas/PageOfComments"},
+    # The embedded comment page adds its own ``self`` link to PageOfComments.
+    "comment": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["comments", "self", "maxResults", "total", "startAt"],
+        "properties": {
+            "comments": {"type": "array", "items": {"$ref": "#/components/schemas/Comment"}},
+            "self": {"type": "string", "format": "uri"},
+            "maxResults": {"type": "integer"},
+            "total": {"type": "integer"},
+            "startAt": {"type": "integer"},
+        },
+    },
     "attachment": {"type": "array", "items": {"$ref": "#/components/schemas/Attachment"}},
     "watches": {"$ref": "#/components/schemas/Watchers"},
     "resolution": {"$ref": "#/components/schemas/Resolution"},
@@ -364,6 +377,7 @@ def run_cloud_scenario(base: str, emulator: JiraEmulator, ca_bundle: str) -> Non
     client.add_watcher(issue, "alice.agent@example.com")
     client.remove_watcher(issue, "alice.agent@example.com")
     client.watchers(issue)
+    client.transitions(issue, expand="transitions.fields")
     client.transition_issue(issue, "31")
     client.add_issue_property(issue.key, "tm", {"messageId": "<a@x>"})
     client.search_issues('issue.property[tm].messageId = "<a@x>"')
@@ -401,6 +415,7 @@ def run_cloud_scenario(base: str, emulator: JiraEmulator, ca_bundle: str) -> Non
     session.get(f"{api}/attachment/{attachment_id}")
     session.get(f"{api}/attachment/content/{attachment_id}")
     session.get(f"{api}/issue/{key}/transitions")
+    session.get(f"{api}/resolution")
     session.get(f"{api}/issue/{key}/properties")
     session.get(f"{api}/issue/{key}/properties/tm")
     session.delete(f"{api}/issue/{key}/properties/tm")

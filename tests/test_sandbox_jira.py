@@ -398,9 +398,11 @@ def test_get_issue_fields_expand_and_properties(cloud, cloud_url):
     assert full["changelog"]["histories"] == []
     assert full["properties"] == {"p": {"a": 1}}
     assert full["fields"]["watches"]["watchCount"] == 1
+    # The embedded comment page holds every comment, with its own self link.
     assert full["fields"]["comment"] == {
         "comments": [],
-        "maxResults": 5000,
+        "self": f"{cloud_url}/rest/api/3/issue/{full['id']}/comment",
+        "maxResults": 0,
         "total": 0,
         "startAt": 0,
     }
@@ -632,3 +634,241 @@ def test_created_issue_is_visible_to_the_client_as_a_jira_error_when_invalid(clo
         cloud_client.create_issue(fields=task(summary="x" * 300))
     assert error.value.status_code == 400
     assert "Summary can't exceed 255 characters." in error.value.text
+
+
+# -- behaviours checked against Atlassian's documentation --------------------------------------
+
+
+def test_search_jql_returns_bare_ids_by_default(cloud, cloud_url):
+    # search/jql without fields returns only {"id"} per issue; asking for fields gives the rest.
+    key = cloud.add_issue("SUP", "Only ids")
+    url = f"{cloud_url}/rest/api/3/search/jql"
+    bare = http.get(url, params={"jql": "project = SUP"}, auth=AUTH).json()
+    assert bare == {"issues": [{"id": cloud.issue(key)["id"]}], "isLast": True}
+    posted = http.post(url, json={"jql": "project = SUP", "fields": "summary"}, auth=AUTH).json()
+    assert posted["issues"][0]["key"] == key
+    assert posted["issues"][0]["fields"] == {"summary": "Only ids"}
+
+
+def test_comment_list_page_size_and_order_by(cloud, cloud_url, server, server_url):
+    # Comment pages default to 100 on Cloud (50 on Server); orderBy accepts only created.
+    key = cloud.add_issue("SUP", "Talkative")
+    for n in range(3):
+        cloud.add_comment_as(key, "alice.agent@example.com", f"c{n}")
+    url = f"{cloud_url}/rest/api/3/issue/{key}/comment"
+    page = http.get(url, auth=AUTH).json()
+    assert page["maxResults"] == 100 and page["total"] == 3
+    newest_first = http.get(url, params={"orderBy": "-created"}, auth=AUTH).json()
+    assert [c["id"] for c in newest_first["comments"]] == [c["id"] for c in page["comments"]][::-1]
+    assert http.get(url, params={"orderBy": "author"}, auth=AUTH).status_code == 400
+    assert http.get(url, params={"maxResults": 500}, auth=AUTH).json()["maxResults"] == 100
+    server_key = server.add_issue("SUP", "Server comments")
+    server_page = http.get(
+        f"{server_url}/rest/api/2/issue/{server_key}/comment",
+        auth=("ticketbot", BOT["api_token"]),
+    ).json()
+    assert server_page["maxResults"] == 50
+
+
+def test_v3_comment_body_must_not_be_an_empty_document(cloud, cloud_url):
+    # An ADF document without text is refused like an empty v2 string.
+    key = cloud.add_issue("SUP", "Quiet")
+    empty = {"type": "doc", "version": 1, "content": []}
+    response = http.post(
+        f"{cloud_url}/rest/api/3/issue/{key}/comment", json={"body": empty}, auth=AUTH
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "errorMessages": [],
+        "errors": {"comment": "Comment body can not be empty!"},
+    }
+
+
+def test_user_search_lists_active_users_only(cloud, cloud_url, server, server_url):
+    # Cloud user search returns active users only and refuses query with accountId together;
+    # Server includes inactive users only with includeInactive=true.
+    cloud.add_user("erin.gone@example.com", "Erin Gone", active=False)
+    url = f"{cloud_url}/rest/api/3/user/search"
+    assert http.get(url, params={"query": "erin"}, auth=AUTH).json() == []
+    account_id = cloud.user("alice.agent@example.com")["accountId"]
+    both = http.get(url, params={"query": "alice", "accountId": account_id}, auth=AUTH)
+    assert both.status_code == 400 and both.json()["errorMessages"]
+    server.add_user("erin.gone@example.com", "Erin Gone", active=False)
+    server_auth = ("ticketbot", BOT["api_token"])
+    server_url_search = f"{server_url}/rest/api/2/user/search"
+    assert http.get(server_url_search, params={"username": "erin"}, auth=server_auth).json() == []
+    inactive = http.get(
+        server_url_search,
+        params={"username": "erin", "includeInactive": "true"},
+        auth=server_auth,
+    ).json()
+    assert [u["name"] for u in inactive] == ["erin.gone"] and inactive[0]["active"] is False
+
+
+def test_cloud_attachment_content_redirects_and_serves_ranges(cloud, cloud_url):
+    # Cloud answers attachment content with 303; redirect=false gives the bytes, Range a 206.
+    key = cloud.add_issue("SUP", "Files")
+    created = http.post(
+        f"{cloud_url}/rest/api/3/issue/{key}/attachments",
+        files=[("file", ("notes.txt", b"0123456789"))],
+        headers={"X-Atlassian-Token": "no-check"},
+        auth=AUTH,
+    ).json()[0]
+    url = f"{cloud_url}/rest/api/3/attachment/content/{created['id']}"
+    redirect = http.get(url, auth=AUTH, allow_redirects=False)
+    assert redirect.status_code == 303 and redirect.headers["Location"]
+    assert http.get(url, auth=AUTH).content == b"0123456789"
+    direct = http.get(url, params={"redirect": "false"}, auth=AUTH, allow_redirects=False)
+    assert direct.status_code == 200 and direct.content == b"0123456789"
+    ranged = http.get(url, params={"redirect": "false"}, headers={"Range": "bytes=2-4"}, auth=AUTH)
+    assert ranged.status_code == 206 and ranged.content == b"234"
+    assert ranged.headers["Content-Range"] == "bytes 2-4/10"
+    beyond = http.get(
+        url, params={"redirect": "false"}, headers={"Range": "bytes=50-60"}, auth=AUTH
+    )
+    assert beyond.status_code == 416
+
+
+def test_server_attachment_content_lives_under_secure(server, server_url):
+    # Server links attachment content to /secure/attachment/{id}/{filename}, behind login.
+    key = server.add_issue("SUP", "Server files")
+    server_auth = ("ticketbot", BOT["api_token"])
+    created = http.post(
+        f"{server_url}/rest/api/2/issue/{key}/attachments",
+        files=[("file", ("log file.txt", b"abc"))],
+        headers={"X-Atlassian-Token": "no-check"},
+        auth=server_auth,
+    ).json()[0]
+    assert created["content"] == (f"{server_url}/secure/attachment/{created['id']}/log%20file.txt")
+    assert http.get(created["content"], auth=server_auth).content == b"abc"
+    assert http.get(created["content"]).status_code == 401
+
+
+def test_server_unknown_issue_uses_servers_wording(server_url):
+    # Server/Data Center answers an unknown issue with 404 "Issue Does Not Exist".
+    response = http.get(
+        f"{server_url}/rest/api/2/issue/SUP-999", auth=("ticketbot", BOT["api_token"])
+    )
+    assert response.status_code == 404
+    assert response.json() == {"errorMessages": ["Issue Does Not Exist"], "errors": {}}
+
+
+def test_cloud_429_says_it_is_near_the_limit(cloud, cloud_url):
+    # A Cloud 429 carries X-RateLimit-NearLimit and an X-RateLimit-Reset like 2024-01-02T10:00Z.
+    cloud.controls.fail_next(1, status=429, retry_after=5, path_contains="/myself")
+    response = http.get(f"{cloud_url}/rest/api/3/myself", auth=AUTH)
+    assert response.status_code == 429 and response.headers["Retry-After"] == "5"
+    assert response.headers["X-RateLimit-NearLimit"] == "true"
+    datetime.strptime(response.headers["X-RateLimit-Reset"], "%Y-%m-%dT%H:%MZ")
+
+
+def test_issue_property_value_must_not_be_empty(cloud, cloud_url):
+    # PUT of an issue property with an empty body answers 400.
+    key = cloud.add_issue("SUP", "Props")
+    response = http.put(
+        f"{cloud_url}/rest/api/3/issue/{key}/properties/empty",
+        data=b"",
+        headers={"Content-Type": "application/json"},
+        auth=AUTH,
+    )
+    assert response.status_code == 400 and response.json()["errors"]
+    assert cloud.issue(key)["properties"] == {}
+
+
+def test_transitions_set_the_chosen_resolution(cloud, cloud_url):
+    # A transition into Done takes fields.resolution; elsewhere resolution cannot be set.
+    key = cloud.add_issue("SUP", "Will not fix")
+    api = f"{cloud_url}/rest/api/3"
+    names = [r["name"] for r in http.get(f"{api}/resolution", auth=AUTH).json()]
+    assert names == ["Done", "Won't Do", "Duplicate", "Cannot Reproduce"]
+    listed = http.get(
+        f"{api}/issue/{key}/transitions", params={"expand": "transitions.fields"}, auth=AUTH
+    ).json()["transitions"]
+    done = next(t for t in listed if t["id"] == "31")
+    assert done["hasScreen"] is True and "resolution" in done["fields"]
+    assert next(t for t in listed if t["id"] == "21")["fields"] == {}
+    url = f"{api}/issue/{key}/transitions"
+    elsewhere = http.post(
+        url,
+        json={"transition": {"id": "21"}, "fields": {"resolution": {"name": "Done"}}},
+        auth=AUTH,
+    )
+    assert elsewhere.status_code == 400 and "resolution" in elsewhere.json()["errors"]
+    unknown = http.post(
+        url,
+        json={"transition": {"id": "31"}, "fields": {"resolution": {"name": "Nope"}}},
+        auth=AUTH,
+    )
+    assert unknown.status_code == 400 and "resolution" in unknown.json()["errors"]
+    assert cloud.issue(key)["status"] == "To Do"
+    chosen = http.post(
+        url,
+        json={"transition": {"id": "31"}, "fields": {"resolution": {"name": "Won't Do"}}},
+        auth=AUTH,
+    )
+    assert chosen.status_code == 204
+    fields = http.get(f"{api}/issue/{key}", params={"fields": "resolution"}, auth=AUTH).json()
+    assert fields["fields"]["resolution"]["name"] == "Won't Do"
+
+
+def test_jql_resolution_unresolved(cloud, cloud_url):
+    # JQL "resolution = Unresolved" finds the issues without a resolution.
+    open_key = cloud.add_issue("SUP", "Open")
+    done_key = cloud.add_issue("SUP", "Closed")
+    http.post(
+        f"{cloud_url}/rest/api/3/issue/{done_key}/transitions",
+        json={"transition": {"id": "31"}},
+        auth=AUTH,
+    )
+    assert search_keys(cloud_url, "resolution = Unresolved") == [open_key]
+    assert search_keys(cloud_url, "resolution = Done") == [done_key]
+    assert search_keys(cloud_url, "resolution in (Unresolved, Done) ORDER BY key") == [
+        open_key,
+        done_key,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("jql", "message"),
+    [
+        (
+            "project SUP",
+            "Error in the JQL Query: Expecting operator but got 'SUP'. The valid operators are "
+            "'=', '!=', '<', '>', '<=', '>=', '~', '!~', 'IN', 'NOT IN', 'IS' and 'IS NOT'. "
+            "(line 1, character 9)",
+        ),
+        (
+            "project =",
+            "Error in the JQL Query: Expecting either a value, list or function "
+            "before the end of the query.",
+        ),
+        (
+            "project = SUP and",
+            "Error in the JQL Query: Expecting a field name at the end of the query.",
+        ),
+        (
+            "project = SUP labels = x",
+            "Error in the JQL Query: Expecting either 'OR' or 'AND' but got 'labels'. "
+            "(line 1, character 15)",
+        ),
+        (
+            "project = SUP\nAND labels = {x}",
+            "Error in the JQL Query: The character '{' is a reserved JQL character. You must "
+            "enclose it in a string or use the escape '\\u007b' instead. (line 2, character 14)",
+        ),
+        (
+            "project = SUP ORDER BY key sideways",
+            "Error in the JQL Query: Expecting either 'ASC' or 'DESC' but got 'sideways'. "
+            "(line 1, character 28)",
+        ),
+        (
+            "project in SUP",
+            "Operator 'in' does not support the non-list value 'SUP' for field 'project'.",
+        ),
+    ],
+)
+def test_jql_errors_use_jiras_parser_wording(cloud_url, jql, message):
+    # JQL syntax errors carry the JQL parser's exact messages and (line, character) positions.
+    response = http.get(f"{cloud_url}/rest/api/3/search/jql", params={"jql": jql}, auth=AUTH)
+    assert response.status_code == 400
+    assert response.json() == {"errorMessages": [message], "errors": {}}

@@ -24,6 +24,7 @@ from ticket_manager.sandbox.jira_jql import Catalog, JqlError, Query, compile_jq
 from ticket_manager.sandbox.jira_store import (
     ISSUE_TYPES,
     PRIORITIES,
+    RESOLUTIONS,
     STATUS_CATEGORIES,
     STATUSES,
     JiraStore,
@@ -262,6 +263,7 @@ class JiraEmulator:
                 response.headers["X-RateLimit-Limit"] = "100"
                 response.headers["X-RateLimit-Remaining"] = "0"
                 response.headers["X-RateLimit-Reset"] = reset.strftime("%Y-%m-%dT%H:%MZ")
+                response.headers["X-RateLimit-NearLimit"] = "true"
                 response.headers["RateLimit-Reason"] = "jira-burst-based"
             else:
                 response.headers["X-RateLimit-Limit"] = "100"
@@ -338,7 +340,13 @@ class JiraEmulator:
     def get_issue_or_404(self, key: str) -> dict:
         issue = self.store.find_issue(key)
         if issue is None or "BROWSE_PROJECTS" in g.user["revoked"]:
-            raise JiraError(404, ["Issue does not exist or you do not have permission to see it."])
+            # Server/Data Center words it differently from Cloud.
+            message = (
+                "Issue does not exist or you do not have permission to see it."
+                if self.is_cloud
+                else "Issue Does Not Exist"
+            )
+            raise JiraError(404, [message])
         return issue
 
     # -- validation shared by create, edit and transitions -----------------------------------
@@ -388,8 +396,10 @@ class JiraEmulator:
             "statuscategory": set(),
             "priority": set(),
             "issuetype": set(),
-            "resolution": {"done", "10000"},
+            "resolution": {"unresolved"},
         }
+        for resolution in RESOLUTIONS:
+            named["resolution"].update({resolution["name"].lower(), resolution["id"]})
         for project in self.store.projects.values():
             named["project"].update(
                 {project["key"].lower(), project["id"], project["name"].lower()}

@@ -29,7 +29,13 @@ from ticket_manager.sandbox.jira_http import (
     route_decorator,
 )
 from ticket_manager.sandbox.jira_issue_api import register_issue_routes
-from ticket_manager.sandbox.jira_store import ISSUE_TYPES, PRIORITIES, STATUSES, jira_time
+from ticket_manager.sandbox.jira_store import (
+    ISSUE_TYPES,
+    PRIORITIES,
+    RESOLUTIONS,
+    STATUSES,
+    jira_time,
+)
 
 if TYPE_CHECKING:
     from ticket_manager.sandbox.jira import JiraEmulator
@@ -128,6 +134,11 @@ def register_routes(emu: JiraEmulator) -> None:
     def statuses(version: str):
         views = emu.views(version)
         return json_response([views.status(s["id"]) for s in STATUSES])
+
+    @route(f"{API}/resolution")
+    def resolutions(version: str):
+        views = emu.views(version)
+        return json_response([views.resolution(r) for r in RESOLUTIONS])
 
     # -- projects and boards ----------------------------------------------------------------
 
@@ -230,16 +241,27 @@ def register_routes(emu: JiraEmulator) -> None:
                 raise JiraError(
                     400, ["One of 'query' or 'accountId' query parameters must be provided."]
                 )
+            if term and account_id:
+                raise JiraError(
+                    400, ["Only one of 'query' or 'accountId' query parameters may be provided."]
+                )
+            # Cloud lists active users only.
+            include_active, include_inactive = True, False
         else:
             term = request.args.get("username")
             account_id = None
             if not term:
                 raise JiraError(400, ["The username query parameter was not provided"])
+            include_active = request.args.get("includeActive", "true").lower() != "false"
+            include_inactive = request.args.get("includeInactive", "false").lower() == "true"
         found = []
         for user in store.users.values():
+            if not (include_active if user["active"] else include_inactive):
+                continue
             if account_id and user["id"] != account_id:
                 continue
-            if term and term != "." and not _user_matches(user, term):
+            # "." is Server's wildcard for every user; Cloud matches it like any other text.
+            if term and not (term == "." and not emu.is_cloud) and not _user_matches(user, term):
                 continue
             found.append(user)
         found.sort(key=lambda u: u["display_name"].lower())
@@ -357,6 +379,8 @@ def register_routes(emu: JiraEmulator) -> None:
             token = body.get("nextPageToken")
             max_results = body.get("maxResults", 50)
             fields = body.get("fields") or []
+            if isinstance(fields, str):
+                fields = [f.strip() for f in fields.split(",") if f.strip()]
             expand = body.get("expand") or ""
             properties = body.get("properties") or []
         else:
@@ -376,9 +400,15 @@ def register_routes(emu: JiraEmulator) -> None:
         page = found[offset : offset + max_results]
         views = emu.views(version)
         expand_set = set(expand.split(",")) if isinstance(expand, str) else set(expand)
+        expand_set.discard("")
+        # The default (fields=id) gives bare {"id"} objects: "By default, this resource
+        # returns IDs only."
+        ids_only = all(f == "id" for f in fields) and not expand_set and not properties
         with store.lock:
             issues = [
-                views.issue(
+                {"id": i["id"]}
+                if ids_only
+                else views.issue(
                     i,
                     g.user["id"],
                     fields=fields or ["id"],

@@ -28,6 +28,7 @@ from ticket_manager.sandbox.jira_store import (
     ISSUE_TYPES,
     PRIORITIES,
     RESOLUTION_DONE,
+    RESOLUTIONS,
     STATUSES,
     TRANSITIONS,
 )
@@ -293,6 +294,8 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
                 raise JiraError(400, ["Comment body can not be empty!"])
             if not emu.is_cloud or not _is_adf(value):
                 raise JiraError(400, ["Comment body is not valid!"])
+            if not adf_to_text(value).strip() and not _has_media(value):
+                raise JiraError(400, [], {"comment": "Comment body can not be empty!"})
         elif not isinstance(value, str):
             raise JiraError(
                 400, ["Can not deserialize instance of java.lang.String out of START_OBJECT token"]
@@ -313,12 +316,17 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
     @route(f"{API}/issue/<key>/comment")
     def list_comments(version: str, key: str):
         issue = emu.get_issue_or_404(key)
+        order = request.args.get("orderBy") or "created"
+        if order not in ("created", "-created", "+created"):
+            raise JiraError(400, [f"The orderBy value '{order}' is not supported."])
+        # Cloud documents a default and maximum page of 100, Server a default of 50.
+        default_size, max_size = (100, 100) if emu.is_cloud else (50, 5000)
         with store.lock:
             page = emu.views(version).comment_page(
                 issue,
                 int_arg("startAt", 0),
-                int_arg("maxResults", 5000, 5000),
-                request.args.get("orderBy", "created"),
+                int_arg("maxResults", default_size, max_size),
+                order,
                 set(list_arg("expand")),
             )
         return json_response(page)
@@ -430,9 +438,29 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
     @route(f"{API}/attachment/content/<attachment_id>")
     def attachment_content(version: str, attachment_id: str):
         found = find_attachment(attachment_id)
+        if emu.is_cloud and request.args.get("redirect", "true").lower() != "false":
+            # Cloud answers 303 with the download URL (its media service; here, itself).
+            return Response(status=303, headers={"Location": f"{request.base_url}?redirect=false"})
+        return attachment_bytes(found)
+
+    def attachment_bytes(found: dict) -> Response:
+        """The attachment's bytes; a Range header gets 206 (or 416 when unsatisfiable)."""
         response = Response(found["data"], mimetype=found["mime_type"])
         response.headers["Content-Disposition"] = f'attachment; filename="{found["filename"]}"'
-        return response
+        return response.make_conditional(
+            request, accept_ranges=True, complete_length=len(found["data"])
+        )
+
+    @emu.app.route("/secure/attachment/<attachment_id>/<path:filename>")
+    def server_attachment_content(attachment_id: str, filename: str):
+        """Where Server's attachment ``content`` links point (there is no REST content URL)."""
+        failure = emu.authenticate()
+        if failure is not None:
+            return failure
+        found = find_attachment(attachment_id)
+        if found["filename"] != filename:
+            raise JiraError(404, [f"The attachment with id '{attachment_id}' does not exist"])
+        return attachment_bytes(found)
 
     @route(f"{API}/attachment/<attachment_id>", ("DELETE",))
     def delete_attachment(version: str, attachment_id: str):
@@ -449,7 +477,9 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
     @route(f"{API}/issue/<key>/transitions")
     def list_transitions(version: str, key: str):
         issue = emu.get_issue_or_404(key)
-        body = emu.views(version).transitions(issue)
+        body = emu.views(version).transitions(
+            issue, with_fields="transitions.fields" in list_arg("expand")
+        )
         wanted = request.args.get("transitionId")
         if wanted:
             body["transitions"] = [t for t in body["transitions"] if t["id"] == wanted]
@@ -474,18 +504,36 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
         )
         if transition is None:
             raise JiraError(400, [f"Transition id '{transition_id}' is not valid for this issue."])
+        new_status = next(s for s in STATUSES if s["id"] == transition["to"])
+        fields = body.get("fields") or {}
+        if not isinstance(fields, dict):
+            raise JiraError(400, ["Can not deserialize instance of java.util.LinkedHashMap"])
+        fields = dict(fields)
+        resolution = dict(RESOLUTION_DONE)
+        if "resolution" in fields:
+            # Only the transitions into Done have the resolution on their screen.
+            if new_status["category"] != "done":
+                raise JiraError(
+                    400,
+                    [],
+                    {
+                        "resolution": "Field 'resolution' cannot be set. It is not on the "
+                        "appropriate screen, or unknown."
+                    },
+                )
+            found = _find_by_id_or_name(RESOLUTIONS, fields.pop("resolution"))
+            if found is None:
+                raise JiraError(400, [], {"resolution": "The resolution selected is invalid."})
+            resolution = dict(found)
         with store.lock:
-            fields = dict(body.get("fields") or {})
-            fields.pop("resolution", None)
             clean = validate_fields(fields, version, creating=False)
             comments = apply_update_ops(body.get("update"), version, clean, issue)
             apply_changes(issue, clean)
             now = emu.clock()
             old_status = next(s for s in STATUSES if s["id"] == issue["status"])
-            new_status = next(s for s in STATUSES if s["id"] == transition["to"])
             issue["status"] = new_status["id"]
             if new_status["category"] == "done":
-                issue["resolution"] = dict(RESOLUTION_DONE)
+                issue["resolution"] = resolution
                 issue["resolutiondate"] = now
             else:
                 issue["resolution"] = None
@@ -597,6 +645,8 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
                 400, [], {"propertyKey": "The property key cannot be longer than 255 characters."}
             )
         raw = request.get_data(cache=True)
+        if not raw.strip():
+            raise JiraError(400, [], {"value": "The property value cannot be empty."})
         value = read_json()
         if len(raw) > MAX_PROPERTY_SIZE:
             raise JiraError(
@@ -633,6 +683,15 @@ def _label_error(labels: Any) -> str | None:
 
 def _is_adf(value: Any) -> bool:
     return is_valid_adf(value)
+
+
+def _has_media(node: Any) -> bool:
+    """Whether an ADF tree holds something besides text (an image, a mention, a card...)."""
+    if not isinstance(node, dict):
+        return False
+    if node.get("type") not in ("doc", "paragraph", "text", "hardBreak"):
+        return True
+    return any(_has_media(child) for child in node.get("content") or [])
 
 
 def _display(value: Any) -> str | None:

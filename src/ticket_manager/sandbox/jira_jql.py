@@ -27,6 +27,8 @@ class JqlError(Exception):
 
 KEYWORDS = {"and", "or", "not", "in", "is", "empty", "null", "order", "by", "asc", "desc"}
 OPERATORS = ("!=", ">=", "<=", "!~", "=", "~", ">", "<")
+# Characters Jira refuses outside quotes (a subset of its list: the ones no client relies on).
+RESERVED_CHARACTERS = set("{}#^$%;?")
 
 FIELD_ALIASES = {
     "issuekey": "key",
@@ -89,6 +91,20 @@ class Token:
     kind: str  # "word", "string", "op", "(", ")", ",", "eof"
     value: str
     position: int
+    text: str = ""  # as written, for error messages ("!" for a NOT written as "!")
+
+
+VALID_OPERATORS = (
+    "The valid operators are '=', '!=', '<', '>', '<=', '>=', '~', '!~', 'IN', 'NOT IN', "
+    "'IS' and 'IS NOT'."
+)
+
+
+def _where(jql: str, position: int) -> str:
+    """Jira's ``(line L, character C)`` suffix for a 0-based offset into the query."""
+    line = jql.count("\n", 0, position) + 1
+    column = position - (jql.rfind("\n", 0, position) + 1) + 1
+    return f"(line {line}, character {column})"
 
 
 @dataclass
@@ -132,7 +148,7 @@ def _tokenize(jql: str) -> list[Token]:
             tokens.append(Token("string", value, i))
             continue
         if jql.startswith("&&", i) or jql.startswith("||", i):
-            tokens.append(Token("word", "and" if char == "&" else "or", i))
+            tokens.append(Token("word", "and" if char == "&" else "or", i, jql[i : i + 2]))
             i += 2
             continue
         op = next((o for o in OPERATORS if jql.startswith(o, i)), None)
@@ -141,7 +157,7 @@ def _tokenize(jql: str) -> list[Token]:
             i += len(op)
             continue
         if char == "!":
-            tokens.append(Token("word", "not", i))
+            tokens.append(Token("word", "not", i, "!"))
             i += 1
             continue
         start = i
@@ -153,12 +169,15 @@ def _tokenize(jql: str) -> list[Token]:
             if jql[i] == "\\" and i + 1 < len(jql):
                 i += 2
                 continue
+            if jql[i] in RESERVED_CHARACTERS:
+                break
             i += 1
-        if i == start:
+        if i == start or (i < len(jql) and jql[i] in RESERVED_CHARACTERS):
+            bad = jql[i] if i < len(jql) and jql[i] in RESERVED_CHARACTERS else char
             raise JqlError(
-                f"Error in the JQL Query: The character '{char}' is a reserved JQL character. "
-                f"You must enclose it in a string or use the escape '\\u{ord(char):04x}' instead. "
-                f"(line 1, character {start + 1})"
+                f"Error in the JQL Query: The character '{bad}' is a reserved JQL character. "
+                f"You must enclose it in a string or use the escape '\\u{ord(bad):04x}' instead. "
+                f"{_where(jql, i)}"
             )
         tokens.append(Token("word", jql[start:i].replace("\\", ""), start))
     tokens.append(Token("eof", "", len(jql)))
@@ -185,16 +204,23 @@ def _read_quoted(jql: str, start: int) -> tuple[str, int]:
             return "".join(out), i + 1
         out.append(char)
         i += 1
+    unfinished = jql[start + 1 :].replace("\n", " ").replace("\r", " ")
+    quoted = f" '{unfinished}'" if unfinished else ""
     raise JqlError(
-        "Error in the JQL Query: The quoted string "
-        f"'{jql[start + 1 :]}' has not been completed. (line 1, character {start + 1})"
+        f"Error in the JQL Query: The quoted string{quoted} has not been completed. "
+        f"{_where(jql, start)}"
     )
 
 
 class _Parser:
-    """Recursive descent over the token list; builds Clause/BoolOp/Not trees."""
+    """Recursive descent over the token list; builds Clause/BoolOp/Not trees.
+
+    Its errors use the wording of Jira's JQL parser ("Expecting X but got 'Y'. (line L,
+    character C)", "Expecting X before the end of the query.").
+    """
 
     def __init__(self, jql: str) -> None:
+        self.jql = jql
         self.tokens = _tokenize(jql)
         self.pos = 0
 
@@ -210,13 +236,27 @@ class _Parser:
         token = self.peek()
         return token.kind == "word" and token.value.lower() in words
 
-    def error(self, expected: str) -> JqlError:
+    def error(self, expected: str, *, at_end: str = "before", hint: str = "") -> JqlError:
+        """Jira's message for an unexpected token; ``hint`` names what a quoted word would be."""
         token = self.peek()
-        got = "end of query" if token.kind == "eof" else f"'{token.value}'"
-        return JqlError(
-            f"Error in the JQL Query: Expecting {expected} but got {got}. "
-            f"(line 1, character {token.position + 1})"
-        )
+        if token.kind == "eof":
+            ending = (
+                "at the end of the query." if at_end == "at" else "before the end of the query."
+            )
+            message = f"Expecting {expected} {ending}"
+            if expected == "operator":
+                message += f" {VALID_OPERATORS}"
+            return JqlError(f"Error in the JQL Query: {message}")
+        got = token.text or token.value
+        message = f"Expecting {expected} but got '{got}'."
+        if expected == "operator":
+            message += f" {VALID_OPERATORS}"
+        elif hint and (token.kind in "()," or token.value.lower() in KEYWORDS):
+            message += f" You must surround '{got}' in quotation marks to use it as {hint}."
+        return JqlError(f"Error in the JQL Query: {message} {_where(self.jql, token.position)}")
+
+    def field_error(self) -> JqlError:
+        return self.error("a field name", at_end="at", hint="a field name")
 
     def parse(self) -> tuple[Any, list[tuple[str, bool]]]:
         where = None
@@ -229,16 +269,22 @@ class _Parser:
                 raise self.error("'by'")
             self.next()
             while True:
-                token = self.next()
-                if token.kind not in ("word", "string"):
-                    self.pos -= 1
-                    raise self.error("a field name")
+                token = self.peek()
+                if token.kind not in ("word", "string") or (
+                    token.kind == "word" and token.value.lower() in KEYWORDS
+                ):
+                    raise self.field_error()
+                self.next()
                 descending = False
                 if self.is_word("asc", "desc"):
                     descending = self.next().value.lower() == "desc"
+                elif self.peek().kind not in ("eof", ","):
+                    raise self.error("either 'ASC' or 'DESC'")
                 order.append((token.value, descending))
-                if self.peek().kind != ",":
+                if self.peek().kind == "eof":
                     break
+                if self.peek().kind != ",":
+                    raise self.error("','")
                 self.next()
         if self.peek().kind != "eof":
             raise self.error("either 'OR' or 'AND'")
@@ -272,26 +318,26 @@ class _Parser:
         return self.parse_clause()
 
     def parse_clause(self) -> Clause:
-        token = self.next()
+        token = self.peek()
         if token.kind not in ("word", "string") or (
             token.kind == "word" and token.value.lower() in KEYWORDS
         ):
-            self.pos -= 1
-            raise self.error("a field name")
+            raise self.field_error()
+        self.next()
         name = token.value
         op_token = self.peek()
         if op_token.kind == "op":
             self.next()
-            return Clause(name, op_token.value, self.parse_value())
+            return Clause(name, op_token.value, self.parse_operand())
         if self.is_word("in"):
             self.next()
-            return Clause(name, "in", self.parse_list())
+            return Clause(name, "in", self.parse_operand())
         if self.is_word("not"):
             self.next()
             if not self.is_word("in"):
                 raise self.error("'IN'")
             self.next()
-            return Clause(name, "not in", self.parse_list())
+            return Clause(name, "not in", self.parse_operand())
         if self.is_word("is"):
             self.next()
             operator = "is"
@@ -302,42 +348,52 @@ class _Parser:
                 raise self.error("'EMPTY'")
             self.next()
             return Clause(name, operator, None)
-        raise self.error(
-            "operator "
-            "(one of '=', '!=', '~', '!~', '<', '<=', '>', '>=', 'in', 'not in', 'is', 'is not')"
-        )
+        raise self.error("operator")
 
     def parse_value(self) -> Any:
-        token = self.next()
+        token = self.peek()
         if token.kind == "string":
+            self.next()
             return token.value
-        if token.kind != "word":
-            self.pos -= 1
-            raise self.error("either a value, list or function")
         lowered = token.value.lower()
+        if token.kind != "word" or (lowered in KEYWORDS and lowered not in ("empty", "null")):
+            raise self.error("either a value, list or function", hint="a value")
+        self.next()
         if lowered in ("empty", "null"):
             return None
-        if lowered in KEYWORDS:
-            self.pos -= 1
-            raise self.error("either a value, list or function")
         if self.peek().kind == "(":
             self.next()
-            args = []
-            while self.peek().kind != ")":
-                arg = self.next()
-                if arg.kind not in ("word", "string"):
-                    self.pos -= 1
-                    raise self.error("')'")
-                args.append(arg.value)
-                if self.peek().kind == ",":
-                    self.next()
-            self.next()
-            return Function(lowered, args)
+            return Function(lowered, self.parse_arguments())
         return token.value
 
+    def parse_arguments(self) -> list[str]:
+        args: list[str] = []
+        if self.peek().kind == ")":
+            self.next()
+            return args
+        while True:
+            arg = self.peek()
+            if arg.kind == "eof" and not args:
+                raise self.error("')'")
+            if arg.kind not in ("word", "string"):
+                raise self.error("a function argument", at_end="at", hint="an argument")
+            self.next()
+            args.append(arg.value)
+            if self.peek().kind == ",":
+                self.next()
+            elif self.peek().kind == ")":
+                self.next()
+                return args
+            elif self.peek().kind == "eof":
+                raise self.error("')'")
+            else:
+                raise self.error("')' or ','")
+
+    def parse_operand(self) -> Any:
+        """A value, function or list; whether the operator takes it is checked later."""
+        return self.parse_list() if self.peek().kind == "(" else self.parse_value()
+
     def parse_list(self) -> list:
-        if self.peek().kind != "(":
-            raise self.error("'('")
         self.next()
         values = []
         while True:
@@ -440,7 +496,22 @@ def _check(node: Any, catalog: Catalog, errors: list[str]) -> None:
             return
         errors.append(f"The operator '{operator}' is not supported by the '{node.field}' field.")
         return
-    values = node.value if isinstance(node.value, list) else [node.value]
+    is_list = isinstance(node.value, list)
+    if operator in ("in", "not in") and not is_list and not isinstance(node.value, Function):
+        shown = "EMPTY" if node.value is None else node.value
+        errors.append(
+            f"Operator '{operator}' does not support the non-list value '{shown}' for field "
+            f"'{node.field}'."
+        )
+        return
+    if operator not in ("in", "not in") and is_list:
+        shown = "(" + ", ".join(str(v) for v in node.value) + ")"
+        errors.append(
+            f"Operator '{operator}' does not support the list value '{shown}' for field "
+            f"'{node.field}'."
+        )
+        return
+    values = node.value if is_list else [node.value]
     name = _canonical_field(node.field)
     for value in values:
         if isinstance(value, Function):
@@ -542,6 +613,9 @@ def _evaluate_clause(clause: Clause, doc: dict, catalog: Catalog) -> bool:
         found = any(_text_matches(str(clause.value), str(text)) for text in actual)
         return found if operator == "~" else bool(actual) and not found
     wanted = clause.value if isinstance(clause.value, list) else [clause.value]
+    if name == "resolution" and not actual and operator in ("=", "in"):
+        # "Unresolved" is JQL's name for an empty resolution.
+        return any(str(w).lower() == "unresolved" for w in wanted)
     if operator in ("=", "in"):
         return any(_equals(kind, a, w, catalog) for a in actual for w in wanted)
     if operator in ("!=", "not in"):

@@ -55,6 +55,22 @@ RESOLUTION_DONE = {
     "name": "Done",
     "description": "Work has been completed on this issue.",
 }
+# Jira Cloud's default resolutions; a transition into Done may pick one through ``fields``.
+RESOLUTIONS = [
+    RESOLUTION_DONE,
+    {"id": "10001", "name": "Won't Do", "description": "This issue won't be actioned."},
+    {
+        "id": "10002",
+        "name": "Duplicate",
+        "description": "The problem is a duplicate of an existing issue.",
+    },
+    {
+        "id": "10003",
+        "name": "Cannot Reproduce",
+        "description": "All attempts at reproducing this issue failed, or not enough information "
+        "was available to reproduce the issue.",
+    },
+]
 FIELDS = [
     ("summary", "Summary", {"type": "string", "system": "summary"}, True),
     ("description", "Description", {"type": "string", "system": "description"}, True),

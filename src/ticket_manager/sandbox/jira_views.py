@@ -7,12 +7,14 @@ port, and from the API version the client called (v2 or v3), like Jira does.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from ticket_manager.sandbox.jira_store import (
     CLAUSE_NAMES,
     FIELDS,
     ISSUE_TYPES,
     PRIORITIES,
+    RESOLUTIONS,
     STATUS_CATEGORIES,
     STATUSES,
     TRANSITIONS,
@@ -269,6 +271,17 @@ class JiraViews:
             "startAt": start_at,
         }
 
+    def embedded_comments(self, issue: dict) -> dict:
+        """The ``comment`` field of an issue: every comment, with the page's ``self`` link."""
+        page = self.comment_page(issue, max_results=len(issue["comments"]))
+        return {
+            "comments": page["comments"],
+            "self": f"{self.api}/issue/{issue['id']}/comment",
+            "maxResults": page["maxResults"],
+            "total": page["total"],
+            "startAt": 0,
+        }
+
     def attachment(self, attachment: dict, *, metadata: bool = False) -> dict:
         """An attachment as embedded in issues, or as GET attachment/{id} returns it."""
         body = {
@@ -279,7 +292,12 @@ class JiraViews:
             "created": jira_time(attachment["created"]),
             "size": len(attachment["data"]),
             "mimeType": attachment["mime_type"],
-            "content": f"{self.api}/attachment/content/{attachment['id']}",
+            "content": (
+                f"{self.api}/attachment/content/{attachment['id']}"
+                if self.store.cloud
+                else f"{self.base}/secure/attachment/{attachment['id']}/"
+                f"{quote(attachment['filename'])}"
+            ),
         }
         if metadata:
             body["properties"] = {}
@@ -295,23 +313,44 @@ class JiraViews:
             body["watchers"] = [self.user(w) for w in issue["watchers"]]
         return body
 
-    def transitions(self, issue: dict) -> dict:
+    def transitions(self, issue: dict, *, with_fields: bool = False) -> dict:
+        """The transitions open to ``issue``; ``with_fields`` adds each screen's fields."""
+        out = []
+        for transition in TRANSITIONS:
+            if transition["to"] == issue["status"]:
+                continue
+            to_done = STATUS_CATEGORIES[self._category(transition["to"])]["key"] == "done"
+            body: dict[str, Any] = {
+                "id": transition["id"],
+                "name": transition["name"],
+                "to": self.status(transition["to"]),
+                # Only the move into Done has a screen: the one asking for the resolution.
+                "hasScreen": to_done,
+                "isGlobal": True,
+                "isInitial": False,
+                "isAvailable": True,
+                "isConditional": False,
+                "looped": False,
+            }
+            if with_fields:
+                body["fields"] = {"resolution": self.resolution_field()} if to_done else {}
+            out.append(body)
+        return {"expand": "transitions", "transitions": out}
+
+    @staticmethod
+    def _category(status_id: str) -> str:
+        return next(s["category"] for s in STATUSES if s["id"] == status_id)
+
+    def resolution_field(self) -> dict:
+        """The resolution field as a transition screen describes it (FieldMetadata)."""
         return {
-            "expand": "transitions",
-            "transitions": [
-                {
-                    "id": t["id"],
-                    "name": t["name"],
-                    "to": self.status(t["to"]),
-                    "hasScreen": False,
-                    "isGlobal": True,
-                    "isInitial": False,
-                    "isAvailable": True,
-                    "isConditional": False,
-                }
-                for t in TRANSITIONS
-                if t["to"] != issue["status"]
-            ],
+            "required": True,
+            "schema": {"type": "resolution", "system": "resolution"},
+            "name": "Resolution",
+            "key": "resolution",
+            "hasDefaultValue": True,
+            "operations": ["set"],
+            "allowedValues": [self.resolution(r) for r in RESOLUTIONS],
         }
 
     def resolution(self, resolution: dict | None) -> dict | None:
@@ -336,7 +375,7 @@ class JiraViews:
             "creator": self.user(issue["creator"]),
             "created": jira_time(issue["created"]),
             "updated": jira_time(issue["updated"]),
-            "comment": self.comment_page(issue),
+            "comment": self.embedded_comments(issue),
             "attachment": [
                 self.attachment(self.store.attachments[a])
                 for a in issue["attachments"]
@@ -391,7 +430,7 @@ class JiraViews:
                 "created": issue["created"].strftime("%d/%b/%y %I:%M %p"),
                 "updated": issue["updated"].strftime("%d/%b/%y %I:%M %p"),
                 "comment": {
-                    **self.comment_page(issue),
+                    **self.embedded_comments(issue),
                     "comments": [
                         {**self.comment(issue, c), "body": self.store.rendered(c["body"])}
                         for c in issue["comments"]
