@@ -202,7 +202,7 @@ def test_pipeline_settings_have_defaults_and_are_checked():
     assert settings_with(JIRA_MAX_ATTACHMENT_SIZE="512KB").max_attachment_size == 512 * 1024
     for key, value in [
         ("O365_POLL_INTERVAL", "soon"),
-        ("PROCESSING_CONCURRENCY", "9"),
+        ("PROCESSING_CONCURRENCY", "65"),
         ("O365_MARK_AS_READ", "maybe"),
         ("JIRA_MAX_ATTACHMENT_SIZE", "big"),
         ("O365_NOTIFICATION_URL", "http://hooks.example.com/graph"),

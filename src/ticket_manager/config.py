@@ -38,7 +38,7 @@ DEFAULTS: dict[str, str] = {
     "EMAIL_MAX_PER_SENDER_PER_DAY": "50",
     "JIRA_MAX_ATTACHMENT_SIZE": "10MB",
     "JIRA_RECOVERY_DELAY": "30",
-    "PROCESSING_CONCURRENCY": "4",
+    "PROCESSING_CONCURRENCY": "16",
     "PROCESSING_MAX_ATTEMPTS": "8",
 }
 
@@ -171,7 +171,7 @@ class Settings:
     max_per_sender_per_day: int = 50
     max_attachment_size: int = 10 * 1024 * 1024
     recovery_delay: int = 30
-    processing_concurrency: int = 4
+    processing_concurrency: int = 16
     max_attempts: int = 8
     ca_bundle: str | None = None
     raw: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -301,7 +301,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_per_sender_per_day=_integer(get, "EMAIL_MAX_PER_SENDER_PER_DAY", minimum=0),
         max_attachment_size=_size(get, "JIRA_MAX_ATTACHMENT_SIZE"),
         recovery_delay=_integer(get, "JIRA_RECOVERY_DELAY", minimum=0, maximum=3600),
-        processing_concurrency=_integer(get, "PROCESSING_CONCURRENCY", minimum=1, maximum=4),
+        processing_concurrency=_integer(get, "PROCESSING_CONCURRENCY", minimum=1, maximum=64),
         max_attempts=_integer(get, "PROCESSING_MAX_ATTEMPTS", minimum=1, maximum=100),
         ca_bundle=_ca_bundle(env),
         raw=env,

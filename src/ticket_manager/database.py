@@ -7,10 +7,16 @@ from sqlalchemy.engine import Engine
 
 
 def engine_options(database_uri: str) -> dict:
-    """Engine options per backend: pool health checks, and a lock wait for SQLite."""
+    """Engine options per backend: pool health checks, and a lock wait for SQLite.
+
+    The pool is sized for the worker's processing threads (PROCESSING_CONCURRENCY).
+    """
+    pool = {"pool_size": 10, "max_overflow": 60}
     if database_uri.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+        if ":memory:" in database_uri or database_uri.rstrip("/") == "sqlite:":
+            return {"connect_args": {"timeout": 30}}
+        return {"connect_args": {"timeout": 30}, **pool}
+    return {"pool_pre_ping": True, **pool}
 
 
 def configure_sqlite(engine: Engine) -> None:

@@ -5,19 +5,30 @@ from __future__ import annotations
 import types
 
 import requests
+from requests.adapters import HTTPAdapter
 
 USER_AGENT = "ticket-manager/0.1"
 
 # Seconds to connect, seconds to wait for each read: a hung service must not hang the worker.
 DEFAULT_TIMEOUT = (10, 60)
+# Connections kept open per host: enough for every processing thread (PROCESSING_CONCURRENCY).
+POOL_SIZE = 64
 
 
 def build_session(ca_bundle: str | None = None) -> requests.Session:
     """A requests session that trusts ``ca_bundle`` (REQUESTS_CA_BUNDLE / SSL_CERT_FILE)."""
     session = requests.Session()
     session.headers["User-Agent"] = USER_AGENT
+    size_pool(session)
     pin_ca_bundle(session, ca_bundle)
     return session
+
+
+def size_pool(session: requests.Session) -> None:
+    """Keep a connection per processing thread, instead of a TLS handshake per request."""
+    adapter = HTTPAdapter(pool_connections=8, pool_maxsize=POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
 
 
 def pin_ca_bundle(session: requests.Session, ca_bundle: str | None) -> None:

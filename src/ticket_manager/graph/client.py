@@ -7,13 +7,16 @@ map to the exceptions of :mod:`ticket_manager.graph.errors` at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -33,6 +36,9 @@ from ticket_manager.http import DEFAULT_TIMEOUT
 log = logging.getLogger("ticket_manager.graph")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Exchange Online answers 429 (MailboxConcurrency) past 4 concurrent requests per mailbox.
+MAX_CONCURRENT_PER_MAILBOX = 4
+_MAILBOX_IN_PATH = re.compile(r"/users/([^/?]+)", re.IGNORECASE)
 MAX_RETRY_AFTER = 300.0
 # Codes with which Graph says a delta token is spent (410 for mail, 400 for some resources).
 DELTA_RESTART_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
@@ -65,6 +71,8 @@ class GraphClient:
         self._session = session
         self._max_attempts = max_attempts
         self._timeout = timeout
+        self._mailbox_slots: dict[str, threading.BoundedSemaphore] = {}
+        self._slots_lock = threading.Lock()
 
     # -- mail ------------------------------------------------------------------------------
 
@@ -233,6 +241,19 @@ class GraphClient:
         )
         return retrying(self._send, method, self._url(path_or_url), params, json, prefer)
 
+    def _slot_for(self, url: str) -> threading.BoundedSemaphore | contextlib.nullcontext:
+        """The mailbox's share of Graph's concurrency limit (none for calls on no mailbox)."""
+        match = _MAILBOX_IN_PATH.search(urlsplit(url).path)
+        if not match:
+            return contextlib.nullcontext()
+        mailbox = unquote(match.group(1)).lower()
+        with self._slots_lock:
+            slot = self._mailbox_slots.get(mailbox)
+            if slot is None:
+                slot = threading.BoundedSemaphore(MAX_CONCURRENT_PER_MAILBOX)
+                self._mailbox_slots[mailbox] = slot
+            return slot
+
     def _send(self, method, url, params, json, prefer) -> requests.Response:
         # Immutable ids survive moves between folders, so the ledger's graph_id stays valid.
         preferences = ['IdType="ImmutableId"']
@@ -243,9 +264,10 @@ class GraphClient:
             "Prefer": ", ".join(preferences),
         }
         try:
-            response = self._session.request(
-                method, url, params=params, json=json, headers=headers, timeout=self._timeout
-            )
+            with self._slot_for(url):
+                response = self._session.request(
+                    method, url, params=params, json=json, headers=headers, timeout=self._timeout
+                )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise GraphUnavailableError(f"Graph did not answer: {exc.__class__.__name__}") from exc
         if response.status_code < 400:

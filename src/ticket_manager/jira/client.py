@@ -21,7 +21,7 @@ import requests
 from jira import JIRA, JIRAError
 
 from ticket_manager.config import Settings
-from ticket_manager.http import DEFAULT_TIMEOUT, USER_AGENT, pin_ca_bundle
+from ticket_manager.http import DEFAULT_TIMEOUT, USER_AGENT, pin_ca_bundle, size_pool
 from ticket_manager.jira.errors import (
     JiraAuthError,
     JiraError,
@@ -59,6 +59,7 @@ class JiraClient:
         self.settings = settings
         self._board_projects: dict[str, str] = {}
         self._users: dict[str, JiraUser | None] = {}
+        self._key_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
         options = {
             "headers": {"User-Agent": USER_AGENT},
@@ -77,6 +78,7 @@ class JiraClient:
             ),
             "connect",
         )
+        size_pool(self.jira._session)
         pin_ca_bundle(self.jira._session, settings.ca_bundle)
         info = self._call(self.jira.server_info, "serverInfo")
         self.jira.deploymentType = info.get("deploymentType")
@@ -94,50 +96,55 @@ class JiraClient:
 
     def project_key_for_board(self, board_name: str) -> str:
         """The project a board files into (Agile API ``location.projectKey``), cached."""
-        with self._lock:
+        with self._key_lock(f"board:{board_name}"):
             if board_name in self._board_projects:
                 return self._board_projects[board_name]
-        boards = self._call(lambda: self.jira.boards(name=board_name, maxResults=50), "boards")
-        # The name filter also matches parts of names: only an exact name will do.
-        exact = [b for b in boards if b.name == board_name] or [
-            b for b in boards if b.name.lower() == board_name.lower()
-        ]
-        location = getattr(exact[0], "location", None) if exact else None
-        project_key = getattr(location, "projectKey", None)
-        if not project_key:
-            raise JiraNotFoundError(
-                f"no Jira board is named {board_name!r}, or it belongs to no project", status=404
-            )
-        with self._lock:
+            boards = self._call(lambda: self.jira.boards(name=board_name, maxResults=50), "boards")
+            # The name filter also matches parts of names: only an exact name will do.
+            exact = [b for b in boards if b.name == board_name] or [
+                b for b in boards if b.name.lower() == board_name.lower()
+            ]
+            location = getattr(exact[0], "location", None) if exact else None
+            project_key = getattr(location, "projectKey", None)
+            if not project_key:
+                raise JiraNotFoundError(
+                    f"no Jira board is named {board_name!r}, or it belongs to no project",
+                    status=404,
+                )
             self._board_projects[board_name] = project_key
-        return project_key
+            return project_key
 
     # -- users -----------------------------------------------------------------------------
 
     def find_user(self, email: str) -> JiraUser | None:
         """The active Jira user whose email address is exactly ``email``, cached per address."""
         wanted = email.strip().lower()
-        with self._lock:
+        with self._key_lock(f"user:{wanted}"):  # one search per address, however many threads
             if wanted in self._users:
                 return self._users[wanted]
-        param = "query" if self.is_cloud else "username"
-        found = self._call(
-            lambda: self.jira._get_json("user/search", params={param: wanted, "maxResults": 20}),
-            "user search",
-        )
-        user = None
-        for raw in found or []:
-            if (raw.get("emailAddress") or "").lower() == wanted and raw.get("active", True):
-                user = JiraUser(
-                    account_id=raw.get("accountId"),
-                    name=raw.get("name"),
-                    email=raw.get("emailAddress"),
-                    display_name=raw.get("displayName") or wanted,
-                )
-                break
-        with self._lock:
+            param = "query" if self.is_cloud else "username"
+            found = self._call(
+                lambda: self.jira._get_json(
+                    "user/search", params={param: wanted, "maxResults": 20}
+                ),
+                "user search",
+            )
+            user = None
+            for raw in found or []:
+                if (raw.get("emailAddress") or "").lower() == wanted and raw.get("active", True):
+                    user = JiraUser(
+                        account_id=raw.get("accountId"),
+                        name=raw.get("name"),
+                        email=raw.get("emailAddress"),
+                        display_name=raw.get("displayName") or wanted,
+                    )
+                    break
             self._users[wanted] = user
-        return user
+            return user
+
+    def _key_lock(self, key: str) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
 
     def user_reference(self, user: JiraUser) -> dict:
         """How this deployment names a user in a field (accountId on Cloud, name on Server)."""

@@ -30,6 +30,13 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite gives back naive datetimes for timezone-aware columns: they are UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 def message_key(message: MailMessage) -> str:
     """The ledger key: the internet Message-ID, or the Graph id for the rare mail without one."""
     return message.internet_message_id or f"<graph:{message.id}>"
@@ -90,7 +97,7 @@ def find(mailbox: str, key: str) -> LedgerMessage | None:
 
 
 def claim(row_id: int, *, force: bool = False) -> bool:
-    """Take a row for processing; False if it is final, claimed by another, or not due."""
+    """Take a row for processing (counting the attempt); False if final, taken, or not due."""
     moment = now()
     conditions = [
         LedgerMessage.id == row_id,
@@ -104,7 +111,11 @@ def claim(row_id: int, *, force: bool = False) -> bool:
     result = db.session.execute(
         update(LedgerMessage)
         .where(and_(*conditions))
-        .values(claimed_by=WORKER_ID, claimed_until=moment + CLAIM_DURATION)
+        .values(
+            claimed_by=WORKER_ID,
+            claimed_until=moment + CLAIM_DURATION,
+            attempts=LedgerMessage.attempts + 1,
+        )
         .execution_options(synchronize_session=False)
     )
     db.session.commit()

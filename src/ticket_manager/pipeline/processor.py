@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
@@ -82,8 +82,6 @@ class MessageProcessor:
     # -- the steps -------------------------------------------------------------------------
 
     def _process_claimed(self, row: LedgerMessage, message: MailMessage | None) -> Outcome:
-        row.attempts += 1
-        db.session.commit()
         if message is None:
             message = self.graph.get_message(row.mailbox, row.graph_id)
 
@@ -128,13 +126,13 @@ class MessageProcessor:
     def _create_once(self, row: LedgerMessage, draft: TicketDraft) -> str:
         """Create the issue, unless an interrupted earlier attempt already did."""
         if row.jira_attempt_at is not None:
-            waited = ledger.now() - _aware(row.jira_attempt_at)
+            waited = ledger.now() - ledger.as_utc(row.jira_attempt_at)
             delay = timedelta(seconds=self.settings.recovery_delay)
             if waited < delay:
                 raise RetryLater(delay - waited)
             found = self.jira.find_issue_with_property(
                 draft.project_key,
-                _aware(row.jira_attempt_at),
+                ledger.as_utc(row.jira_attempt_at),
                 SOURCE_PROPERTY,
                 draft.properties[SOURCE_PROPERTY],
             )
@@ -240,8 +238,3 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, GraphError | JiraError):
         return str(exc)
     return f"{exc.__class__.__name__}: {exc}"
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes for timezone-aware columns: they are UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

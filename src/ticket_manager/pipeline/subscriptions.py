@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError
-from ticket_manager.pipeline.ledger import now
+from ticket_manager.pipeline.ledger import as_utc, now
 from ticket_manager.pipeline.sync import mailbox_state
 
 log = logging.getLogger("ticket_manager.subscriptions")
@@ -30,7 +30,7 @@ def ensure_subscription(graph: GraphClient, settings: Settings, address: str) ->
         return
     state = mailbox_state(address)
     moment = now()
-    expires_at = _aware(state.subscription_expires_at)
+    expires_at = as_utc(state.subscription_expires_at)
     if state.subscription_id and expires_at and expires_at - moment > RENEW_BEFORE:
         return
     expires = moment + SUBSCRIPTION_LIFETIME
@@ -63,9 +63,3 @@ def ensure_subscription(graph: GraphClient, settings: Settings, address: str) ->
     state.subscription_expires_at = created.expires
     db.session.commit()
     log.info("subscription created", extra={"mailbox": address})
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

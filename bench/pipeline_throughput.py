@@ -1,0 +1,116 @@
+"""Benchmark: requests per email and throughput of the email-to-ticket pipeline.
+
+Delivers plain emails (no attachments) from 50 senders into the emulated mailbox, runs one
+worker round, and counts what the emulated Graph and Jira were asked. Run twice in the same
+process: with 50 ms added to every emulated call at concurrency 1, and at the default
+concurrency, to show what overlapping the work buys.
+
+    .venv/bin/python bench/pipeline_throughput.py [--emails 1000] [--latency 0.05]
+
+Writes bench/results/pipeline_throughput.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from flask_migrate import upgrade
+
+from ticket_manager import create_app
+from ticket_manager.app import get_settings
+from ticket_manager.extensions import db
+from ticket_manager.models import LedgerMessage, MessageState
+from ticket_manager.pipeline.worker import Worker
+from ticket_manager.sandbox.sandbox import Sandbox
+
+RESULTS = Path(__file__).parent / "results" / "pipeline_throughput.json"
+
+
+def run_case(emails: int, latency: float, concurrency: int) -> dict:
+    """One fresh sandbox and database; returns timings and request counts."""
+    with tempfile.TemporaryDirectory() as tmp, Sandbox(state_dir=Path(tmp) / "s") as sandbox:
+        mailbox = sandbox.accounts.mailboxes[0]
+        for n in range(emails):
+            sandbox.graph.deliver(
+                mailbox,
+                subject=f"Request {n}",
+                body=f"Hello, request number {n}.",
+                sender=f"Person {n % 50} <person{n % 50}@example.com>",
+            )
+        env = {
+            **sandbox.environment(),
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bench.db",
+            "JIRA_SUPPORT_BOARD": "support",
+            "JIRA_BOARDS": "JIRA_SUPPORT_BOARD",
+            "EMAIL_WHITELISTED_DOMAINS": "example.com",
+            "EMAIL_MAX_PER_SENDER_PER_DAY": "0",
+            "PROCESSING_CONCURRENCY": str(concurrency),
+        }
+        app = create_app(env)
+        with app.app_context():
+            upgrade()
+        for emulator in (sandbox.graph, sandbox.jira, sandbox.identity):
+            emulator.controls.reset_log()
+            emulator.controls.set_latency(latency)
+        started = time.perf_counter()
+        Worker(app, get_settings(app), [mailbox]).run(once=True)
+        elapsed = time.perf_counter() - started
+        with app.app_context():
+            created = (
+                db.session.query(LedgerMessage).filter_by(state=MessageState.TICKET_CREATED).count()
+            )
+            db.engine.dispose()
+        assert created == emails, f"only {created} of {emails} emails became tickets"
+        assert len(sandbox.jira.issues()) == emails
+        return {
+            "emails": emails,
+            "latency_ms": latency * 1000,
+            "concurrency": concurrency,
+            "seconds": round(elapsed, 2),
+            "emails_per_second": round(emails / elapsed, 1),
+            "graph_requests_per_email": round(sandbox.graph.controls.total / emails, 3),
+            "jira_requests_per_email": round(sandbox.jira.controls.total / emails, 3),
+            "token_requests": sandbox.identity.controls.total,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--emails", type=int, default=1000)
+    parser.add_argument("--latency", type=float, default=0.05)
+    args = parser.parse_args()
+    default_concurrency = get_settings(create_app({})).processing_concurrency
+    cases = [
+        run_case(args.emails, 0.0, default_concurrency),
+        run_case(args.emails, args.latency, 1),
+        run_case(args.emails, args.latency, default_concurrency),
+    ]
+    speedup = round(cases[1]["seconds"] / cases[2]["seconds"], 2)
+    report = {
+        "machine": f"{platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}, {__import__('os').cpu_count()} cores",
+        "command": f"python bench/pipeline_throughput.py --emails {args.emails} "
+        f"--latency {args.latency}",
+        "cases": cases,
+        "speedup_with_latency": speedup,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print("| latency | concurrency | emails/s | s | Graph req/email | Jira req/email |")
+    print("|---|---|---|---|---|---|")
+    for c in cases:
+        print(
+            f"| {c['latency_ms']:.0f} ms | {c['concurrency']} | {c['emails_per_second']} "
+            f"| {c['seconds']} | {c['graph_requests_per_email']} "
+            f"| {c['jira_requests_per_email']} |"
+        )
+    print(f"\nspeed-up at {args.latency * 1000:.0f} ms latency: {speedup}x")
+
+
+if __name__ == "__main__":
+    main()
