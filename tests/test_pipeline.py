@@ -285,3 +285,25 @@ def test_reconciliation_and_the_worker_at_once_make_each_ticket_once(pipeline):
     summaries = sorted(i["summary"] for i in pipeline.issues())
     assert summaries == sorted(f"Race {n}" for n in range(12))
     assert {r.state for r in pipeline.rows()} == {MessageState.TICKET_CREATED}
+
+
+def test_graph_never_sees_more_than_four_calls_on_the_mailbox(pipeline):
+    # With 16 emails processed at once and slow Graph answers, Exchange's limit of 4
+    # concurrent requests per mailbox is never crossed (no 429 MailboxConcurrency).
+    for n in range(24):
+        pipeline.deliver(subject=f"Busy {n}")
+    pipeline.sandbox.graph.controls.set_latency(0.05)
+    pipeline.run_once()
+    assert len(pipeline.issues()) == 24
+    assert all(r.status != 429 for r in pipeline.sandbox.graph.controls.requests)
+
+
+def test_a_processed_email_moves_to_the_configured_folder(make_pipeline):
+    # With O365_PROCESSED_FOLDER, the email leaves the Inbox once its ticket exists.
+    harness = make_pipeline(O365_PROCESSED_FOLDER="archive")
+    harness.deliver(subject="File me")
+    harness.run_once()
+    [issue] = harness.issues()
+    assert harness.sandbox.graph.messages(harness.mailbox, "inbox") == []
+    [archived] = harness.sandbox.graph.messages(harness.mailbox, "archive")
+    assert archived["categories"] == [f"Ticket {issue['key']}"]
