@@ -57,7 +57,11 @@ class TokenProvider:
             # configured, since that request cannot succeed for it.
             "instance_discovery": host in WELL_KNOWN_AUTHORITY_HOSTS,
         }
-        if settings.auth_flow == "device":
+        if settings.auth_flow == "device" or (
+            settings.auth_flow == "authorization" and not settings.client_secret
+        ):
+            # No secret: the registration is a public client (device code, or a desktop
+            # redirect URI), so MSAL must not try to authenticate the app itself.
             self.app: msal.ClientApplication = msal.PublicClientApplication(
                 settings.client_id, **common
             )
