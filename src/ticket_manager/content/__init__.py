@@ -1,8 +1,9 @@
 """Email bodies turned into Jira content that cannot inject markup: ADF for Cloud, wiki for Server.
 
 ``EmailContent.from_email`` parses the body (HTML or plain text) into a small document tree;
-``to_adf`` and ``to_wiki`` render it, escaping everything that came from the email. See
-docs/content.md for the rules.
+``to_adf`` and ``to_wiki`` render it, escaping everything that came from the email.
+``jira_to_email`` goes the other way (a Jira comment as safe email HTML and text), and
+``new_part_of_reply`` keeps only what a follow-up email adds. See docs/content.md for the rules.
 """
 
 from ticket_manager.content.adf import ADF_MAX_CHARS, adf_size, to_adf
@@ -13,6 +14,8 @@ from ticket_manager.content.document import (
     summary_from_subject,
     text_preview,
 )
+from ticket_manager.content.outbound import RenderedComment, jira_to_email
+from ticket_manager.content.replies import new_part_of_reply
 from ticket_manager.content.wiki import WIKI_MAX_CHARS, escape_text, to_wiki
 
 __all__ = [
@@ -21,8 +24,11 @@ __all__ = [
     "TRUNCATION_NOTE",
     "WIKI_MAX_CHARS",
     "EmailContent",
+    "RenderedComment",
     "adf_size",
     "escape_text",
+    "jira_to_email",
+    "new_part_of_reply",
     "summary_from_subject",
     "text_preview",
     "to_adf",
