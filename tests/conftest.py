@@ -165,6 +165,7 @@ def pipeline_env(sandbox_env, database_url) -> dict[str, str]:
         "EMAIL_WHITELISTED_DOMAINS": "example.com",
         "EMAIL_BLACKLIST": "malicious@example.com",
         "JIRA_RECOVERY_DELAY": "0",
+        "TICKET_CLIENT_APP": "https://tickets.example.com/browse/",
     }
 
 

@@ -75,4 +75,6 @@ def test_demo_runs_end_to_end_and_exits_with_once(tmp_path):
     assert "SUP-2  'Login page answers 500' from bob@example.com" in result.stdout
     assert "auto-reply: Auto-Submitted: auto-replied" in result.stdout
     assert "domain-not-allowed" in result.stdout
+    assert "SUP-1 got a comment from Alice's email" in result.stdout
+    assert "alice@example.com received 'RE: [SUP-1]" in result.stdout
     assert (tmp_path / "demo.env").stat().st_mode & 0o077 == 0

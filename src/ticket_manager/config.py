@@ -40,6 +40,12 @@ DEFAULTS: dict[str, str] = {
     "JIRA_RECOVERY_DELAY": "30",
     "PROCESSING_CONCURRENCY": "16",
     "PROCESSING_MAX_ATTEMPTS": "8",
+    "EMAIL_ACKNOWLEDGE": "true",
+    "EMAIL_ACKNOWLEDGE_ALL": "false",
+    "EMAIL_BODY_FORMAT": "html",
+    "EMAIL_NOTIFY_STATUS": "false",
+    "EMAIL_MAX_ATTACHMENT_SIZE": "3MB",
+    "JIRA_POLL_INTERVAL": "60",
 }
 
 KNOWN_KEYS = frozenset(
@@ -64,6 +70,8 @@ KNOWN_KEYS = frozenset(
         "MAILBOX_BOARDS",
         "O365_NOTIFICATION_URL",
         "O365_PROCESSED_FOLDER",
+        "EMAIL_TEMPLATES_DIR",
+        "JIRA_WEBHOOK_SECRET",
     }
 )
 
@@ -173,6 +181,14 @@ class Settings:
     recovery_delay: int = 30
     processing_concurrency: int = 16
     max_attempts: int = 8
+    acknowledge: bool = True
+    acknowledge_all: bool = False
+    email_body_format: str = "html"
+    notify_status: bool = False
+    email_max_attachment_size: int = 3 * 1024 * 1024
+    templates_dir: str | None = None
+    jira_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    jira_poll_interval: int = 60
     ca_bundle: str | None = None
     raw: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -303,6 +319,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         recovery_delay=_integer(get, "JIRA_RECOVERY_DELAY", minimum=0, maximum=3600),
         processing_concurrency=_integer(get, "PROCESSING_CONCURRENCY", minimum=1, maximum=64),
         max_attempts=_integer(get, "PROCESSING_MAX_ATTEMPTS", minimum=1, maximum=100),
+        acknowledge=_boolean(get, "EMAIL_ACKNOWLEDGE"),
+        acknowledge_all=_boolean(get, "EMAIL_ACKNOWLEDGE_ALL"),
+        email_body_format=_choice(get, "EMAIL_BODY_FORMAT", ("html", "text")),
+        notify_status=_boolean(get, "EMAIL_NOTIFY_STATUS"),
+        email_max_attachment_size=_size(get, "EMAIL_MAX_ATTACHMENT_SIZE"),
+        templates_dir=_directory(get, "EMAIL_TEMPLATES_DIR"),
+        jira_webhook_secret=Secret(get("JIRA_WEBHOOK_SECRET")),
+        jira_poll_interval=_integer(get, "JIRA_POLL_INTERVAL", minimum=0, maximum=86400),
         ca_bundle=_ca_bundle(env),
         raw=env,
     )
@@ -326,6 +350,15 @@ def _integer(get, key: str, *, minimum: int = 0, maximum: int | None = None) -> 
     if number < minimum or (maximum is not None and number > maximum):
         raise ConfigError(key, f"expected a number between {minimum}{upper}, got {number}")
     return number
+
+
+def _directory(get, key: str) -> str | None:
+    value = get(key)
+    if not value:
+        return None
+    if not Path(value).is_dir():
+        raise ConfigError(key, f"names a folder that does not exist: {value}")
+    return value
 
 
 def _boolean(get, key: str) -> bool:

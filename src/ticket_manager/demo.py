@@ -60,6 +60,33 @@ def ledger_rows(app) -> list[LedgerMessage]:
         return rows
 
 
+def show_conversation(app, settings, sandbox: Sandbox, mailbox: str) -> None:
+    """Alice reads the acknowledgement, answers it, and gets an agent's Jira comment back."""
+    customer = "alice@example.com"
+    [ack] = sandbox.graph.messages(customer, "inbox")
+    say(f"\n{customer}'s inbox (emulated) received:", bold=True)
+    say(f"  {ack['subject']!r} from {ack['from']['emailAddress']['address']}")
+    key = ack["subject"].split("[", 1)[1].split("]", 1)[0]
+
+    sandbox.graph.deliver(
+        mailbox,
+        subject=f"RE: {ack['subject'].removeprefix('RE: ')}",
+        body="Thanks! It also shows E-43 now.",
+        sender="Alice Martin <alice@example.com>",
+        in_reply_to=ack["internetMessageId"],
+    )
+    sandbox.jira.add_comment_as(key, "bob.agent@example.com", "A technician is on the way.")
+    say("Alice answers in the thread; agent Bob comments in Jira. One more round:", bold=True)
+    Worker(app, settings, list(settings.mailboxes)).run(once=True)
+    for comment in sandbox.jira.issue(key)["comments"]:
+        first_line = next((line for line in comment["body"].splitlines() if "E-43" in line), "")
+        if first_line:
+            say(f"  {key} got a comment from Alice's email: {first_line.strip()!r}", fg="green")
+    for message in sandbox.graph.messages(customer, "inbox"):
+        if "technician" in message["body"]["content"]:
+            say(f"  {customer} received {message['subject']!r}: Bob's comment", fg="green")
+
+
 def run(state_dir: Path, once: bool) -> int:
     """Run the demo; returns the exit code."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +109,7 @@ def run(state_dir: Path, once: bool) -> int:
         say(f"  Jira Cloud         {sandbox.jira_url}")
         say(f"  database           {database}")
 
+        sandbox.graph.add_mailbox("alice@example.com")  # a customer, to see replies arrive
         delivered = deliver_samples(sandbox.graph, mailbox)
         say(f"\n{len(delivered)} sample emails delivered to {mailbox}.")
 
@@ -117,6 +145,8 @@ def run(state_dir: Path, once: bool) -> int:
                     fg="yellow",
                 )
         say("  (the mailbox's delta link is stored: the next round fetches changes only)")
+
+        show_conversation(app, settings, sandbox, mailbox)
 
         say("\nWhere to look:", bold=True)
         curl = f"curl --cacert {sandbox.ca_bundle}"

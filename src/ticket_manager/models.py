@@ -93,3 +93,89 @@ class TokenCache(db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class Ticket(db.Model):
+    """A Jira issue this service opened from an email, and the conversation it belongs to."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    mailbox: Mapped[str] = mapped_column(String(320), index=True)
+    # The ledger row of the email that opened it.
+    source_ledger_id: Mapped[int | None] = mapped_column(Integer)
+    requester: Mapped[str | None] = mapped_column(String(320))
+    # Lower-cased addresses that took part by email: only they may name the key in a subject.
+    participants: Mapped[str] = mapped_column(Text, default="")
+    summary: Mapped[str | None] = mapped_column(String(512))
+    conversation_id: Mapped[str | None] = mapped_column(String(512), index=True)
+    # The newest email of the thread in the mailbox: replies to the customer answer it.
+    last_graph_id: Mapped[str | None] = mapped_column(String(512))
+    last_internet_message_id: Mapped[str | None] = mapped_column(String(998))
+    status: Mapped[str | None] = mapped_column(String(128))
+    deleted_in_jira: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    def participant_set(self) -> set[str]:
+        return {p for p in (self.participants or "").split(",") if p}
+
+    def add_participants(self, addresses) -> None:
+        merged = self.participant_set() | {a.strip().lower() for a in addresses if a}
+        self.participants = ",".join(sorted(merged))
+
+
+class OutboundState(enum.StrEnum):
+    """Where an email the service sends stands."""
+
+    PENDING = "pending"
+    DRAFTED = "drafted"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class OutboundMessage(db.Model):
+    """An email the service sends (acknowledgement, relayed comment, status change), once.
+
+    ``dedupe_key`` is unique (``ack:SUP-1``, ``comment:SUP-1:10042``): whatever triggers a
+    send twice, one row exists. The Graph draft is recorded before it is sent, so a crash
+    between sending and recording is resolved by looking at the draft, not by sending again.
+    """
+
+    __tablename__ = "outbound_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    ticket_key: Mapped[str] = mapped_column(String(64), index=True)
+    mailbox: Mapped[str] = mapped_column(String(320))
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    state: Mapped[OutboundState] = mapped_column(
+        Enum(OutboundState, name="outbound_state", values_callable=lambda e: [m.value for m in e]),
+        default=OutboundState.PENDING,
+        index=True,
+    )
+    draft_id: Mapped[str | None] = mapped_column(String(512))
+    internet_message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Cursor(db.Model):
+    """A named position that must survive restarts (the Jira comment poller's watermark)."""
+
+    __tablename__ = "cursors"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

@@ -7,6 +7,7 @@ map to the exceptions of :mod:`ticket_manager.graph.errors` at once.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import random
@@ -190,6 +191,46 @@ class GraphClient:
         matches = body.get("value", [])
         return matches[0]["id"] if matches else None
 
+    # -- sending ---------------------------------------------------------------------------
+
+    def create_reply_draft(
+        self, mailbox: str, message_id: str, *, reply_all: bool, message: dict
+    ) -> Draft:
+        """A reply draft to ``message_id`` (threaded by Exchange), with our fields applied."""
+        action = "createReplyAll" if reply_all else "createReply"
+        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}/{action}"
+        return Draft.from_graph(self._request("POST", path, json={"message": message}).json())
+
+    def create_draft(self, mailbox: str, message: dict) -> Draft:
+        """A new draft (when the email to reply to is gone)."""
+        path = f"/users/{quote(mailbox)}/messages"
+        return Draft.from_graph(self._request("POST", path, json=message).json())
+
+    def add_attachment(
+        self, mailbox: str, draft_id: str, name: str, content_type: str, content: bytes
+    ) -> None:
+        """Attach a file (up to 3 MB, Graph's limit for a single request) to a draft."""
+        path = f"/users/{quote(mailbox)}/messages/{quote(draft_id)}/attachments"
+        body = {
+            "@odata.type": "#microsoft.graph.fileAttachment",
+            "name": name,
+            "contentType": content_type,
+            "contentBytes": base64.b64encode(content).decode("ascii"),
+        }
+        self._request("POST", path, json=body)
+
+    def send_draft(self, mailbox: str, draft_id: str) -> None:
+        self._request("POST", f"/users/{quote(mailbox)}/messages/{quote(draft_id)}/send")
+
+    def is_draft(self, mailbox: str, message_id: str) -> bool | None:
+        """True while still a draft, False once sent, None when it no longer exists."""
+        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}"
+        try:
+            body = self._request("GET", path, params={"$select": "id,isDraft"}).json()
+        except GraphNotFoundError:
+            return None
+        return bool(body.get("isDraft"))
+
     # -- change notifications --------------------------------------------------------------
 
     def create_subscription(
@@ -273,6 +314,18 @@ class GraphClient:
         if response.status_code < 400:
             return response
         raise _error_for(response)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A draft as Graph created it: its id, and the Message-ID it will be sent with."""
+
+    id: str
+    internet_message_id: str | None
+
+    @classmethod
+    def from_graph(cls, body: dict) -> Draft:
+        return cls(id=body["id"], internet_message_id=body.get("internetMessageId"))
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,38 @@ class JiraUser:
     display_name: str
 
 
+@dataclass(frozen=True)
+class JiraComment:
+    """A comment as the relay needs it: who, what, and whether the customer may see it."""
+
+    id: str
+    author_id: str
+    author_name: str
+    author_email: str | None
+    body: dict | str
+    public: bool
+    created: str
+    properties: dict
+
+    @classmethod
+    def from_jira(cls, raw: dict) -> JiraComment:
+        author = raw.get("author") or {}
+        # Jira Service Management marks internal notes jsdPublic false; a visibility
+        # restriction (role or group) hides a comment from the customer on any Jira.
+        public = raw.get("jsdPublic", True) is not False and not raw.get("visibility")
+        properties = {p.get("key"): p.get("value") for p in raw.get("properties") or []}
+        return cls(
+            id=str(raw.get("id")),
+            author_id=author.get("accountId") or author.get("name") or "",
+            author_name=author.get("displayName") or author.get("name") or "Support",
+            author_email=author.get("emailAddress"),
+            body=raw.get("body") or "",
+            public=public,
+            created=raw.get("created") or "",
+            properties=properties,
+        )
+
+
 def quote_jql(value: str) -> str:
     """A JQL string literal: user text never becomes JQL syntax."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"')
@@ -60,6 +92,7 @@ class JiraClient:
         self._board_projects: dict[str, str] = {}
         self._users: dict[str, JiraUser | None] = {}
         self._key_locks: dict[str, threading.Lock] = {}
+        self._me: dict | None = None
         self._lock = threading.Lock()
         options = {
             "headers": {"User-Agent": USER_AGENT},
@@ -217,13 +250,106 @@ class JiraClient:
         body["nextPageToken"] = None if body["isLast"] else str(end)
         return body
 
-    def attachment_names(self, key: str) -> set[str]:
-        """Names of the files already attached to an issue (so a retry uploads only the rest)."""
+    # -- comments and conversation -----------------------------------------------------------
+
+    def add_comment(self, key: str, body: dict | str, properties: dict[str, dict]) -> str:
+        """Add a comment (ADF on Cloud, wiki on Server) with comment properties; returns its id."""
+        payload = {
+            "body": body,
+            "properties": [{"key": k, "value": v} for k, v in properties.items()],
+        }
+        url = self.jira._get_url(f"issue/{key}/comment")
+
+        def post() -> dict:
+            return self.jira._session.post(url, data=json.dumps(payload)).json()
+
+        return str(self._call(post, "add comment")["id"])
+
+    def comments(self, key: str) -> list[JiraComment]:
+        """Every comment of an issue, oldest first, with what decides whether to relay it."""
+        found: list[JiraComment] = []
+        start = 0
+        while True:
+            params = {"startAt": start, "maxResults": 100, "expand": "properties"}
+            page = self._call(
+                lambda params=params: self.jira._get_json(f"issue/{key}/comment", params=params),
+                "comments",
+            )
+            for raw in page.get("comments", []):
+                found.append(JiraComment.from_jira(raw))
+            start += len(page.get("comments", []))
+            if not page.get("comments") or start >= page.get("total", 0):
+                return found
+
+    def find_comment_with_property(self, key: str, property_key: str, match: dict) -> str | None:
+        """The id of a comment whose property matches (an interrupted earlier attempt's)."""
+        for comment in self.comments(key):
+            value = comment.properties.get(property_key) or {}
+            if all(value.get(k) == v for k, v in match.items()):
+                return comment.id
+        return None
+
+    def updated_issues(self, keys: list[str], minutes: int) -> list[dict]:
+        """Issues among ``keys`` updated in the last ``minutes``, with status and attachments.
+
+        A relative date (``-90m``) avoids the time zone question of absolute JQL dates,
+        which Jira reads in the service account's profile time zone.
+        """
+        if not keys:
+            return []
+        jql = (
+            f"key in ({', '.join(quote_jql(k) for k in keys)}) "
+            f"AND updated >= -{max(int(minutes), 1)}m ORDER BY updated ASC"
+        )
+        issues: list[dict] = []
+        token: str | None = None
+        while True:
+            body = self._search(jql, fields=["status", "attachment"], properties=[], token=token)
+            issues.extend(body.get("issues", []))
+            token = body.get("nextPageToken")
+            if not token or body.get("isLast", True):
+                return issues
+
+    def service_account_id(self) -> str:
+        """The service account's accountId (Cloud) or name (Server): its comments are ours."""
+        with self._lock:
+            if self._me is None:
+                self._me = self.myself()
+            return self._me.get("accountId") or self._me.get("name") or ""
+
+    def issue_status(self, key: str) -> tuple[str, str]:
+        """The issue's status name and status category key (``done`` when resolved)."""
+        issue = self._call(
+            lambda: self.jira._get_json(f"issue/{key}", params={"fields": "status"}), "status"
+        )
+        status = issue.get("fields", {}).get("status") or {}
+        return status.get("name", ""), (status.get("statusCategory") or {}).get("key", "")
+
+    def download(self, url: str, limit: int) -> bytes | None:
+        """An attachment's bytes, or None when it is larger than ``limit``."""
+
+        def get() -> bytes | None:
+            response = self.jira._session.get(url, stream=True)
+            data = bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                data.extend(chunk)
+                if len(data) > limit:
+                    response.close()
+                    return None
+            return bytes(data)
+
+        return self._call(get, "download attachment")
+
+    def attachments_present(self, key: str) -> set[tuple[str, int]]:
+        """(file name, size) of every file attached to an issue, so a retry uploads the rest."""
         issue = self._call(
             lambda: self.jira._get_json(f"issue/{key}", params={"fields": "attachment"}),
             "get attachments",
         )
-        return {a.get("filename") for a in issue.get("fields", {}).get("attachment") or []}
+        return {
+            (a.get("filename"), int(a.get("size") or 0))
+            for a in issue.get("fields", {}).get("attachment") or []
+        }
 
     def add_attachment(self, key: str, filename: str, content: bytes) -> None:
         """Upload one file to an issue."""

@@ -12,17 +12,31 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError, GraphUnavailableError
 from ticket_manager.graph.messages import FileAttachment, MailMessage
-from ticket_manager.jira.client import JiraClient
-from ticket_manager.jira.errors import JiraError, JiraRejectedError, JiraUnavailableError
-from ticket_manager.models import LedgerMessage, MessageState
+from ticket_manager.jira.client import JiraClient, JiraUser
+from ticket_manager.jira.errors import (
+    JiraError,
+    JiraNotFoundError,
+    JiraRejectedError,
+    JiraUnavailableError,
+)
+from ticket_manager.models import LedgerMessage, MessageState, Ticket
 from ticket_manager.pipeline import ledger
-from ticket_manager.pipeline.rules import RuleContext, first_rejection
-from ticket_manager.pipeline.tickets import SOURCE_PROPERTY, TicketDraft, build_ticket
+from ticket_manager.pipeline.conversations import find_thread, participants_of
+from ticket_manager.pipeline.outbox import enqueue
+from ticket_manager.pipeline.rules import RuleContext, first_rejection, sender_address
+from ticket_manager.pipeline.tickets import (
+    SOURCE_PROPERTY,
+    TicketDraft,
+    build_comment,
+    build_ticket,
+)
 
 log = logging.getLogger("ticket_manager.pipeline")
 
@@ -85,6 +99,7 @@ class MessageProcessor:
         if message is None:
             message = self.graph.get_message(row.mailbox, row.graph_id)
 
+        follow_up_of = None
         if row.ticket_key is None:
             context = RuleContext(
                 settings=self.settings,
@@ -95,15 +110,33 @@ class MessageProcessor:
             rejection = first_rejection(message, context)
             if rejection is not None:
                 return self._finish(row, MessageState.REJECTED, rejection.rule, rejection.reason)
+            match = find_thread(message)
+            if match is not None and not match.ticket.deleted_in_jira:
+                return self._comment(row, message, match.ticket)
+            follow_up_of = match.ticket.key if match else None
+        else:
+            ticket = _ticket(row.ticket_key)
+            if ticket is not None and ticket.source_ledger_id != row.id:
+                return self._comment(row, message, ticket)  # resuming a comment
+        return self._create(row, message, follow_up_of)
 
+    # -- a new ticket ----------------------------------------------------------------------
+
+    def _create(self, row: LedgerMessage, message: MailMessage, follow_up_of: str | None):
         attachments = self._attachments(message)
         board = self.settings.board_for(row.mailbox)
         project_key = self.jira.project_key_for_board(board.name)
         draft = build_ticket(
-            message, attachments, settings=self.settings, jira=self.jira, project_key=project_key
+            message,
+            attachments,
+            settings=self.settings,
+            jira=self.jira,
+            project_key=project_key,
+            follow_up_of=follow_up_of,
         )
         if row.ticket_key is None:
             row.ticket_key = self._create_once(row, draft)
+            self._register_ticket(row, message, draft)
             db.session.commit()
             log.info(
                 "ticket created",
@@ -113,9 +146,82 @@ class MessageProcessor:
                     "ticket": row.ticket_key,
                 },
             )
-        self._upload_missing(row.ticket_key, draft)
+        self._upload_missing(row.ticket_key, draft.attachments, draft.watchers)
         self._mark_email(message, row.ticket_key)
+        if self.settings.acknowledge:
+            sender = message.from_ or message.sender
+            enqueue(
+                "acknowledgement",
+                row.ticket_key,
+                row.mailbox,
+                f"acknowledgement:{row.ticket_key}",
+                {"requester_name": sender.name if sender else ""},
+            )
         return self._finish(row, MessageState.TICKET_CREATED)
+
+    def _register_ticket(self, row: LedgerMessage, message: MailMessage, draft) -> None:
+        if _ticket(row.ticket_key) is not None:
+            return
+        sender = sender_address(message)
+        ticket = Ticket(
+            key=row.ticket_key,
+            mailbox=row.mailbox,
+            source_ledger_id=row.id,
+            requester=sender,
+            summary=draft.fields.get("summary"),
+            conversation_id=message.conversation_id,
+            last_graph_id=message.id,
+            last_internet_message_id=message.internet_message_id,
+        )
+        ticket.add_participants(participants_of(message, self.settings.mailboxes))
+        db.session.add(ticket)
+
+    # -- a follow-up -----------------------------------------------------------------------
+
+    def _comment(self, row: LedgerMessage, message: MailMessage, ticket: Ticket) -> Outcome:
+        """Add the follow-up as a comment, exactly once; a deleted ticket gets a new one."""
+        attachments = self._attachments(message)
+        draft = build_comment(
+            message,
+            attachments,
+            settings=self.settings,
+            jira=self.jira,
+            known_participants=ticket.participant_set(),
+        )
+        key = ticket.key
+        if row.ticket_key is None:
+            found = None
+            if row.jira_attempt_at is not None:
+                found = self.jira.find_comment_with_property(
+                    key, SOURCE_PROPERTY, draft.properties[SOURCE_PROPERTY]
+                )
+            if found is None:
+                row.jira_attempt_at = ledger.now()
+                db.session.commit()
+                try:
+                    self.jira.add_comment(key, draft.body, draft.properties)
+                except JiraNotFoundError:
+                    ticket.deleted_in_jira = True
+                    row.jira_attempt_at = None
+                    db.session.commit()
+                    log.warning("follow-up of a deleted ticket", extra={"ticket": key})
+                    return self._create(row, message, follow_up_of=key)
+            row.ticket_key = key
+            ticket.add_participants(participants_of(message, self.settings.mailboxes))
+            ticket.last_graph_id = message.id
+            ticket.last_internet_message_id = message.internet_message_id
+            db.session.commit()
+            log.info(
+                "comment added",
+                extra={
+                    "mailbox": row.mailbox,
+                    "message_id": row.internet_message_id,
+                    "ticket": key,
+                },
+            )
+        self._upload_missing(key, draft.attachments, draft.watchers)
+        self._mark_email(message, key)
+        return self._finish(row, MessageState.COMMENTED)
 
     def _attachments(self, message: MailMessage) -> list[FileAttachment]:
         # Exchange reports hasAttachments false when only inline images are attached.
@@ -155,13 +261,20 @@ class MessageProcessor:
             log.warning("jira refused optional fields", extra={"fields": refused})
             return self.jira.create_issue(fields, draft.properties)
 
-    def _upload_missing(self, key: str, draft: TicketDraft) -> None:
-        if draft.attachments:
-            present = self.jira.attachment_names(key)
-            for attachment in draft.attachments:
-                if attachment.name not in present:
-                    self.jira.add_attachment(key, attachment.name, attachment.content)
-        for watcher in draft.watchers:
+    def _upload_missing(
+        self, key: str, attachments: list[FileAttachment], watchers: list[JiraUser]
+    ) -> None:
+        """Upload the files the issue lacks: a retry never uploads one twice."""
+        if attachments:
+            present = self.jira.attachments_present(key)
+            names = {name for name, _size in present}
+            for attachment in attachments:
+                name = _free_name(attachment, present, names)
+                if name is not None:
+                    self.jira.add_attachment(key, name, attachment.content)
+                    present.add((name, attachment.size))
+                    names.add(name)
+        for watcher in watchers:
             try:
                 self.jira.add_watcher(key, watcher)
             except JiraUnavailableError:
@@ -226,6 +339,35 @@ class MessageProcessor:
         row.next_attempt_at = ledger.now() + min(backoff, MAX_BACKOFF)
         ledger.release(row)
         db.session.commit()
+
+
+def _free_name(
+    attachment: FileAttachment, present: set[tuple[str, int]], names: set[str]
+) -> str | None:
+    """The name to upload under, or None when this very file (name and size) is there.
+
+    The same sequence of candidates every time (name, "name (2)", ...), so a retry finds
+    the file it uploaded before instead of adding a copy.
+    """
+    stem, dot, suffix = attachment.name.rpartition(".")
+    for n in range(1, 100):
+        if n == 1:
+            candidate = attachment.name
+        elif dot and stem:
+            candidate = f"{stem} ({n}).{suffix}"
+        else:
+            candidate = f"{attachment.name} ({n})"
+        if (candidate, attachment.size) in present:
+            return None
+        if candidate not in names:
+            return candidate
+    return None
+
+
+def _ticket(key: str | None) -> Ticket | None:
+    if key is None:
+        return None
+    return db.session.scalar(select(Ticket).where(Ticket.key == key))
 
 
 def _is_transient(exc: Exception) -> bool:

@@ -9,6 +9,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 from ticket_manager.config import Settings
 from ticket_manager.content import EmailContent, summary_from_subject, to_adf, to_wiki
+from ticket_manager.content.replies import new_part_of_reply
 from ticket_manager.graph.messages import Address, FileAttachment, MailMessage
 from ticket_manager.jira.client import JiraClient, JiraUser
 
@@ -54,6 +55,16 @@ def safe_filename(name: str, taken: set[str]) -> str:
     return candidate
 
 
+@dataclass
+class CommentDraft:
+    """A follow-up email as a comment: the new part of the text, files, new watchers."""
+
+    body: dict | str
+    properties: dict[str, dict]
+    attachments: list[FileAttachment] = field(default_factory=list)
+    watchers: list[JiraUser] = field(default_factory=list)
+
+
 def _format_addresses(addresses: tuple[Address, ...]) -> str:
     return ", ".join(f"{a.name} <{a.address}>" if a.name else a.address for a in addresses)
 
@@ -65,32 +76,16 @@ def build_ticket(
     settings: Settings,
     jira: JiraClient,
     project_key: str,
+    follow_up_of: str | None = None,
 ) -> TicketDraft:
     """Decide the issue's fields from the email: summary, description, labels, people, files."""
     category, title = category_and_title(message.subject, settings)
-    taken: set[str] = set()
-    uploads: list[FileAttachment] = []
-    oversized: list[tuple[str, int]] = []
-    inline_images: dict[str, str] = {}
-    for attachment in attachments:
-        name = safe_filename(attachment.name, taken)
-        if attachment.size > settings.max_attachment_size:
-            oversized.append((name, attachment.size))
-            continue
-        uploads.append(
-            FileAttachment(
-                name=name,
-                content_type=attachment.content_type,
-                content=attachment.content,
-                is_inline=attachment.is_inline,
-                content_id=attachment.content_id,
-            )
-        )
-        if attachment.content_id:
-            inline_images[attachment.content_id] = name
+    uploads, oversized, inline_images = _prepare_files(attachments, settings)
 
     sender = message.from_ or message.sender
     header = [("From", _format_addresses((sender,)) if sender else "(unknown)")]
+    if follow_up_of:
+        header.insert(0, ("Follows", f"{follow_up_of}, which no longer exists in Jira"))
     if message.to:
         header.append(("To", _format_addresses(message.to)))
     if message.cc:
@@ -129,6 +124,76 @@ def build_ticket(
     return TicketDraft(
         project_key=project_key,
         fields=fields,
+        properties={
+            SOURCE_PROPERTY: {
+                "mailbox": message.mailbox.lower(),
+                "internetMessageId": message.internet_message_id,
+            }
+        },
+        attachments=uploads,
+        watchers=watchers,
+    )
+
+
+def _prepare_files(
+    attachments: list[FileAttachment], settings: Settings
+) -> tuple[list[FileAttachment], list[tuple[str, int]], dict[str, str]]:
+    """Safe names, the files to upload, the oversized ones, and inline images by Content-ID."""
+    taken: set[str] = set()
+    uploads: list[FileAttachment] = []
+    oversized: list[tuple[str, int]] = []
+    inline_images: dict[str, str] = {}
+    for attachment in attachments:
+        name = safe_filename(attachment.name, taken)
+        if attachment.size > settings.max_attachment_size:
+            oversized.append((name, attachment.size))
+            continue
+        uploads.append(
+            FileAttachment(
+                name=name,
+                content_type=attachment.content_type,
+                content=attachment.content,
+                is_inline=attachment.is_inline,
+                content_id=attachment.content_id,
+            )
+        )
+        if attachment.content_id:
+            inline_images[attachment.content_id] = name
+    return uploads, oversized, inline_images
+
+
+def build_comment(
+    message: MailMessage,
+    attachments: list[FileAttachment],
+    *,
+    settings: Settings,
+    jira: JiraClient,
+    known_participants: set[str],
+) -> CommentDraft:
+    """The comment for a follow-up email: who wrote, the new part only, and its files."""
+    uploads, oversized, inline_images = _prepare_files(attachments, settings)
+    sender = message.from_ or message.sender
+    header = [("From", _format_addresses((sender,)) if sender else "(unknown)")]
+    new_cc = tuple(a for a in message.cc if a.address.lower() not in known_participants)
+    if new_cc:
+        header.append(("Cc", _format_addresses(new_cc)))
+    text = message.unique_body
+    if text is None or not text.strip():
+        text = new_part_of_reply(message.body, message.body_type)
+    content = EmailContent.from_email(
+        body=text,
+        body_type=message.body_type,
+        header=header,
+        inline_images=inline_images,
+        oversized=oversized,
+    )
+    watchers = []
+    for address in new_cc:
+        user = jira.find_user(address.address)
+        if user is not None and user not in watchers:
+            watchers.append(user)
+    return CommentDraft(
+        body=to_adf(content) if jira.is_cloud else to_wiki(content),
         properties={
             SOURCE_PROPERTY: {
                 "mailbox": message.mailbox.lower(),

@@ -24,7 +24,9 @@ from ticket_manager.http import build_session
 from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.models import Mailbox, MessageState
+from ticket_manager.pipeline.outbox import Outbox
 from ticket_manager.pipeline.processor import MessageProcessor
+from ticket_manager.pipeline.relay import CommentPoller, remember_service_account
 from ticket_manager.pipeline.subscriptions import ensure_subscription
 from ticket_manager.pipeline.sync import MailboxSync, RoundResult, mailbox_state
 
@@ -64,6 +66,9 @@ class Services:
     def processor(self) -> MessageProcessor:
         return MessageProcessor(self.settings, self.graph, self.jira)
 
+    def outbox(self) -> Outbox:
+        return Outbox(self.settings, self.graph, self.jira)
+
 
 class Worker:
     """Polls every mailbox until told to stop."""
@@ -75,6 +80,7 @@ class Worker:
         self.services = Services(settings)
         self._stop = threading.Event()
         self._sync: MailboxSync | None = None
+        self._next_jira_poll = 0.0
 
     def stop(self) -> None:
         """Ask the worker to finish what it is doing and return."""
@@ -92,6 +98,8 @@ class Worker:
                     if self.stopping:
                         break
                     self.sync_one(address)
+                if not self.stopping:
+                    self.relay_to_customers()
                 if once:
                     break
                 self._wait_for_next_round()
@@ -132,6 +140,26 @@ class Worker:
             finally:
                 db.session.remove()
         return None
+
+    def relay_to_customers(self) -> None:
+        """Poll Jira for new comments when due, then send every email that is waiting."""
+        with self.app.app_context():
+            try:
+                jira = self.services.jira
+                remember_service_account(jira.service_account_id())
+                interval = self.settings.jira_poll_interval
+                if interval and time.monotonic() >= self._next_jira_poll:
+                    self._next_jira_poll = time.monotonic() + interval
+                    queued = CommentPoller(self.settings, jira).poll()
+                    if queued:
+                        log.info("jira comments to relay", extra={"seen": queued})
+                self.services.outbox().send_due()
+            except (SignInError, GraphError, JiraError) as exc:
+                log.error("relay to customers failed", extra={"error": str(exc)})
+            except Exception:  # the loop must survive anything the relay does
+                log.exception("relay to customers crashed")
+            finally:
+                db.session.remove()
 
     def _record_error(self, address: str, exc: Exception) -> None:
         message = str(exc) or exc.__class__.__name__

@@ -333,6 +333,8 @@ def outgoing_from_draft(item: MailItem) -> dict:
         "in_reply_to": item.context.get("in_reply_to"),
         "references": item.context.get("references"),
         "thread_index_parent": item.context.get("thread_index_parent"),
+        # Exchange sends a draft with the Message-ID it was given when it was created.
+        "message_id": p.get("internetMessageId"),
     }
 
 
@@ -341,7 +343,7 @@ def transmit(emu: GraphEmulator, box: Mailbox, outgoing: dict, *, save: bool = T
     everyone = (outgoing.get("to") or []) + (outgoing.get("cc") or []) + (outgoing.get("bcc") or [])
     if not everyone:
         raise _invalid_recipients("A message can't be sent because it contains no recipients.")
-    raw = _mime_for(box, outgoing, new_message_id(box.address))
+    raw = _mime_for(box, outgoing, outgoing.get("message_id") or new_message_id(box.address))
     holder = box if save else Mailbox(box.address)
     item = emu.store_mime(
         holder,

@@ -1,0 +1,255 @@
+"""Emails the service sends: acknowledgements, relayed Jira comments, status changes.
+
+Every email is first a row of ``outbound_messages`` with a unique ``dedupe_key``, so the
+webhook, the poller and a retry can all ask for the same email and one is sent. Sending is
+two steps with the state recorded between them: create a reply draft (its Message-ID is
+stored, so replies to it thread back to the ticket), then send it. After a crash between
+the two, the draft tells whether it already went (``isDraft`` false): it is never sent twice.
+Every email carries the loop marker header ``X-Ticket-Manager``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
+from markupsafe import Markup
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ticket_manager.config import Settings
+from ticket_manager.content.outbound import jira_to_email
+from ticket_manager.extensions import db
+from ticket_manager.graph.client import GraphClient
+from ticket_manager.graph.errors import GraphError, GraphNotFoundError
+from ticket_manager.jira.client import JiraClient
+from ticket_manager.jira.errors import JiraError
+from ticket_manager.models import OutboundMessage, OutboundState, Ticket
+from ticket_manager.pipeline.ledger import now
+
+log = logging.getLogger("ticket_manager.outbox")
+
+LOOP_HEADER = "X-Ticket-Manager"
+CLAIM_DURATION = timedelta(minutes=5)
+MAX_ATTEMPTS = 8
+TEAM_NAME = "The support team"
+
+
+def enqueue(kind: str, ticket_key: str, mailbox: str, dedupe_key: str, payload: dict) -> None:
+    """Ask for an email to be sent once: a second request with the same key is ignored."""
+    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    db.session.execute(
+        insert(OutboundMessage)
+        .values(
+            dedupe_key=dedupe_key,
+            kind=kind,
+            ticket_key=ticket_key,
+            mailbox=mailbox.lower(),
+            payload=json.dumps(payload),
+            state=OutboundState.PENDING,
+            attempts=0,
+            created_at=now(),
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+    db.session.commit()
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    body: str
+    content_type: str
+
+
+class Templates:
+    """Jinja2 templates: a user's folder (EMAIL_TEMPLATES_DIR) first, then the built-in ones."""
+
+    def __init__(self, settings: Settings) -> None:
+        loaders = [PackageLoader("ticket_manager", "templates/email")]
+        if settings.templates_dir:
+            loaders.insert(0, FileSystemLoader(str(Path(settings.templates_dir))))
+        self.environment = Environment(
+            loader=ChoiceLoader(loaders),
+            autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+            keep_trailing_newline=True,
+        )
+        self.settings = settings
+
+    def render(self, kind: str, context: dict) -> RenderedEmail:
+        extension = "html" if self.settings.email_body_format == "html" else "txt"
+        body = self.environment.get_template(f"{kind}.{extension}").render(**context)
+        subject = f"RE: [{context['ticket_key']}] {context['summary']}"
+        return RenderedEmail(subject, body, "html" if extension == "html" else "text")
+
+
+class Outbox:
+    """Sends what is due in ``outbound_messages``, each email exactly once."""
+
+    def __init__(self, settings: Settings, graph: GraphClient, jira: JiraClient | None) -> None:
+        self.settings = settings
+        self.graph = graph
+        self.jira = jira
+        self.templates = Templates(settings)
+
+    def send_due(self, limit: int = 100) -> int:
+        """Send every pending email whose time has come; returns how many went out."""
+        moment = now()
+        ids = db.session.scalars(
+            select(OutboundMessage.id)
+            .where(
+                OutboundMessage.state.in_(
+                    [OutboundState.PENDING, OutboundState.DRAFTED, OutboundState.FAILED]
+                ),
+                OutboundMessage.attempts < MAX_ATTEMPTS,
+                or_(
+                    OutboundMessage.next_attempt_at.is_(None),
+                    OutboundMessage.next_attempt_at <= moment,
+                ),
+                or_(
+                    OutboundMessage.claimed_until.is_(None),
+                    OutboundMessage.claimed_until < moment,
+                ),
+            )
+            .order_by(OutboundMessage.id)
+            .limit(limit)
+        ).all()
+        db.session.rollback()
+        return sum(1 for row_id in ids if self.send(row_id))
+
+    def send(self, row_id: int) -> bool:
+        """Claim and send one email; False when another worker has it or it failed."""
+        if not self._claim(row_id):
+            return False
+        row = db.session.get(OutboundMessage, row_id)
+        try:
+            self._send_claimed(row)
+            return row.state == OutboundState.SENT
+        except (GraphError, JiraError) as exc:
+            db.session.rollback()
+            row = db.session.get(OutboundMessage, row_id)
+            row.state = OutboundState.FAILED if row.draft_id is None else OutboundState.DRAFTED
+            row.last_error = str(exc)[:2000]
+            wait = getattr(exc, "retry_after", None) or 30 * 2 ** max(row.attempts - 1, 0)
+            row.next_attempt_at = now() + min(timedelta(seconds=wait), timedelta(hours=1))
+            row.claimed_until = None
+            db.session.commit()
+            log.warning("email not sent", extra={"ticket": row.ticket_key, "error": row.last_error})
+            return False
+
+    def _claim(self, row_id: int) -> bool:
+        moment = now()
+        result = db.session.execute(
+            update(OutboundMessage)
+            .where(
+                and_(
+                    OutboundMessage.id == row_id,
+                    OutboundMessage.state.not_in([OutboundState.SENT, OutboundState.SKIPPED]),
+                    or_(
+                        OutboundMessage.claimed_until.is_(None),
+                        OutboundMessage.claimed_until < moment,
+                    ),
+                )
+            )
+            .values(claimed_until=moment + CLAIM_DURATION, attempts=OutboundMessage.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        return result.rowcount == 1
+
+    def _send_claimed(self, row: OutboundMessage) -> None:
+        ticket = db.session.scalar(select(Ticket).where(Ticket.key == row.ticket_key))
+        if ticket is None or not ticket.last_graph_id:
+            self._finish(row, OutboundState.SKIPPED, "no email thread for this ticket")
+            return
+        if row.draft_id is not None:
+            still_draft = self.graph.is_draft(row.mailbox, row.draft_id)
+            if still_draft is False or still_draft is None:
+                # Sent before the crash (or removed by a person): never send it again.
+                self._finish(row, OutboundState.SENT)
+                return
+        else:
+            payload = json.loads(row.payload or "{}")
+            draft_body = self._draft_body(row, ticket, payload)
+            reply_all = row.kind == "acknowledgement" and self.settings.acknowledge_all
+            try:
+                draft = self.graph.create_reply_draft(
+                    row.mailbox, ticket.last_graph_id, reply_all=reply_all, message=draft_body
+                )
+            except GraphNotFoundError:
+                # The email of the thread is gone from the mailbox: write to the requester.
+                draft = self.graph.create_draft(
+                    row.mailbox,
+                    {**draft_body, "toRecipients": [_recipient(ticket.requester)]},
+                )
+            row.draft_id = draft.id
+            row.internet_message_id = draft.internet_message_id
+            row.state = OutboundState.DRAFTED
+            db.session.commit()
+            self._attach_files(row, payload)
+        self.graph.send_draft(row.mailbox, row.draft_id)
+        self._finish(row, OutboundState.SENT)
+        log.info("email sent", extra={"ticket": row.ticket_key, "state": row.kind})
+
+    def _draft_body(self, row: OutboundMessage, ticket: Ticket, payload: dict) -> dict:
+        link = (
+            f"{self.settings.ticket_client_app.rstrip('/')}/{ticket.key}"
+            if (self.settings.ticket_client_app)
+            else None
+        )
+        context = {
+            "ticket_key": ticket.key,
+            "summary": ticket.summary or "",
+            "link": link,
+            "requester_name": payload.get("requester_name") or "",
+            "team_name": TEAM_NAME,
+            "status": payload.get("status") or "",
+            "author": payload.get("author") or "Support",
+        }
+        if row.kind == "comment":
+            rendered = jira_to_email(payload.get("body") or "")
+            context["comment_html"] = Markup(rendered.html)  # noqa: S704 - sanitised by nh3
+            context["comment_text"] = rendered.text
+        email = self.templates.render(row.kind, context)
+        return {
+            "subject": email.subject,
+            "body": {"contentType": email.content_type, "content": email.body},
+            "internetMessageHeaders": [
+                {"name": LOOP_HEADER, "value": f"{row.kind}; ticket={ticket.key}"}
+            ],
+        }
+
+    def _attach_files(self, row: OutboundMessage, payload: dict) -> None:
+        """Files of a relayed comment, where small enough; bigger ones are only linked."""
+        if self.jira is None:
+            return
+        for file in payload.get("attachments") or []:
+            if file.get("size", 0) > self.settings.email_max_attachment_size:
+                continue
+            content = self.jira.download(file["content"], self.settings.email_max_attachment_size)
+            if content is not None:
+                self.graph.add_attachment(
+                    row.mailbox,
+                    row.draft_id,
+                    file["filename"],
+                    file.get("mimeType") or "application/octet-stream",
+                    content,
+                )
+
+    def _finish(self, row: OutboundMessage, state: OutboundState, reason: str | None = None):
+        row.state = state
+        row.last_error = reason
+        row.claimed_until = None
+        row.next_attempt_at = None
+        if state == OutboundState.SENT:
+            row.sent_at = now()
+        db.session.commit()
+
+
+def _recipient(address: str | None) -> dict:
+    return {"emailAddress": {"address": address or ""}}

@@ -1,0 +1,68 @@
+"""Receive Jira webhooks (``comment_created``, ``jira:issue_updated``) and queue the emails.
+
+Jira Cloud signs a webhook registered with a secret: ``X-Hub-Signature: sha256=<HMAC of the
+body>``. Jira Server/Data Center cannot sign, so the same secret may instead be given in
+the URL (``?secret=...``). Either must match ``JIRA_WEBHOOK_SECRET``; without that key the
+endpoint is off. The answer comes at once: the work is a row in the outbox.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from ticket_manager.jira.client import JiraComment
+from ticket_manager.pipeline.relay import relay_comment, relay_status
+
+log = logging.getLogger("ticket_manager.jira_webhook")
+
+WEBHOOK_PATH = "/jira/webhook"
+
+blueprint = Blueprint("jira_webhook", __name__)
+
+
+def _authentic(secret: str, body: bytes) -> bool:
+    signature = request.headers.get("X-Hub-Signature", "")
+    if signature.startswith("sha256="):
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(signature.removeprefix("sha256="), expected)
+    given = request.args.get("secret", "")
+    return bool(given) and hmac.compare_digest(given, secret)
+
+
+@blueprint.post(WEBHOOK_PATH)
+def receive_jira_webhook() -> Response | tuple[Response, int]:
+    """A Jira event: queue the customer email it calls for, if any."""
+    from ticket_manager.app import get_settings
+
+    settings = get_settings(current_app)
+    secret = settings.jira_webhook_secret.reveal()
+    if not secret:
+        return jsonify(error="the Jira webhook is not configured (JIRA_WEBHOOK_SECRET)"), 404
+    body = request.get_data(cache=True)
+    if not _authentic(secret, body):
+        log.warning("jira webhook refused: bad signature or secret")
+        return jsonify(error="signature or secret does not match"), 401
+    event = request.get_json(silent=True) or {}
+    kind = event.get("webhookEvent", "")
+    issue = event.get("issue") or {}
+    key = issue.get("key")
+    queued = False
+    if key and event.get("comment") and kind in ("comment_created", "jira:issue_updated"):
+        attachments = (issue.get("fields") or {}).get("attachment") or []
+        queued = relay_comment(key, JiraComment.from_jira(event["comment"]), settings, attachments)
+    status = ((issue.get("fields") or {}).get("status")) or {}
+    if key and kind == "jira:issue_updated" and status:
+        queued = (
+            relay_status(
+                key,
+                status.get("name", ""),
+                (status.get("statusCategory") or {}).get("key", ""),
+                settings,
+            )
+            or queued
+        )
+    return jsonify(queued=queued), 202
