@@ -1,9 +1,10 @@
 """Benchmark: requests per email and throughput of the email-to-ticket pipeline.
 
 Delivers plain emails (no attachments) from 50 senders into the emulated mailbox, runs one
-worker round, and counts what the emulated Graph and Jira were asked. Run twice in the same
-process: with 50 ms added to every emulated call at concurrency 1, and at the default
-concurrency, to show what overlapping the work buys.
+worker pass (including the Jira comment poller's first pass), and counts what the emulated
+Graph and Jira were asked. In the same process: acknowledgements off at 0 ms, then with 50 ms
+added to every emulated call at concurrency 1 and at the default concurrency (what
+overlapping the work buys), then acknowledgements on.
 
     .venv/bin/python bench/pipeline_throughput.py [--emails 1000] [--latency 0.05]
 
@@ -31,7 +32,7 @@ from ticket_manager.sandbox.sandbox import Sandbox
 RESULTS = Path(__file__).parent / "results" / "pipeline_throughput.json"
 
 
-def run_case(emails: int, latency: float, concurrency: int) -> dict:
+def run_case(emails: int, latency: float, concurrency: int, acknowledge: bool = False) -> dict:
     """One fresh sandbox and database; returns timings and request counts."""
     with tempfile.TemporaryDirectory() as tmp, Sandbox(state_dir=Path(tmp) / "s") as sandbox:
         mailbox = sandbox.accounts.mailboxes[0]
@@ -50,6 +51,7 @@ def run_case(emails: int, latency: float, concurrency: int) -> dict:
             "EMAIL_WHITELISTED_DOMAINS": "example.com",
             "EMAIL_MAX_PER_SENDER_PER_DAY": "0",
             "PROCESSING_CONCURRENCY": str(concurrency),
+            "EMAIL_ACKNOWLEDGE": "true" if acknowledge else "false",
         }
         app = create_app(env)
         with app.app_context():
@@ -71,6 +73,7 @@ def run_case(emails: int, latency: float, concurrency: int) -> dict:
             "emails": emails,
             "latency_ms": latency * 1000,
             "concurrency": concurrency,
+            "acknowledgements": acknowledge,
             "seconds": round(elapsed, 2),
             "emails_per_second": round(emails / elapsed, 1),
             "graph_requests_per_email": round(sandbox.graph.controls.total / emails, 3),
@@ -89,6 +92,7 @@ def main() -> None:
         run_case(args.emails, 0.0, default_concurrency),
         run_case(args.emails, args.latency, 1),
         run_case(args.emails, args.latency, default_concurrency),
+        run_case(args.emails, 0.0, default_concurrency, acknowledge=True),
     ]
     speedup = round(cases[1]["seconds"] / cases[2]["seconds"], 2)
     report = {
@@ -101,11 +105,12 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print("| latency | concurrency | emails/s | s | Graph req/email | Jira req/email |")
-    print("|---|---|---|---|---|---|")
+    print("| latency | concurrency | acks | emails/s | s | Graph req/email | Jira req/email |")
+    print("|---|---|---|---|---|---|---|")
     for c in cases:
         print(
-            f"| {c['latency_ms']:.0f} ms | {c['concurrency']} | {c['emails_per_second']} "
+            f"| {c['latency_ms']:.0f} ms | {c['concurrency']} "
+            f"| {'on' if c['acknowledgements'] else 'off'} | {c['emails_per_second']} "
             f"| {c['seconds']} | {c['graph_requests_per_email']} "
             f"| {c['jira_requests_per_email']} |"
         )

@@ -290,7 +290,7 @@ class JiraClient:
         return None
 
     def updated_issues(self, keys: list[str], minutes: int) -> list[dict]:
-        """Issues among ``keys`` updated in the last ``minutes``, with status and attachments.
+        """Issues among ``keys`` updated in the last ``minutes``, with status, files, comments.
 
         A relative date (``-90m``) avoids the time zone question of absolute JQL dates,
         which Jira reads in the service account's profile time zone.
@@ -304,7 +304,9 @@ class JiraClient:
         issues: list[dict] = []
         token: str | None = None
         while True:
-            body = self._search(jql, fields=["status", "attachment"], properties=[], token=token)
+            body = self._search(
+                jql, fields=["status", "attachment", "comment"], properties=[], token=token
+            )
             issues.extend(body.get("issues", []))
             token = body.get("nextPageToken")
             if not token or body.get("isLast", True):

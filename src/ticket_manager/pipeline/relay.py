@@ -129,7 +129,13 @@ class CommentPoller:
         status = (issue.get("fields") or {}).get("status") or {}
         attachments = (issue.get("fields") or {}).get("attachment") or []
         queued = 0
-        for comment in self.jira.comments(key):
+        embedded = (issue.get("fields") or {}).get("comment") or {}
+        listed = embedded.get("comments") or []
+        if len(listed) < int(embedded.get("total") or 0):
+            comments = self.jira.comments(key)  # more than the search result carries
+        else:
+            comments = [JiraComment.from_jira(raw) for raw in listed]
+        for comment in comments:
             queued += relay_comment(key, comment, self.settings, attachments)
         queued += relay_status(
             key,
