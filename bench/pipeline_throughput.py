@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import tempfile
 import time
 from pathlib import Path
 
+import requests
 from flask_migrate import upgrade
 
 from ticket_manager import create_app
 from ticket_manager.app import get_settings
 from ticket_manager.extensions import db
+from ticket_manager.http import build_session
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline.worker import Worker
 from ticket_manager.sandbox.sandbox import Sandbox
@@ -32,9 +35,9 @@ from ticket_manager.sandbox.sandbox import Sandbox
 RESULTS = Path(__file__).parent / "results" / "pipeline_throughput.json"
 
 
-def run_case(emails: int, latency: float, concurrency: int, acknowledge: bool = False) -> dict:
-    """One fresh sandbox and database; returns timings and request counts."""
-    with tempfile.TemporaryDirectory() as tmp, Sandbox(state_dir=Path(tmp) / "s") as sandbox:
+def serve_sandbox(connection, emails: int, state_dir: str) -> None:
+    """In a child process: the emulators with ``emails`` waiting, until told to stop."""
+    with Sandbox(state_dir=Path(state_dir)) as sandbox:
         mailbox = sandbox.accounts.mailboxes[0]
         for n in range(emails):
             sandbox.graph.deliver(
@@ -43,43 +46,78 @@ def run_case(emails: int, latency: float, concurrency: int, acknowledge: bool = 
                 body=f"Hello, request number {n}.",
                 sender=f"Person {n % 50} <person{n % 50}@example.com>",
             )
-        env = {
-            **sandbox.environment(),
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bench.db",
-            "JIRA_SUPPORT_BOARD": "support",
-            "JIRA_BOARDS": "JIRA_SUPPORT_BOARD",
-            "EMAIL_WHITELISTED_DOMAINS": "example.com",
-            "EMAIL_MAX_PER_SENDER_PER_DAY": "0",
-            "PROCESSING_CONCURRENCY": str(concurrency),
-            "EMAIL_ACKNOWLEDGE": "true" if acknowledge else "false",
-        }
-        app = create_app(env)
-        with app.app_context():
-            upgrade()
-        for emulator in (sandbox.graph, sandbox.jira, sandbox.identity):
-            emulator.controls.reset_log()
-            emulator.controls.set_latency(latency)
-        started = time.perf_counter()
-        Worker(app, get_settings(app), [mailbox]).run(once=True)
-        elapsed = time.perf_counter() - started
-        with app.app_context():
-            created = (
-                db.session.query(LedgerMessage).filter_by(state=MessageState.TICKET_CREATED).count()
-            )
-            db.engine.dispose()
-        assert created == emails, f"only {created} of {emails} emails became tickets"
-        assert len(sandbox.jira.issues()) == emails
-        return {
-            "emails": emails,
-            "latency_ms": latency * 1000,
-            "concurrency": concurrency,
-            "acknowledgements": acknowledge,
-            "seconds": round(elapsed, 2),
-            "emails_per_second": round(emails / elapsed, 1),
-            "graph_requests_per_email": round(sandbox.graph.controls.total / emails, 3),
-            "jira_requests_per_email": round(sandbox.jira.controls.total / emails, 3),
-            "token_requests": sandbox.identity.controls.total,
-        }
+        connection.send(sandbox.environment())
+        connection.recv()
+
+
+def control(session: requests.Session, env: dict, path: str, body: dict | None = None) -> dict:
+    """Call every emulator's control route; returns their answers by name."""
+    bases = {
+        "identity": env["O365_AUTHORITY_HOST"],
+        "graph": env["O365_GRAPH_URL"].removesuffix("/v1.0"),
+        "jira": env["ATLASSIAN_URL"],
+    }
+    answers = {}
+    for name, base in bases.items():
+        if body is None:
+            answers[name] = session.get(f"{base}/_sandbox/{path}", timeout=30).json()
+        else:
+            response = session.post(f"{base}/_sandbox/{path}", json=body, timeout=30)
+            answers[name] = response.json() if response.content else {}
+    return answers
+
+
+def run_case(emails: int, latency: float, concurrency: int, acknowledge: bool = False) -> dict:
+    """A fresh sandbox (in its own process, as the real services are) and a fresh database."""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    with tempfile.TemporaryDirectory() as tmp:
+        process = context.Process(target=serve_sandbox, args=(child, emails, f"{tmp}/s"))
+        process.start()
+        try:
+            sandbox_env = parent.recv()
+            env = {
+                **sandbox_env,
+                "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp}/bench.db",
+                "JIRA_SUPPORT_BOARD": "support",
+                "JIRA_BOARDS": "JIRA_SUPPORT_BOARD",
+                "EMAIL_WHITELISTED_DOMAINS": "example.com",
+                "EMAIL_MAX_PER_SENDER_PER_DAY": "0",
+                "PROCESSING_CONCURRENCY": str(concurrency),
+                "EMAIL_ACKNOWLEDGE": "true" if acknowledge else "false",
+            }
+            app = create_app(env)
+            with app.app_context():
+                upgrade()
+            session = build_session(env["REQUESTS_CA_BUNDLE"])
+            control(session, env, "reset-log", {})
+            control(session, env, "faults", {"latency": latency})
+            started = time.perf_counter()
+            Worker(app, get_settings(app), [env["MAILBOX"]]).run(once=True)
+            elapsed = time.perf_counter() - started
+            counts = control(session, env, "counts")
+            with app.app_context():
+                created = (
+                    db.session.query(LedgerMessage)
+                    .filter_by(state=MessageState.TICKET_CREATED)
+                    .count()
+                )
+                db.engine.dispose()
+        finally:
+            parent.send("stop")
+            process.join(30)
+    assert created == emails, f"only {created} of {emails} emails became tickets"
+    return {
+        "emails": emails,
+        "latency_ms": latency * 1000,
+        "concurrency": concurrency,
+        "acknowledgements": acknowledge,
+        "seconds": round(elapsed, 2),
+        "emails_per_second": round(emails / elapsed, 1),
+        "graph_requests_per_email": round(counts["graph"]["total"] / emails, 3),
+        "jira_requests_per_email": round(counts["jira"]["total"] / emails, 3),
+        "token_requests": counts["identity"]["total"],
+    }
 
 
 def main() -> None:

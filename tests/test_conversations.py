@@ -348,3 +348,31 @@ def test_the_webhook_ignores_comments_by_the_service_account(hooked):
     event = webhook_event(key, author="ticket-bot")
     event["comment"]["author"]["emailAddress"] = "ticket-bot@example.com"
     assert post_event(hooked, event).get_json() == {"queued": False}
+
+
+def test_a_staff_reply_from_outlook_is_recorded_as_a_comment(make_pipeline):
+    # With O365_SENT_ITEMS_AS_COMMENTS, a reply an agent sends from Outlook becomes a comment
+    # marked as sent to the customer; our own emails in Sent Items are left alone.
+    from ticket_manager.pipeline.worker import Services
+
+    harness = make_pipeline(O365_SENT_ITEMS_AS_COMMENTS="true")
+    key, original = first_ticket(harness, sender="Carol <carol.customer@example.com>")
+    with harness.app.app_context():
+        graph = Services(harness.settings).graph
+        draft = graph.create_reply_draft(
+            harness.mailbox,
+            graph.list_messages(harness.mailbox, fields=("id",)).__next__()["id"],
+            reply_all=False,
+            message={"body": {"contentType": "text", "content": "We replaced the drum."}},
+        )
+        graph.send_draft(harness.mailbox, draft.id)
+    harness.run_once()
+    [issue] = harness.issues()
+    [comment] = issue["comments"]
+    assert "We replaced the drum." in comment["body"]
+    assert "Sent to the customer by" in comment["body"]
+    relayed = [m for m in sent(harness) if "replaced the drum" in m["body"]["content"]]
+    assert len(relayed) == 1  # the agent's own email, not a copy relayed by the service
+    rules = {r.rule for r in harness.rows() if r.folder == "sentitems"}
+    assert rules == {"own-mailbox", None}
+    assert original["subject"]

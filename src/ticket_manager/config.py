@@ -46,6 +46,7 @@ DEFAULTS: dict[str, str] = {
     "EMAIL_NOTIFY_STATUS": "false",
     "EMAIL_MAX_ATTACHMENT_SIZE": "3MB",
     "JIRA_POLL_INTERVAL": "60",
+    "O365_SENT_ITEMS_AS_COMMENTS": "false",
 }
 
 KNOWN_KEYS = frozenset(
@@ -189,6 +190,7 @@ class Settings:
     templates_dir: str | None = None
     jira_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
     jira_poll_interval: int = 60
+    sent_items_as_comments: bool = False
     ca_bundle: str | None = None
     raw: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -327,6 +329,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         templates_dir=_directory(get, "EMAIL_TEMPLATES_DIR"),
         jira_webhook_secret=Secret(get("JIRA_WEBHOOK_SECRET")),
         jira_poll_interval=_integer(get, "JIRA_POLL_INTERVAL", minimum=0, maximum=86400),
+        sent_items_as_comments=_boolean(get, "O365_SENT_ITEMS_AS_COMMENTS"),
         ca_bundle=_ca_bundle(env),
         raw=env,
     )

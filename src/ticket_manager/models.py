@@ -33,6 +33,8 @@ class Mailbox(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     address: Mapped[str] = mapped_column(String(320), unique=True)
     delta_link: Mapped[str | None] = mapped_column(Text)
+    # Sent Items are followed too when staff replies are recorded as comments.
+    sent_delta_link: Mapped[str | None] = mapped_column(Text)
     last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_sync_error: Mapped[str | None] = mapped_column(Text)
     # Set by a change notification: the worker runs a delta round at once.
@@ -56,6 +58,8 @@ class LedgerMessage(db.Model):
     mailbox: Mapped[str] = mapped_column(String(320), index=True)
     internet_message_id: Mapped[str] = mapped_column(String(998))
     graph_id: Mapped[str | None] = mapped_column(String(512))
+    # The folder it was found in: "inbox", or "sentitems" for a staff reply.
+    folder: Mapped[str] = mapped_column(String(32), default="inbox", server_default="inbox")
     conversation_id: Mapped[str | None] = mapped_column(String(512), index=True)
     subject: Mapped[str | None] = mapped_column(String(512))
     sender: Mapped[str | None] = mapped_column(String(320))

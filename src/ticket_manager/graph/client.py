@@ -94,6 +94,7 @@ class GraphClient:
         folder: str = "inbox",
         delta_link: str | None = None,
         page_size: int = 50,
+        received_since: datetime | None = None,
     ) -> Iterator[DeltaPage]:
         """Walk a delta round: from ``delta_link``, or from scratch, to the next delta link."""
         if delta_link:
@@ -101,6 +102,9 @@ class GraphClient:
         else:
             url = f"/users/{quote(mailbox)}/mailFolders/{quote(folder)}/messages/delta"
             params = {"$select": ",".join(MESSAGE_FIELDS)}
+            if received_since is not None:
+                since = received_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                params["$filter"] = f"receivedDateTime ge {since}"
         prefer = f"odata.maxpagesize={page_size}"
         while url:
             body = self._request("GET", url, params=params, prefer=prefer).json()

@@ -42,11 +42,12 @@ def message_key(message: MailMessage) -> str:
     return message.internet_message_id or f"<graph:{message.id}>"
 
 
-def record(messages: Iterable[MailMessage]) -> None:
+def record(messages: Iterable[MailMessage], folder: str = "inbox") -> None:
     """Insert a pending row for each message not yet in the ledger (one statement)."""
     rows = [
         {
             "mailbox": m.mailbox.lower(),
+            "folder": folder,
             "internet_message_id": message_key(m)[:998],
             "graph_id": m.id,
             "conversation_id": m.conversation_id,

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from flask import Flask
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 from markupsafe import Markup
 from sqlalchemy import and_, or_, select, update
@@ -91,18 +93,52 @@ class Templates:
 class Outbox:
     """Sends what is due in ``outbound_messages``, each email exactly once."""
 
-    def __init__(self, settings: Settings, graph: GraphClient, jira: JiraClient | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        graph: GraphClient,
+        jira: JiraClient | None,
+        app: Flask | None = None,
+    ) -> None:
         self.settings = settings
         self.graph = graph
         self.jira = jira
         self.templates = Templates(settings)
+        # With the app, emails are sent several at a time (Graph's per-mailbox cap still holds).
+        self.app = app
 
-    def send_due(self, limit: int = 100) -> int:
-        """Send every pending email whose time has come; returns how many went out."""
+    def send_due(self, batch: int = 100) -> int:
+        """Send every email whose time has come, a batch at a time; returns how many went."""
+        sent = 0
+        after = 0
+        while True:
+            ids = self._due_ids(after, batch)
+            if not ids:
+                return sent
+            sent += sum(1 for ok in self._send_all(ids) if ok)
+            after = ids[-1]
+
+    def _send_all(self, ids: list[int]) -> list[bool]:
+        if self.app is None or self.settings.processing_concurrency == 1:
+            return [self.send(row_id) for row_id in ids]
+
+        def one(row_id: int) -> bool:
+            with self.app.app_context():
+                try:
+                    return self.send(row_id)
+                finally:
+                    db.session.remove()
+
+        workers = min(self.settings.processing_concurrency, len(ids))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
+            return list(pool.map(one, ids))
+
+    def _due_ids(self, after: int, batch: int) -> list[int]:
         moment = now()
         ids = db.session.scalars(
             select(OutboundMessage.id)
             .where(
+                OutboundMessage.id > after,
                 OutboundMessage.state.in_(
                     [OutboundState.PENDING, OutboundState.DRAFTED, OutboundState.FAILED]
                 ),
@@ -117,10 +153,10 @@ class Outbox:
                 ),
             )
             .order_by(OutboundMessage.id)
-            .limit(limit)
+            .limit(batch)
         ).all()
         db.session.rollback()
-        return sum(1 for row_id in ids if self.send(row_id))
+        return list(ids)
 
     def send(self, row_id: int) -> bool:
         """Claim and send one email; False when another worker has it or it failed."""

@@ -30,7 +30,12 @@ from ticket_manager.models import LedgerMessage, MessageState, Ticket
 from ticket_manager.pipeline import ledger
 from ticket_manager.pipeline.conversations import find_thread, participants_of
 from ticket_manager.pipeline.outbox import enqueue
-from ticket_manager.pipeline.rules import RuleContext, first_rejection, sender_address
+from ticket_manager.pipeline.rules import (
+    LOOP_HEADER,
+    RuleContext,
+    first_rejection,
+    sender_address,
+)
 from ticket_manager.pipeline.tickets import (
     SOURCE_PROPERTY,
     TicketDraft,
@@ -99,6 +104,8 @@ class MessageProcessor:
         if message is None:
             message = self.graph.get_message(row.mailbox, row.graph_id)
 
+        if row.folder == "sentitems":
+            return self._staff_reply(row, message)
         follow_up_of = None
         if row.ticket_key is None:
             context = RuleContext(
@@ -178,7 +185,32 @@ class MessageProcessor:
 
     # -- a follow-up -----------------------------------------------------------------------
 
-    def _comment(self, row: LedgerMessage, message: MailMessage, ticket: Ticket) -> Outcome:
+    def _staff_reply(self, row: LedgerMessage, message: MailMessage) -> Outcome:
+        """A reply staff sent from Outlook: a comment on its ticket, never a new ticket."""
+        if row.ticket_key is None:
+            if message.header(LOOP_HEADER) is not None:
+                return self._finish(row, MessageState.REJECTED, "own-mailbox", "sent by us")
+            match = find_thread(message)
+            if match is None or match.ticket.deleted_in_jira:
+                return self._finish(
+                    row,
+                    MessageState.REJECTED,
+                    "not-a-follow-up",
+                    "a sent email that continues no ticket",
+                )
+            ticket = match.ticket
+        else:
+            ticket = _ticket(row.ticket_key)
+        return self._comment(row, message, ticket, sent_to_customer=True)
+
+    def _comment(
+        self,
+        row: LedgerMessage,
+        message: MailMessage,
+        ticket: Ticket,
+        *,
+        sent_to_customer: bool = False,
+    ) -> Outcome:
         """Add the follow-up as a comment, exactly once; a deleted ticket gets a new one."""
         attachments = self._attachments(message)
         draft = build_comment(
@@ -187,6 +219,7 @@ class MessageProcessor:
             settings=self.settings,
             jira=self.jira,
             known_participants=ticket.participant_set(),
+            sent_to_customer=sent_to_customer,
         )
         key = ticket.key
         if row.ticket_key is None:
@@ -201,6 +234,8 @@ class MessageProcessor:
                 try:
                     self.jira.add_comment(key, draft.body, draft.properties)
                 except JiraNotFoundError:
+                    if sent_to_customer:
+                        raise
                     ticket.deleted_in_jira = True
                     row.jira_attempt_at = None
                     db.session.commit()
@@ -220,7 +255,8 @@ class MessageProcessor:
                 },
             )
         self._upload_missing(key, draft.attachments, draft.watchers)
-        self._mark_email(message, key)
+        if not sent_to_customer:
+            self._mark_email(message, key)
         return self._finish(row, MessageState.COMMENTED)
 
     def _attachments(self, message: MailMessage) -> list[FileAttachment]:

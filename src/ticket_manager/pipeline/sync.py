@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import Flask
 from sqlalchemy import select
@@ -29,6 +30,7 @@ from ticket_manager.pipeline.processor import MessageProcessor, Outcome
 log = logging.getLogger("ticket_manager.sync")
 
 DELTA_PAGE_SIZE = 50
+SENT_ITEMS_LOOKBACK = timedelta(days=1)
 
 
 @dataclass
@@ -92,26 +94,58 @@ class MailboxSync:
         state.last_sync_at = ledger.now()
         state.last_sync_error = None
         db.session.commit()
+        if self.settings.sent_items_as_comments and not self.should_stop():
+            self._sent_items_round(address, result)
         if not self.should_stop():
             result.outcomes.extend(self.retry_due(address))
         return result
 
-    def _walk(self, address: str, delta_link: str | None, result: RoundResult) -> str | None:
+    def _sent_items_round(self, address: str, result: RoundResult) -> None:
+        """Staff replies in Sent Items: followed from the day the feature was turned on."""
+        state = mailbox_state(address)
+        since = None if state.sent_delta_link else ledger.now() - SENT_ITEMS_LOOKBACK
+        try:
+            delta_link = self._walk(
+                address, state.sent_delta_link, result, folder="sentitems", since=since
+            )
+        except DeltaTokenExpiredError:
+            since = ledger.now() - SENT_ITEMS_LOOKBACK
+            delta_link = self._walk(address, None, result, folder="sentitems", since=since)
+        if delta_link:
+            state = mailbox_state(address)
+            state.sent_delta_link = delta_link
+            db.session.commit()
+
+    def _walk(
+        self,
+        address: str,
+        delta_link: str | None,
+        result: RoundResult,
+        *,
+        folder: str = "inbox",
+        since=None,
+    ) -> str | None:
         for page in self.graph.delta_pages(
-            address, delta_link=delta_link, page_size=DELTA_PAGE_SIZE
+            address,
+            folder=folder,
+            delta_link=delta_link,
+            page_size=DELTA_PAGE_SIZE,
+            received_since=since,
         ):
             result.seen += len(page.messages)
-            result.outcomes.extend(self._record_and_process(address, page.messages))
+            result.outcomes.extend(self._record_and_process(address, page.messages, folder))
             if self.should_stop():
                 return None
             if page.delta_link:
                 return page.delta_link
         return None
 
-    def _record_and_process(self, address: str, messages: list[MailMessage]) -> list[Outcome]:
+    def _record_and_process(
+        self, address: str, messages: list[MailMessage], folder: str = "inbox"
+    ) -> list[Outcome]:
         if not messages:
             return []
-        ledger.record(messages)
+        ledger.record(messages, folder)
         keys = {ledger.message_key(m): m for m in messages}
         rows = db.session.execute(
             select(LedgerMessage.id, LedgerMessage.internet_message_id).where(

@@ -169,11 +169,17 @@ def build_comment(
     settings: Settings,
     jira: JiraClient,
     known_participants: set[str],
+    sent_to_customer: bool = False,
 ) -> CommentDraft:
     """The comment for a follow-up email: who wrote, the new part only, and its files."""
     uploads, oversized, inline_images = _prepare_files(attachments, settings)
     sender = message.from_ or message.sender
     header = [("From", _format_addresses((sender,)) if sender else "(unknown)")]
+    if sent_to_customer:
+        header = [
+            ("Sent to the customer by", _format_addresses((sender,)) if sender else "(staff)"),
+            ("To", _format_addresses(message.to)),
+        ]
     new_cc = tuple(a for a in message.cc if a.address.lower() not in known_participants)
     if new_cc:
         header.append(("Cc", _format_addresses(new_cc)))

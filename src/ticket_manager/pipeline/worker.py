@@ -66,8 +66,8 @@ class Services:
     def processor(self) -> MessageProcessor:
         return MessageProcessor(self.settings, self.graph, self.jira)
 
-    def outbox(self) -> Outbox:
-        return Outbox(self.settings, self.graph, self.jira)
+    def outbox(self, app: Flask | None = None) -> Outbox:
+        return Outbox(self.settings, self.graph, self.jira, app)
 
 
 class Worker:
@@ -153,7 +153,7 @@ class Worker:
                     queued = CommentPoller(self.settings, jira).poll()
                     if queued:
                         log.info("jira comments to relay", extra={"seen": queued})
-                self.services.outbox().send_due()
+                self.services.outbox(self.app).send_due()
             except (SignInError, GraphError, JiraError) as exc:
                 log.error("relay to customers failed", extra={"error": str(exc)})
             except Exception:  # the loop must survive anything the relay does
