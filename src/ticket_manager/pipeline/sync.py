@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -125,24 +125,29 @@ class MailboxSync:
         folder: str = "inbox",
         since=None,
     ) -> str | None:
-        for page in self.graph.delta_pages(
-            address,
-            folder=folder,
-            delta_link=delta_link,
-            page_size=DELTA_PAGE_SIZE,
-            received_since=since,
-        ):
-            result.seen += len(page.messages)
-            result.outcomes.extend(self._record_and_process(address, page.messages, folder))
-            if self.should_stop():
-                return None
-            if page.delta_link:
-                return page.delta_link
-        return None
+        """Walk the pages; each page is recorded, then processed while the next is fetched."""
+        pending: list[Future] = []
+        try:
+            for page in self.graph.delta_pages(
+                address,
+                folder=folder,
+                delta_link=delta_link,
+                page_size=DELTA_PAGE_SIZE,
+                received_since=since,
+            ):
+                result.seen += len(page.messages)
+                pending.extend(self._record_and_submit(address, page.messages, folder))
+                if self.should_stop():
+                    return None
+                if page.delta_link:
+                    return page.delta_link
+            return None
+        finally:
+            result.outcomes.extend(future.result() for future in pending)
 
-    def _record_and_process(
+    def _record_and_submit(
         self, address: str, messages: list[MailMessage], folder: str = "inbox"
-    ) -> list[Outcome]:
+    ) -> list[Future]:
         if not messages:
             return []
         ledger.record(messages, folder)
@@ -155,25 +160,26 @@ class MailboxSync:
             )
         ).all()
         db.session.rollback()
-        work = [(row_id, keys[key]) for row_id, key in rows]
-        return self._run_concurrently(work)
+        return [self._submit(row_id, keys[key]) for row_id, key in rows]
 
     def retry_due(self, address: str) -> list[Outcome]:
         """Process pending rows left by an earlier run and failed rows whose time has come."""
         rows = ledger.due_rows(address, self.settings.max_attempts)
-        return self._run_concurrently([(row.id, None) for row in rows])
+        return [future.result() for future in [self._submit(row.id, None) for row in rows]]
 
-    def _run_concurrently(self, work: list[tuple[int, MailMessage | None]]) -> list[Outcome]:
-        def one(item: tuple[int, MailMessage | None]) -> Outcome:
+    def _submit(self, row_id: int, message: MailMessage | None) -> Future:
+        """Process one row on the pool, in an app context of its own."""
+
+        def one() -> Outcome:
             if self.should_stop():
                 return Outcome(state=None)
             with self.app.app_context():
                 try:
-                    return self.processor.process(item[0], item[1])
+                    return self.processor.process(row_id, message)
                 finally:
                     db.session.remove()
 
-        return list(self.executor.map(one, work))
+        return self.executor.submit(one)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
