@@ -356,7 +356,7 @@ def test_a_staff_reply_from_outlook_is_recorded_as_a_comment(make_pipeline):
     from ticket_manager.pipeline.worker import Services
 
     harness = make_pipeline(O365_SENT_ITEMS_AS_COMMENTS="true")
-    key, original = first_ticket(harness, sender="Carol <carol.customer@example.com>")
+    _key, original = first_ticket(harness, sender="Carol <carol.customer@example.com>")
     with harness.app.app_context():
         graph = Services(harness.settings).graph
         draft = graph.create_reply_draft(
@@ -376,3 +376,39 @@ def test_a_staff_reply_from_outlook_is_recorded_as_a_comment(make_pipeline):
     rules = {r.rule for r in harness.rows() if r.folder == "sentitems"}
     assert rules == {"own-mailbox", None}
     assert original["subject"]
+
+
+def test_a_relayed_comment_brings_the_small_files_it_shows(hooked):
+    # A comment that shows a file of the ticket (ADF media with its name) attaches that file
+    # to the email, when it is small enough.
+    hooked.deliver(attachments=[("screen.png", PIXEL_PNG, "image/png")])
+    hooked.run_once()
+    [issue] = hooked.issues()
+    [attachment] = issue["attachments"]
+    base = hooked.env["ATLASSIAN_URL"]
+    event = webhook_event(issue["key"], "902")
+    event["comment"]["body"]["content"].append(
+        {
+            "type": "mediaSingle",
+            "content": [
+                {"type": "media", "attrs": {"type": "file", "id": "m-1", "alt": "screen.png"}}
+            ],
+        }
+    )
+    event["issue"]["fields"]["attachment"] = [
+        {
+            "filename": "screen.png",
+            "size": attachment["size"],
+            "mimeType": "image/png",
+            "content": f"{base}/rest/api/3/attachment/content/{attachment['id']}",
+        }
+    ]
+    assert post_event(hooked, event).status_code == 202
+    hooked.run_once()
+    [relay] = [m for m in sent(hooked) if "From the webhook" in m["body"]["content"]]
+    from ticket_manager.pipeline.worker import Services
+
+    with hooked.app.app_context():
+        graph = Services(hooked.settings).graph
+        files = graph.list_attachments(hooked.mailbox, relay["id"])
+    assert [(f.name, f.content) for f in files] == [("screen.png", PIXEL_PNG)]
