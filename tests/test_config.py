@@ -82,7 +82,7 @@ def test_defaults_apply_when_keys_are_absent():
     assert settings.application_context == "/api/tickets/v3"
     assert settings.openapi_version == "3.0.3"
     assert settings.ticket_type == "Task"
-    assert settings.database_uri == "sqlite:///ticket_manager.db"
+    assert settings.database_uri.endswith("/ticket_manager.db")
     assert settings.boards == ()
     assert settings.whitelisted_domains == ()
 

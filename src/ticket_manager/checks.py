@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import text
 
 from ticket_manager.app import get_settings
 from ticket_manager.config import ConfigError
-from ticket_manager.extensions import db
+from ticket_manager.extensions import MIGRATIONS_DIR, db
 from ticket_manager.graph.auth import TokenProvider
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, SignInError
@@ -18,7 +19,12 @@ from ticket_manager.http import build_session
 from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError
 
-EXPECTED_FAILURES = (ConfigError, GraphError, SignInError, JiraError)
+
+class SchemaOutOfDate(Exception):
+    """The database exists but its schema is older (or newer) than the code."""
+
+
+EXPECTED_FAILURES = (ConfigError, GraphError, SignInError, JiraError, SchemaOutOfDate)
 
 
 @dataclass(frozen=True)
@@ -47,11 +53,17 @@ def run_checks(app: Flask) -> list[CheckResult]:
     with app.app_context():
 
         def database() -> str:
-            db.session.execute(text("select 1"))
+            where = db.engine.url.render_as_string(hide_password=True)
             revision = db.session.execute(text("select version_num from alembic_version"))
             version = revision.scalar_one_or_none()
             db.session.rollback()
-            return f"{db.engine.dialect.name}, schema revision {version or 'none'}"
+            head = ScriptDirectory(MIGRATIONS_DIR).get_current_head()
+            if version != head:
+                raise SchemaOutOfDate(
+                    f"{where}: schema revision {version or 'none'}, the code needs {head}: "
+                    "run `flask db upgrade`"
+                )
+            return f"{where}, schema revision {version}"
 
         try:
             check("database", database)

@@ -490,6 +490,11 @@ def _database_uri(value: str) -> str:
     if url.drivername in ("postgresql", "postgres"):
         # psycopg 3 is the PostgreSQL driver we ship; plain postgresql:// would ask for psycopg2.
         return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        # A relative file is where the user works (beside .env), not in a package folder.
+        path = Path(url.database).expanduser()
+        if not path.is_absolute():
+            return url.set(database=str(Path.cwd() / path)).render_as_string(hide_password=False)
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(
             "SQLALCHEMY_DATABASE_URI",
