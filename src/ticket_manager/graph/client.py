@@ -257,9 +257,6 @@ class GraphClient:
         body = {"expirationDateTime": _graph_time(expires)}
         return Subscription.from_graph(self._request("PATCH", path, json=body).json())
 
-    def delete_subscription(self, subscription_id: str) -> None:
-        self._request("DELETE", f"/subscriptions/{quote(subscription_id)}")
-
     # -- plumbing --------------------------------------------------------------------------
 
     def _url(self, path_or_url: str) -> str:
