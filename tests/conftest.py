@@ -202,3 +202,83 @@ def pipeline(sandbox, pipeline_env) -> PipelineHarness:
     with harness.app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+# -- the REST API, served over real HTTP ----------------------------------------------------------
+
+
+class ApiClient:
+    """``requests`` against the API's base URL, with a bearer token when given."""
+
+    def __init__(self, base_url: str, token: str | None = None) -> None:
+        import requests
+
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.session.trust_env = False
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def request(self, method: str, path: str, **kwargs):
+        return self.session.request(method, self.base_url + path, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs):
+        return self.request("PATCH", path, **kwargs)
+
+
+class ApiHarness:
+    """The app of a pipeline harness served over HTTP, and keys to call it with."""
+
+    def __init__(self, pipeline: PipelineHarness, server_url: str) -> None:
+        self.pipeline = pipeline
+        self.app = pipeline.app
+        self.sandbox = pipeline.sandbox
+        self.server_url = server_url
+        self.base_url = server_url + pipeline.settings.application_context.rstrip("/")
+
+    def key(self, *scopes: str, user: str | None = "carol.customer@example.com", **kw) -> str:
+        from ticket_manager.api.keys import create_key
+
+        with self.app.app_context():
+            _row, token = create_key(
+                "test", list(scopes or ("tickets:read", "tickets:write")), user, **kw
+            )
+        return token
+
+    def client(self, *scopes: str, **kwargs) -> ApiClient:
+        return ApiClient(self.base_url, self.key(*scopes, **kwargs))
+
+    def anonymous(self) -> ApiClient:
+        return ApiClient(self.base_url)
+
+    def rows(self, model):
+        from ticket_manager.extensions import db
+
+        with self.app.app_context():
+            rows = db.session.query(model).all()
+            db.session.expunge_all()
+            return rows
+
+
+@pytest.fixture
+def make_api(make_pipeline, serve):
+    """An API over HTTP on a fresh database: ``make_api(KEY="value")``."""
+
+    def build(**changes: str) -> ApiHarness:
+        changes.setdefault("API_RATE_LIMIT", "off")
+        harness = make_pipeline(**changes)
+        return ApiHarness(harness, serve(harness.app, tls=False))
+
+    return build
+
+
+@pytest.fixture
+def api(make_api) -> ApiHarness:
+    """The REST API against the emulated Jira, on SQLite and PostgreSQL."""
+    return make_api()

@@ -81,6 +81,7 @@ EXPECTED_OPERATIONS = {
     ("GET", "/rest/api/3/attachment/content/{id}"),
     ("GET", "/rest/api/3/issue/{issueIdOrKey}/transitions"),
     ("POST", "/rest/api/3/issue/{issueIdOrKey}/transitions"),
+    ("PUT", "/rest/api/3/issue/{issueIdOrKey}/assignee"),
     ("GET", "/rest/api/3/issue/{issueIdOrKey}/watchers"),
     ("POST", "/rest/api/3/issue/{issueIdOrKey}/watchers"),
     ("DELETE", "/rest/api/3/issue/{issueIdOrKey}/watchers"),
@@ -105,6 +106,7 @@ EXPECTED_SERVER_OPERATIONS = {
     ("POST", "/rest/api/3/issue/{issueIdOrKey}/comment"),
     ("POST", "/rest/api/3/issue/{issueIdOrKey}/attachments"),
     ("GET", "/rest/api/3/issue/{issueIdOrKey}/watchers"),
+    ("PUT", "/rest/api/3/issue/{issueIdOrKey}/assignee"),
     ("GET", "/rest/api/3/user/search"),
     ("GET", "/rest/api/3/search"),
 }
@@ -437,6 +439,12 @@ def run_cloud_scenario(base: str, emulator: JiraEmulator, ca_bundle: str) -> Non
             }
         },
     )
+    alice_id = emulator.user("alice.agent@example.com")["accountId"]
+    session.put(f"{api}/issue/{key}/assignee", json={"accountId": alice_id})
+    session.put(f"{api}/issue/{key}/assignee", json={"accountId": None})
+    session.put(f"{api}/issue/{key}/assignee", json={"accountId": "0" * 24})
+    session.put(f"{api}/issue/{key}", json={"fields": {"customfield_10010": "x"}})
+    session.post(f"{api}/issue/{key}/transitions", json={"transition": {"id": "99"}})
     session.get(f"{api}/issue/NOPE-1")
     session.get(f"{api}/search/jql", params={"jql": "nosuchfield = 1"})
     session.delete(f"{api}/issue/{key}")
@@ -461,6 +469,8 @@ def run_server_scenario(base: str, ca_bundle: str) -> None:
     client.add_attachment(issue, io.BytesIO(b"x"), filename="x.txt")
     client.add_watcher(issue, "alice.agent")
     client.watchers(issue)
+    client.assign_issue(issue, "alice.agent")
+    client.assign_issue(issue, None)
     client.search_issues("project = SUP")
     client.issue(issue.key)
 

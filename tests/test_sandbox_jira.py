@@ -872,3 +872,170 @@ def test_jql_errors_use_jiras_parser_wording(cloud_url, jql, message):
     response = http.get(f"{cloud_url}/rest/api/3/search/jql", params={"jql": jql}, auth=AUTH)
     assert response.status_code == 400
     assert response.json() == {"errorMessages": [message], "errors": {}}
+
+
+# -- transitions, edits and the assignee as each deployment answers them -------------------------
+
+
+SERVER_AUTH = ("ticketbot", BOT["api_token"])
+
+
+def test_transition_shapes_differ_between_cloud_and_server(cloud, cloud_url, server, server_url):
+    # Cloud lists hasScreen and the is* flags and FieldMetadata.key; Server opsbarSequence and
+    # fieldId; fields appear only with expand=transitions.fields.
+    cloud_key = cloud.add_issue("SUP", "Cloud")
+    server_key = server.add_issue("SUP", "Server")
+    expand = {"expand": "transitions.fields"}
+    url = f"{cloud_url}/rest/api/3/issue/{cloud_key}/transitions"
+    on_cloud = http.get(url, params=expand, auth=AUTH).json()["transitions"]
+    done = next(t for t in on_cloud if t["id"] == "31")
+    assert {k for k in done if k.startswith(("has", "is"))} == {
+        "hasScreen",
+        "isGlobal",
+        "isInitial",
+        "isAvailable",
+        "isConditional",
+    }
+    assert done["fields"]["resolution"]["key"] == "resolution"
+    assert done["to"]["statusCategory"]["key"] == "done"
+    assert "fields" not in http.get(url, auth=AUTH).json()["transitions"][0]
+    url = f"{server_url}/rest/api/2/issue/{server_key}/transitions"
+    on_server = http.get(url, params=expand, auth=SERVER_AUTH).json()["transitions"]
+    done = next(t for t in on_server if t["id"] == "31")
+    assert set(done) == {"id", "name", "opsbarSequence", "to", "fields"}
+    assert done["opsbarSequence"] == 30
+    assert done["fields"]["resolution"]["fieldId"] == "resolution"
+    assert "key" not in done["fields"]["resolution"]
+
+
+def test_a_transition_sets_only_its_screen_fields_but_takes_a_comment(cloud, cloud_url):
+    # Fields off the transition screen answer 400 per field; a comment goes with any transition.
+    key = cloud.add_issue("SUP", "Moving")
+    url = f"{cloud_url}/rest/api/3/issue/{key}/transitions"
+    off_screen = http.post(
+        url,
+        json={
+            "transition": {"id": "21"},
+            "fields": {"summary": "New"},
+            "update": {"labels": [{"add": "x"}]},
+        },
+        auth=AUTH,
+    )
+    assert off_screen.status_code == 400
+    assert set(off_screen.json()["errors"]) == {"summary", "labels"}
+    both = http.post(
+        url,
+        json={
+            "transition": {"id": "31"},
+            "fields": {"resolution": {"name": "Done"}},
+            "update": {"resolution": [{"set": {"name": "Duplicate"}}]},
+        },
+        auth=AUTH,
+    )
+    assert both.status_code == 400
+    assert both.json()["errorMessages"] == [
+        "Field 'resolution' cannot appear in both 'fields' and 'update'"
+    ]
+    moved = http.post(
+        url,
+        json={"transition": {"id": "21"}, "update": {"comment": [{"add": {"body": adf("Go")}}]}},
+        auth=AUTH,
+    )
+    assert moved.status_code == 204
+    issue = cloud.issue(key)
+    assert issue["status"] == "In Progress" and [c["body"] for c in issue["comments"]] == ["Go"]
+    resolved = http.post(
+        url,
+        json={"transition": {"id": "31"}, "update": {"resolution": [{"set": {"id": "10002"}}]}},
+        auth=AUTH,
+    )
+    assert resolved.status_code == 204 and cloud.issue(key)["resolution"] == "Duplicate"
+
+
+def test_without_transition_issues_the_list_is_empty_and_a_move_is_400(cloud, cloud_url):
+    # The reference: no transitions are listed, and POST answers 400 (it documents no 403).
+    key = cloud.add_issue("SUP", "Frozen")
+    cloud.revoke_permission(BOT["email"], "TRANSITION_ISSUES")
+    url = f"{cloud_url}/rest/api/3/issue/{key}"
+    assert http.get(f"{url}/transitions", auth=AUTH).json()["transitions"] == []
+    expanded = http.get(url, params={"expand": "transitions"}, auth=AUTH).json()
+    assert expanded["transitions"] == []
+    refused = http.post(f"{url}/transitions", json={"transition": {"id": "31"}}, auth=AUTH)
+    assert refused.status_code == 400 and refused.json()["errorMessages"]
+
+
+def test_edit_rules_overlap_permission_and_return_issue(cloud, cloud_url):
+    # A field in both fields and update is refused; without Edit Issues every field is
+    # off-screen (400); returnIssue=true answers 200 with the issue and its expansions.
+    key = cloud.add_issue("SUP", "Edit me", labels=["a"])
+    url = f"{cloud_url}/rest/api/3/issue/{key}"
+    both = http.put(
+        url, json={"fields": {"labels": ["b"]}, "update": {"labels": [{"add": "c"}]}}, auth=AUTH
+    )
+    assert both.status_code == 400
+    assert both.json()["errorMessages"] == [
+        "Field 'labels' cannot appear in both 'fields' and 'update'"
+    ]
+    returned = http.put(
+        url,
+        params={"returnIssue": "true", "expand": "changelog"},
+        json={"fields": {"summary": "Edited"}},
+        auth=AUTH,
+    )
+    assert returned.status_code == 200
+    body = returned.json()
+    assert body["fields"]["summary"] == "Edited"
+    assert body["changelog"]["histories"][-1]["items"][0]["toString"] == "Edited"
+    cloud.revoke_permission(BOT["email"], "EDIT_ISSUES")
+    locked = http.put(url, json={"fields": {"summary": "No"}}, auth=AUTH)
+    assert locked.status_code == 400
+    assert locked.json()["errors"] == {
+        "summary": "Field 'summary' cannot be set. It is not on the appropriate screen, or unknown."
+    }
+    assert cloud.issue(key)["summary"] == "Edited"
+
+
+def test_cloud_assignee_takes_exactly_an_account_id(cloud, cloud_url):
+    # PUT assignee: accountId assigns, null and "-1" (no project default) unassign, a name or
+    # a missing accountId is 400, an unknown accountId 400, without Assign Issues 403.
+    key = cloud.add_issue("SUP", "Owner?")
+    url = f"{cloud_url}/rest/api/3/issue/{key}/assignee"
+    alice = cloud.user("alice.agent@example.com")
+    assert http.put(url, json={"accountId": alice["accountId"]}, auth=AUTH).status_code == 204
+    assert cloud.issue(key)["assignee"] == "alice.agent@example.com"
+    history = http.get(
+        f"{cloud_url}/rest/api/3/issue/{key}", params={"expand": "changelog"}, auth=AUTH
+    ).json()["changelog"]["histories"]
+    item = history[-1]["items"][0]
+    assert item["field"] == "assignee" and item["toString"] == "Alice Agent"
+    assert item["to"] == alice["accountId"]
+    assert http.put(url, json={"accountId": "-1"}, auth=AUTH).status_code == 204
+    assert cloud.issue(key)["assignee"] is None
+    http.put(url, json={"accountId": alice["accountId"]}, auth=AUTH)
+    assert http.put(url, json={"accountId": None}, auth=AUTH).status_code == 204
+    assert cloud.issue(key)["assignee"] is None
+    assert http.put(url, json={"name": "alice.agent"}, auth=AUTH).status_code == 400
+    assert http.put(url, json={}, auth=AUTH).status_code == 400
+    unknown = http.put(url, json={"accountId": "nobody"}, auth=AUTH)
+    assert unknown.status_code == 400 and "assignee" in unknown.json()["errors"]
+    missing = http.put(
+        f"{cloud_url}/rest/api/3/issue/SUP-999/assignee", json={"accountId": None}, auth=AUTH
+    )
+    assert missing.status_code == 404 and missing.json() == NOT_FOUND
+    cloud.revoke_permission(BOT["email"], "ASSIGN_ISSUES")
+    assert http.put(url, json={"accountId": alice["accountId"]}, auth=AUTH).status_code == 403
+
+
+def test_server_assignee_takes_a_name_and_answers_404_for_an_unknown_user(server, server_url):
+    # Server: {"name"} assigns, {"name": null} unassigns, an unknown user is 404 (as documented).
+    key = server.add_issue("SUP", "Owner?")
+    url = f"{server_url}/rest/api/2/issue/{key}/assignee"
+    assert http.put(url, json={"name": "alice.agent"}, auth=SERVER_AUTH).status_code == 204
+    assert server.issue(key)["assignee"] == "alice.agent@example.com"
+    assert http.put(url, json={"name": None}, auth=SERVER_AUTH).status_code == 204
+    assert server.issue(key)["assignee"] is None
+    unknown = http.put(url, json={"name": "ghost"}, auth=SERVER_AUTH)
+    assert unknown.status_code == 404
+    assert unknown.json()["errors"] == {"assignee": "User 'ghost' does not exist."}
+    both = http.put(url, json={"name": "alice.agent", "key": "x"}, auth=SERVER_AUTH)
+    assert both.status_code == 400

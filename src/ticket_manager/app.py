@@ -41,6 +41,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     prefix = settings.application_context.rstrip("/")
     app.register_blueprint(notifications, url_prefix=prefix)
     app.register_blueprint(jira_webhook, url_prefix=prefix)
+
+    from ticket_manager.api import init_api
+
+    init_api(app, settings)
     return app
 
 

@@ -47,6 +47,10 @@ DEFAULTS: dict[str, str] = {
     "EMAIL_MAX_ATTACHMENT_SIZE": "3MB",
     "JIRA_POLL_INTERVAL": "60",
     "O365_SENT_ITEMS_AS_COMMENTS": "false",
+    "API_RATE_LIMIT": "600 per minute",
+    "API_RATE_LIMIT_STORAGE_URI": "memory://",
+    "API_MAX_REQUEST_SIZE": "25MB",
+    "API_PAGE_SIZE_MAX": "100",
 }
 
 KNOWN_KEYS = frozenset(
@@ -77,7 +81,7 @@ KNOWN_KEYS = frozenset(
 )
 
 # Keys with these prefixes belong to us: a near miss of a known key is a typo worth stopping for.
-OWN_PREFIXES = ("O365_", "ATLASSIAN_", "JIRA_", "EMAIL_", "TICKET_", "MAILBOX")
+OWN_PREFIXES = ("O365_", "ATLASSIAN_", "JIRA_", "EMAIL_", "TICKET_", "MAILBOX", "API_")
 
 # The original product took the O365 library's scope aliases; they map to Graph permissions.
 SCOPE_ALIASES: dict[str, tuple[str, ...]] = {
@@ -191,6 +195,10 @@ class Settings:
     jira_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
     jira_poll_interval: int = 60
     sent_items_as_comments: bool = False
+    api_rate_limit: str | None = "600 per minute"
+    api_rate_limit_storage_uri: str = "memory://"
+    api_max_request_size: int = 25 * 1024 * 1024
+    api_page_size_max: int = 100
     ca_bundle: str | None = None
     raw: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -330,6 +338,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jira_webhook_secret=Secret(get("JIRA_WEBHOOK_SECRET")),
         jira_poll_interval=_integer(get, "JIRA_POLL_INTERVAL", minimum=0, maximum=86400),
         sent_items_as_comments=_boolean(get, "O365_SENT_ITEMS_AS_COMMENTS"),
+        api_rate_limit=_rate_limit(get("API_RATE_LIMIT")),
+        api_rate_limit_storage_uri=_storage_uri(get("API_RATE_LIMIT_STORAGE_URI")),
+        api_max_request_size=_size(get, "API_MAX_REQUEST_SIZE"),
+        api_page_size_max=_integer(get, "API_PAGE_SIZE_MAX", minimum=1, maximum=1000),
         ca_bundle=_ca_bundle(env),
         raw=env,
     )
@@ -353,6 +365,31 @@ def _integer(get, key: str, *, minimum: int = 0, maximum: int | None = None) -> 
     if number < minimum or (maximum is not None and number > maximum):
         raise ConfigError(key, f"expected a number between {minimum}{upper}, got {number}")
     return number
+
+
+def _rate_limit(value: str) -> str | None:
+    """API_RATE_LIMIT in the notation of the ``limits`` package, or None for ``off``."""
+    if value.lower() in ("off", "none", "0"):
+        return None
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(
+            "API_RATE_LIMIT", f"expected a rate like '600 per minute' or 'off', got {value!r}"
+        ) from None
+    return value
+
+
+def _storage_uri(value: str) -> str:
+    scheme = value.partition("://")[0].lower()
+    if scheme not in ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster", "valkey"):
+        raise ConfigError(
+            "API_RATE_LIMIT_STORAGE_URI",
+            f"expected memory:// or a redis:// address, got {value!r}",
+        )
+    return value
 
 
 def _directory(get, key: str) -> str | None:

@@ -1,12 +1,22 @@
-"""The database tables: the mailboxes being synchronised and the ledger of every message seen."""
+"""The database tables: mailboxes, the message ledger, tickets, outbound mail and API keys."""
 
 from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Enum, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false as sa_false
 
 from ticket_manager.extensions import db
 
@@ -71,6 +81,8 @@ class LedgerMessage(db.Model):
     )
     rule: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
+    # An administrator asked to process it despite its rejection: only the loop rule applies.
+    rules_waived: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     ticket_key: Mapped[str | None] = mapped_column(String(64), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -100,16 +112,29 @@ class TokenCache(db.Model):
 
 
 class Ticket(db.Model):
-    """A Jira issue this service opened from an email, and the conversation it belongs to."""
+    """A Jira issue this service manages (opened from an email or through the API).
+
+    Jira stays the source of truth; the row is a copy refreshed whenever the service changes
+    the issue and when Jira reports a change, so that the API reads and searches it quickly.
+    """
 
     __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("created_by_key", "idempotency_key"),
+        Index("ix_tickets_created_at_id", "created_at", "id"),
+        Index("ix_tickets_jira_updated_at_id", "jira_updated_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)
-    mailbox: Mapped[str] = mapped_column(String(320), index=True)
+    # The mailbox its email conversation runs through; None for an API ticket with no mailbox.
+    mailbox: Mapped[str | None] = mapped_column(String(320), index=True)
+    # "email" or "api": how it was opened.
+    source: Mapped[str] = mapped_column(String(16), default="email", server_default="email")
     # The ledger row of the email that opened it.
     source_ledger_id: Mapped[int | None] = mapped_column(Integer)
-    requester: Mapped[str | None] = mapped_column(String(320))
+    # The reporter's email address, lower-cased.
+    requester: Mapped[str | None] = mapped_column(String(320), index=True)
     # Lower-cased addresses that took part by email: only they may name the key in a subject.
     participants: Mapped[str] = mapped_column(Text, default="")
     summary: Mapped[str | None] = mapped_column(String(512))
@@ -117,11 +142,29 @@ class Ticket(db.Model):
     # The newest email of the thread in the mailbox: replies to the customer answer it.
     last_graph_id: Mapped[str | None] = mapped_column(String(512))
     last_internet_message_id: Mapped[str | None] = mapped_column(String(998))
-    status: Mapped[str | None] = mapped_column(String(128))
+    board: Mapped[str | None] = mapped_column(String(255), index=True)
+    project_key: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str | None] = mapped_column(String(255), index=True)
+    # Labels as Jira has them, space-separated (Jira labels contain no spaces).
+    labels: Mapped[str] = mapped_column(Text, default="", server_default="")
+    priority: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str | None] = mapped_column(String(128), index=True)
+    # Jira's status category key: "new", "indeterminate" or "done".
+    status_category: Mapped[str | None] = mapped_column(String(32))
+    assignee_email: Mapped[str | None] = mapped_column(String(320), index=True)
+    assignee_name: Mapped[str | None] = mapped_column(String(255))
     deleted_in_jira: Mapped[bool] = mapped_column(default=False)
+    # The API key that created it and the request's Idempotency-Key: a retry finds it.
+    created_by_key: Mapped[str | None] = mapped_column(String(32))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When Jira last changed the issue, as far as the service knows.
+    jira_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    watchers: Mapped[list[TicketWatcher]] = relationship(
+        back_populates="ticket", cascade="all, delete-orphan", lazy="selectin"
     )
 
     def participant_set(self) -> set[str]:
@@ -130,6 +173,49 @@ class Ticket(db.Model):
     def add_participants(self, addresses) -> None:
         merged = self.participant_set() | {a.strip().lower() for a in addresses if a}
         self.participants = ",".join(sorted(merged))
+
+    def label_list(self) -> list[str]:
+        return [label for label in (self.labels or "").split(" ") if label]
+
+    def watcher_emails(self) -> list[str]:
+        return sorted(w.email for w in self.watchers)
+
+    def set_watchers(self, emails) -> None:
+        wanted = {e.strip().lower() for e in emails if e and e.strip()}
+        self.watchers = [w for w in self.watchers if w.email in wanted]
+        present = {w.email for w in self.watchers}
+        self.watchers.extend(TicketWatcher(email=e) for e in sorted(wanted - present))
+
+
+class TicketWatcher(db.Model):
+    """A person following a ticket, by email address: the API filters tickets by watcher."""
+
+    __tablename__ = "ticket_watchers"
+    __table_args__ = (UniqueConstraint("ticket_id", "email"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    ticket: Mapped[Ticket] = relationship(back_populates="watchers")
+
+
+class ApiKey(db.Model):
+    """A key for the REST API. Only a digest of the secret is stored: the key is shown once."""
+
+    __tablename__ = "api_keys"
+
+    # The public part of the key (``tm_<id>_<secret>``): found by it, revoked by it.
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    digest: Mapped[str] = mapped_column(String(64))
+    # Space-separated scopes: tickets:read, tickets:write, messages:read, messages:write, admin.
+    scopes: Mapped[str] = mapped_column(Text)
+    # A key bound to a person acts as that person (reporter of the tickets it creates).
+    user_email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OutboundState(enum.StrEnum):

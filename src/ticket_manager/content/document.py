@@ -185,6 +185,26 @@ class EmailContent:
         ]
         return cls(body=blocks, header=[(n, v) for n, v in lines if n], oversized=listed)
 
+    @classmethod
+    def from_text(
+        cls,
+        body: str | None,
+        body_format: str = "markdown",
+        header: list[tuple[str, str]] | None = None,
+    ) -> EmailContent:
+        """Parse a body sent to the REST API ("markdown" or "text") into a document."""
+        from ticket_manager.content.markdown import markdown_to_blocks
+
+        body_format = body_format.lower()
+        if body_format == "markdown":
+            blocks = markdown_to_blocks(body or "")
+        elif body_format == "text":
+            blocks = text_to_blocks(body or "")
+        else:
+            raise ValueError(f"unknown body format {body_format!r}: use 'markdown' or 'text'")
+        # The header lines are cleaned exactly as an email's are.
+        return cls(body=blocks, header=cls.from_email(None, header=header).header)
+
     def header_blocks(self) -> list[Block]:
         """The From/To/Cc/Received lines as one paragraph with bold labels."""
         inlines: list[Inline] = []

@@ -34,6 +34,20 @@ log = logging.getLogger("ticket_manager.jira")
 
 T = TypeVar("T")
 
+# What the poller reads of an updated issue: relay needs status, files and comments; the
+# service's copy of the ticket (what the API serves) needs the rest.
+UPDATED_ISSUE_FIELDS = (
+    "status",
+    "attachment",
+    "comment",
+    "summary",
+    "priority",
+    "labels",
+    "assignee",
+    "reporter",
+    "updated",
+)
+
 
 @dataclass(frozen=True)
 class JiraUser:
@@ -90,6 +104,7 @@ class JiraClient:
         settings.require_jira()
         self.settings = settings
         self._board_projects: dict[str, str] = {}
+        self._priorities: list[str] | None = None
         self._users: dict[str, JiraUser | None] = {}
         self._key_locks: dict[str, threading.Lock] = {}
         self._me: dict | None = None
@@ -165,12 +180,7 @@ class JiraClient:
             user = None
             for raw in found or []:
                 if (raw.get("emailAddress") or "").lower() == wanted and raw.get("active", True):
-                    user = JiraUser(
-                        account_id=raw.get("accountId"),
-                        name=raw.get("name"),
-                        email=raw.get("emailAddress"),
-                        display_name=raw.get("displayName") or wanted,
-                    )
+                    user = _user(raw)
                     break
             self._users[wanted] = user
             return user
@@ -182,6 +192,18 @@ class JiraClient:
     def user_reference(self, user: JiraUser) -> dict:
         """How this deployment names a user in a field (accountId on Cloud, name on Server)."""
         return {"accountId": user.account_id} if self.is_cloud else {"name": user.name}
+
+    def priorities(self) -> list[str]:
+        """The names of the site's priorities, highest first, asked once.
+
+        ``GET priority`` is deprecated on Cloud in favour of the paged ``priority/search``
+        but still answers there, and it is the only form Server/Data Center knows.
+        """
+        with self._key_lock("priorities"):
+            if self._priorities is None:
+                found = self._call(lambda: self.jira._get_json("priority"), "priorities")
+                self._priorities = [p["name"] for p in found or [] if p.get("name")]
+            return list(self._priorities)
 
     # -- issues ----------------------------------------------------------------------------
 
@@ -199,6 +221,87 @@ class JiraClient:
             return response.json()
 
         return self._call(post, "create issue")["key"]
+
+    def get_issue(self, key: str, fields: list[str], expand: list[str] | None = None) -> dict:
+        """The issue's JSON with only ``fields`` (Jira's ``*all``, ``-name`` forms work too)."""
+        params = {"fields": ",".join(fields)}
+        if expand:
+            params["expand"] = ",".join(expand)
+        return self._call(lambda: self.jira._get_json(f"issue/{key}", params=params), "get issue")
+
+    def edit_issue(
+        self, key: str, fields: dict, update: dict | None = None, *, notify_users: bool = True
+    ) -> None:
+        """Set ``fields`` and apply ``update`` operations; Jira answers 204.
+
+        ``notify_users=False`` asks Jira not to email the watchers; Jira ignores it unless
+        the account administers the project.
+        """
+        payload: dict = {"fields": fields}
+        if update:
+            payload["update"] = update
+        url = self.jira._get_url(f"issue/{key}")
+        params = None if notify_users else {"notifyUsers": "false"}
+        self._call(
+            lambda: self.jira._session.put(url, params=params, data=json.dumps(payload)),
+            "edit issue",
+        )
+
+    def assign(self, key: str, user: JiraUser | None) -> None:
+        """Make ``user`` the assignee, or leave the issue unassigned when ``user`` is None."""
+        if self.is_cloud:
+            payload = {"accountId": user.account_id if user else None}
+        else:
+            payload = {"name": user.name if user else None}
+        url = self.jira._get_url(f"issue/{key}/assignee")
+        self._call(lambda: self.jira._session.put(url, data=json.dumps(payload)), "assign")
+
+    def transitions(self, key: str) -> list[dict]:
+        """The workflow moves open to the issue now, with where each leads and what it asks.
+
+        Each is ``{"id", "name", "to": {"id", "name", "category"}, "fields", "required_fields"}``;
+        ``fields`` maps each transition-screen field to its ``name``, ``required``,
+        ``has_default`` and ``allowed_values`` (names, or ids where a value has no name).
+        """
+        body = self._call(
+            lambda: self.jira._get_json(
+                f"issue/{key}/transitions", params={"expand": "transitions.fields"}
+            ),
+            "transitions",
+        )
+        return [_transition(raw) for raw in body.get("transitions", [])]
+
+    def transition(
+        self,
+        key: str,
+        transition_id: str,
+        fields: dict | None = None,
+        comment_body: dict | str | None = None,
+    ) -> None:
+        """Move the issue along the workflow, setting screen ``fields`` and adding a comment.
+
+        The comment body is ADF on Cloud and wiki markup on Server, as for ``add_comment``.
+        """
+        payload: dict = {"transition": {"id": str(transition_id)}}
+        if fields:
+            payload["fields"] = fields
+        if comment_body is not None:
+            payload["update"] = {"comment": [{"add": {"body": comment_body}}]}
+        url = self.jira._get_url(f"issue/{key}/transitions")
+        self._call(lambda: self.jira._session.post(url, data=json.dumps(payload)), "transition")
+
+    def search(
+        self, jql: str, fields: list[str], *, token: str | None, max_results: int
+    ) -> tuple[list[dict], str | None]:
+        """One page of a JQL search: the issues and the token of the next page (None at the end).
+
+        The token is opaque: Cloud's ``nextPageToken``, or Server's next ``startAt``.
+        """
+        body = self._search(jql, fields=fields, properties=[], token=token, max_results=max_results)
+        next_token = body.get("nextPageToken")
+        if not next_token or body.get("isLast", True):
+            next_token = None
+        return body.get("issues", []), next_token
 
     def find_issue_with_property(
         self, project_key: str, created_since: datetime, property_key: str, match: dict
@@ -225,13 +328,21 @@ class JiraClient:
                 break
         return None
 
-    def _search(self, jql: str, *, fields: list[str], properties: list[str], token: str | None):
+    def _search(
+        self,
+        jql: str,
+        *,
+        fields: list[str],
+        properties: list[str],
+        token: str | None,
+        max_results: int = 100,
+    ):
         if self.is_cloud:
             params: dict = {
                 "jql": jql,
                 "fields": ",".join(fields),
                 "properties": ",".join(properties),
-                "maxResults": 100,
+                "maxResults": max_results,
             }
             if token:
                 params["nextPageToken"] = token
@@ -241,7 +352,7 @@ class JiraClient:
             "jql": jql,
             "fields": ",".join(fields),
             "properties": ",".join(properties),
-            "maxResults": 100,
+            "maxResults": max_results,
             "startAt": start,
         }
         body = self._call(lambda: self.jira._get_json("search", params=params), "search")
@@ -268,18 +379,28 @@ class JiraClient:
     def comments(self, key: str) -> list[JiraComment]:
         """Every comment of an issue, oldest first, with what decides whether to relay it."""
         found: list[JiraComment] = []
-        start = 0
         while True:
-            params = {"startAt": start, "maxResults": 100, "expand": "properties"}
-            page = self._call(
-                lambda params=params: self.jira._get_json(f"issue/{key}/comment", params=params),
-                "comments",
-            )
-            for raw in page.get("comments", []):
-                found.append(JiraComment.from_jira(raw))
-            start += len(page.get("comments", []))
-            if not page.get("comments") or start >= page.get("total", 0):
+            page, total = self.comments_page(key, start_at=len(found), max_results=100)
+            found.extend(page)
+            if not page or len(found) >= total:
                 return found
+
+    def comments_page(
+        self, key: str, start_at: int, max_results: int, order_by: str | None = None
+    ) -> tuple[list[JiraComment], int]:
+        """One page of an issue's comments and how many there are in all.
+
+        ``order_by`` is Jira's ``created`` or ``-created`` (newest first); Jira caps the page
+        size (100 on Cloud).
+        """
+        params: dict = {"startAt": start_at, "maxResults": max_results, "expand": "properties"}
+        if order_by:
+            params["orderBy"] = order_by
+        page = self._call(
+            lambda: self.jira._get_json(f"issue/{key}/comment", params=params), "comments"
+        )
+        comments = [JiraComment.from_jira(raw) for raw in page.get("comments", [])]
+        return comments, int(page.get("total", 0))
 
     def find_comment_with_property(self, key: str, property_key: str, match: dict) -> str | None:
         """The id of a comment whose property matches (an interrupted earlier attempt's)."""
@@ -305,7 +426,7 @@ class JiraClient:
         token: str | None = None
         while True:
             body = self._search(
-                jql, fields=["status", "attachment", "comment"], properties=[], token=token
+                jql, fields=list(UPDATED_ISSUE_FIELDS), properties=[], token=token
             )
             issues.extend(body.get("issues", []))
             token = body.get("nextPageToken")
@@ -362,6 +483,11 @@ class JiraClient:
             "add attachment",
         )
 
+    def watchers(self, key: str) -> list[JiraUser]:
+        """The users watching the issue."""
+        body = self._call(lambda: self.jira._get_json(f"issue/{key}/watchers"), "watchers")
+        return [_user(raw) for raw in body.get("watchers", [])]
+
     def add_watcher(self, key: str, user: JiraUser) -> None:
         """Add a user to the issue's watchers."""
         who = user.account_id if self.is_cloud else user.name
@@ -379,6 +505,44 @@ class JiraClient:
             raise JiraUnavailableError(
                 f"Jira did not answer ({operation}): {exc.__class__.__name__}"
             ) from None
+
+
+def _user(raw: dict) -> JiraUser:
+    return JiraUser(
+        account_id=raw.get("accountId"),
+        name=raw.get("name"),
+        email=raw.get("emailAddress"),
+        display_name=raw.get("displayName") or raw.get("name") or raw.get("accountId") or "",
+    )
+
+
+def _transition(raw: dict) -> dict:
+    """A transition as the rest of the product reads it, on Cloud and Server alike."""
+    target = raw.get("to") or {}
+    fields = {}
+    for field_id, meta in (raw.get("fields") or {}).items():
+        fields[field_id] = {
+            "name": meta.get("name") or field_id,
+            "required": bool(meta.get("required")),
+            # A required field with a default (Done's resolution) may be left out.
+            "has_default": bool(meta.get("hasDefaultValue")),
+            "allowed_values": [
+                v.get("name") or v.get("value") or v.get("id")
+                for v in meta.get("allowedValues") or []
+                if isinstance(v, dict)
+            ],
+        }
+    return {
+        "id": str(raw.get("id")),
+        "name": raw.get("name") or "",
+        "to": {
+            "id": str(target.get("id") or ""),
+            "name": target.get("name") or "",
+            "category": (target.get("statusCategory") or {}).get("key", ""),
+        },
+        "fields": fields,
+        "required_fields": [f for f, meta in fields.items() if meta["required"]],
+    }
 
 
 def _translate(exc: JIRAError, operation: str) -> JiraError:

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ticket_manager.extensions import db
 from ticket_manager.graph.messages import MailMessage
-from ticket_manager.models import LedgerMessage, MessageState
+from ticket_manager.models import LedgerMessage, Mailbox, MessageState
 
 CLAIM_DURATION = timedelta(minutes=5)
 FINAL_STATES = (MessageState.REJECTED, MessageState.TICKET_CREATED, MessageState.COMMENTED)
@@ -209,3 +209,24 @@ def earlier_from_sender(mailbox: str, sender: str, row_id: int) -> int:
         )
         .count()
     )
+
+
+def requeue(row: LedgerMessage, *, waive_rules: bool = False) -> None:
+    """Put a failed message (or, waiving its rules, a rejected one) back in the queue now.
+
+    The worker takes it on its next round; its mailbox is asked to sync at once.
+    """
+    row.state = MessageState.PENDING
+    row.attempts = 0
+    row.next_attempt_at = None
+    row.last_error = None
+    row.claimed_by = None
+    row.claimed_until = None
+    if waive_rules:
+        row.rules_waived = True
+        row.rule = None
+        row.reason = None
+    mailbox = db.session.scalar(select(Mailbox).where(Mailbox.address == row.mailbox))
+    if mailbox is not None:
+        mailbox.sync_requested_at = now()
+    db.session.commit()

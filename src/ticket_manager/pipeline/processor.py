@@ -19,16 +19,16 @@ from ticket_manager.extensions import db
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError, GraphUnavailableError
 from ticket_manager.graph.messages import FileAttachment, MailMessage
-from ticket_manager.jira.client import JiraClient, JiraUser
+from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import (
     JiraError,
     JiraNotFoundError,
-    JiraRejectedError,
     JiraUnavailableError,
 )
 from ticket_manager.models import LedgerMessage, MessageState, Ticket
 from ticket_manager.pipeline import ledger
 from ticket_manager.pipeline.conversations import find_thread, participants_of
+from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
 from ticket_manager.pipeline.outbox import enqueue
 from ticket_manager.pipeline.rules import (
     LOOP_HEADER,
@@ -36,6 +36,7 @@ from ticket_manager.pipeline.rules import (
     first_rejection,
     sender_address,
 )
+from ticket_manager.pipeline.ticket_records import new_ticket
 from ticket_manager.pipeline.tickets import (
     SOURCE_PROPERTY,
     TicketDraft,
@@ -114,7 +115,7 @@ class MessageProcessor:
                     row.mailbox, sender, row.id
                 ),
             )
-            rejection = first_rejection(message, context)
+            rejection = first_rejection(message, context, waived=row.rules_waived)
             if rejection is not None:
                 return self._finish(row, MessageState.REJECTED, rejection.rule, rejection.reason)
             match = find_thread(message)
@@ -153,7 +154,7 @@ class MessageProcessor:
                     "ticket": row.ticket_key,
                 },
             )
-        self._upload_missing(row.ticket_key, draft.attachments, draft.watchers)
+        upload_missing(self.jira, row.ticket_key, draft.attachments, draft.watchers)
         self._mark_email(message, row.ticket_key)
         if self.settings.acknowledge:
             sender = message.from_ or message.sender
@@ -169,17 +170,20 @@ class MessageProcessor:
     def _register_ticket(self, row: LedgerMessage, message: MailMessage, draft) -> None:
         if _ticket(row.ticket_key) is not None:
             return
-        sender = sender_address(message)
-        ticket = Ticket(
-            key=row.ticket_key,
+        ticket = new_ticket(
+            row.ticket_key,
+            fields=draft.fields,
+            board=self.settings.board_for(row.mailbox),
+            settings=self.settings,
+            requester=sender_address(message),
             mailbox=row.mailbox,
-            source_ledger_id=row.id,
-            requester=sender,
-            summary=draft.fields.get("summary"),
-            conversation_id=message.conversation_id,
-            last_graph_id=message.id,
-            last_internet_message_id=message.internet_message_id,
+            source="email",
         )
+        ticket.source_ledger_id = row.id
+        ticket.conversation_id = message.conversation_id
+        ticket.last_graph_id = message.id
+        ticket.last_internet_message_id = message.internet_message_id
+        ticket.set_watchers(w.email for w in draft.watchers if w.email)
         ticket.add_participants(participants_of(message, self.settings.mailboxes))
         db.session.add(ticket)
 
@@ -254,7 +258,7 @@ class MessageProcessor:
                     "ticket": key,
                 },
             )
-        self._upload_missing(key, draft.attachments, draft.watchers)
+        upload_missing(self.jira, key, draft.attachments, draft.watchers)
         if not sent_to_customer:
             self._mark_email(message, key)
         return self._finish(row, MessageState.COMMENTED)
@@ -286,37 +290,7 @@ class MessageProcessor:
                 return found
         row.jira_attempt_at = ledger.now()
         db.session.commit()
-        try:
-            return self.jira.create_issue(draft.fields, draft.properties)
-        except JiraRejectedError as exc:
-            refused = [f for f in draft.optional_fields if f in exc.errors and f in draft.fields]
-            if not refused:
-                raise
-            # Fields missing from the create screen (priority, reporter) must not lose the email.
-            fields = {k: v for k, v in draft.fields.items() if k not in refused}
-            log.warning("jira refused optional fields", extra={"fields": refused})
-            return self.jira.create_issue(fields, draft.properties)
-
-    def _upload_missing(
-        self, key: str, attachments: list[FileAttachment], watchers: list[JiraUser]
-    ) -> None:
-        """Upload the files the issue lacks: a retry never uploads one twice."""
-        if attachments:
-            present = self.jira.attachments_present(key)
-            names = {name for name, _size in present}
-            for attachment in attachments:
-                name = _free_name(attachment, present, names)
-                if name is not None:
-                    self.jira.add_attachment(key, name, attachment.content)
-                    present.add((name, attachment.size))
-                    names.add(name)
-        for watcher in watchers:
-            try:
-                self.jira.add_watcher(key, watcher)
-            except JiraUnavailableError:
-                raise
-            except JiraError as exc:  # a watcher is a courtesy: it never fails the email
-                log.info("watcher not added", extra={"ticket": key, "error": str(exc)})
+        return create_issue(self.jira, draft.fields, draft.properties, draft.optional_fields)
 
     def _mark_email(self, message: MailMessage, key: str) -> None:
         """Show the outcome in the mailbox; a failure here is logged, the ticket stands."""
@@ -375,29 +349,6 @@ class MessageProcessor:
         row.next_attempt_at = ledger.now() + min(backoff, MAX_BACKOFF)
         ledger.release(row)
         db.session.commit()
-
-
-def _free_name(
-    attachment: FileAttachment, present: set[tuple[str, int]], names: set[str]
-) -> str | None:
-    """The name to upload under, or None when this very file (name and size) is there.
-
-    The same sequence of candidates every time (name, "name (2)", ...), so a retry finds
-    the file it uploaded before instead of adding a copy.
-    """
-    stem, dot, suffix = attachment.name.rpartition(".")
-    for n in range(1, 100):
-        if n == 1:
-            candidate = attachment.name
-        elif dot and stem:
-            candidate = f"{stem} ({n}).{suffix}"
-        else:
-            candidate = f"{attachment.name} ({n})"
-        if (candidate, attachment.size) in present:
-            return None
-        if candidate not in names:
-            return candidate
-    return None
 
 
 def _ticket(key: str | None) -> Ticket | None:

@@ -24,6 +24,7 @@ from ticket_manager.jira.errors import JiraNotFoundError, JiraRejectedError
 from ticket_manager.models import Cursor, Ticket
 from ticket_manager.pipeline.ledger import as_utc, now
 from ticket_manager.pipeline.outbox import enqueue
+from ticket_manager.pipeline.ticket_records import refresh_from_issue
 
 log = logging.getLogger("ticket_manager.relay")
 
@@ -48,7 +49,7 @@ def relay_comment(
 ) -> bool:
     """Enqueue the email for a comment, if it should reach the customer."""
     ticket = db.session.scalar(select(Ticket).where(Ticket.key == ticket_key))
-    if ticket is None or not comment.public:
+    if ticket is None or not comment.public or not ticket.mailbox:
         return False
     ours = {service_account(), settings.atlassian_user}
     if comment.author_id in ours or comment.author_email in ours:
@@ -71,8 +72,9 @@ def relay_status(ticket_key: str, status: str, category: str, settings: Settings
     if ticket is None or ticket.status == status:
         return False
     ticket.status = status
+    ticket.status_category = category or ticket.status_category
     db.session.commit()
-    if not settings.notify_status or category != "done":
+    if not settings.notify_status or category != "done" or not ticket.mailbox:
         return False
     enqueue(
         "status", ticket.key, ticket.mailbox, f"status:{ticket.key}:{status}", {"status": status}
@@ -143,6 +145,10 @@ class CommentPoller:
             (status.get("statusCategory") or {}).get("key", ""),
             self.settings,
         )
+        ticket = db.session.scalar(select(Ticket).where(Ticket.key == key))
+        if ticket is not None:
+            refresh_from_issue(ticket, issue, self.settings)
+            db.session.commit()
         return queued
 
 

@@ -40,6 +40,7 @@ PERMISSIONS = {
     "ADD_COMMENTS",
     "CREATE_ATTACHMENTS",
     "TRANSITION_ISSUES",
+    "ASSIGN_ISSUES",
 }
 SEED_USERS = [
     ("alice.agent@example.com", "Alice Agent", "atlassian"),
@@ -373,6 +374,10 @@ class JiraEmulator:
             return None
         user = self.store.user_by_reference(reference)
         if user is not None:
+            if field == "assignee" and not self.is_assignable(user):
+                raise JiraError(
+                    400, [], {field: f"User '{user['display_name']}' cannot be assigned issues."}
+                )
             return user["id"]
         if self.is_cloud:
             account = reference.get("accountId") if isinstance(reference, dict) else reference
@@ -387,6 +392,10 @@ class JiraEmulator:
             name = reference.get("name") if isinstance(reference, dict) else reference
             message = f"User '{name}' does not exist."
         raise JiraError(400, [], {field: message})
+
+    def is_assignable(self, user: dict) -> bool:
+        """Whether the user holds Assignable User: active agents, never service-desk customers."""
+        return user["active"] and user["account_type"] != "customer"
 
     def jql_catalog(self) -> Catalog:
         """What JQL may name right now: projects, statuses, priorities, types and users."""

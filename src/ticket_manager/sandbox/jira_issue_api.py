@@ -35,6 +35,7 @@ from ticket_manager.sandbox.jira_store import (
 
 if TYPE_CHECKING:
     from ticket_manager.sandbox.jira import JiraEmulator
+    from ticket_manager.sandbox.jira_store import JiraStore
 
 SETTABLE_FIELDS = {
     "summary",
@@ -63,10 +64,7 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
         clean: dict[str, Any] = {}
         for name in fields:
             if name not in SETTABLE_FIELDS or (name == "project" and not creating):
-                errors[name] = (
-                    f"Field '{name}' cannot be set. It is not on the appropriate "
-                    "screen, or unknown."
-                )
+                errors[name] = _not_on_screen(name)
         if creating:
             project_ref = fields.get("project")
             project = None
@@ -184,16 +182,7 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
                 elif verb == "set" and name in SETTABLE_FIELDS - {"project"}:
                     clean.update(validate_fields({name: value}, version, creating=False))
                 else:
-                    raise JiraError(
-                        400,
-                        [],
-                        {
-                            name: (
-                                f"Field '{name}' cannot be set. It is not on "
-                                "the appropriate screen, or unknown."
-                            )
-                        },
-                    )
+                    raise JiraError(400, [], {name: _not_on_screen(name)})
         return comments
 
     def apply_changes(issue: dict, clean: dict) -> None:
@@ -202,14 +191,27 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
         for name, value in clean.items():
             if name == "project" or issue.get(name) == value:
                 continue
-            items.append(
-                {
-                    "field": name,
-                    "fieldtype": "jira",
-                    "fromString": _display(issue.get(name)),
-                    "toString": _display(value),
-                }
-            )
+            if name in ("reporter", "assignee"):
+                # A user change names both the user (from/to) and the display name.
+                items.append(
+                    {
+                        "field": name,
+                        "fieldtype": "jira",
+                        "from": issue.get(name),
+                        "fromString": _user_name(store, issue.get(name)),
+                        "to": value,
+                        "toString": _user_name(store, value),
+                    }
+                )
+            else:
+                items.append(
+                    {
+                        "field": name,
+                        "fieldtype": "jira",
+                        "fromString": _display(issue.get(name)),
+                        "toString": _display(value),
+                    }
+                )
             issue[name] = value
         store.record_change(issue, g.user["id"], now, items)
         if items:
@@ -220,6 +222,7 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
         body = read_json()
         if not isinstance(body, dict) or not isinstance(body.get("fields"), dict):
             raise JiraError(400, ["No fields were provided when attempting to create an issue."])
+        _reject_overlap(body["fields"], body.get("update"))
         with store.lock:
             clean = validate_fields(body["fields"], version, creating=True)
             comments = apply_update_ops(body.get("update"), version, clean, None)
@@ -253,13 +256,25 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
     @route(f"{API}/issue/<key>", ("PUT",))
     def edit_issue(version: str, key: str):
         issue = emu.get_issue_or_404(key)
-        emu.require("EDIT_ISSUES", "You do not have permission to edit issues in this project.")
         body = read_json()
         if not isinstance(body, dict):
             raise JiraError(400, ["Can not deserialize instance of java.util.LinkedHashMap"])
+        fields = body.get("fields") or {}
+        if not isinstance(fields, dict):
+            raise JiraError(400, ["Can not deserialize instance of java.util.LinkedHashMap"])
+        update = body.get("update")
+        if "EDIT_ISSUES" in g.user["revoked"]:
+            # Without Edit Issues the edit screen is empty, so Jira answers 400 naming every
+            # field as off-screen (the reference documents no 403 for this).
+            named = [*fields, *(update if isinstance(update, dict) else {})]
+            off_screen = {name: _not_on_screen(name) for name in named if name != "comment"}
+            if not off_screen:
+                raise JiraError(400, ["You do not have permission to edit issues in this project."])
+            raise JiraError(400, [], off_screen)
+        _reject_overlap(fields, update)
         with store.lock:
-            clean = validate_fields(body.get("fields") or {}, version, creating=False)
-            comments = apply_update_ops(body.get("update"), version, clean, issue)
+            clean = validate_fields(fields, version, creating=False)
+            comments = apply_update_ops(update, version, clean, issue)
             apply_changes(issue, clean)
             for comment_body in comments:
                 store.add_comment(issue, g.user["id"], comment_body, emu.clock())
@@ -267,7 +282,9 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
                 if isinstance(prop, dict) and "key" in prop:
                     issue["properties"][prop["key"]] = prop.get("value")
             if request.args.get("returnIssue", "").lower() == "true":
-                return json_response(emu.views(version).issue(issue, g.user["id"]))
+                return json_response(
+                    emu.views(version).issue(issue, g.user["id"], expand=set(list_arg("expand")))
+                )
         return no_content()
 
     @route(f"{API}/issue/<key>", ("DELETE",))
@@ -478,7 +495,9 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
     def list_transitions(version: str, key: str):
         issue = emu.get_issue_or_404(key)
         body = emu.views(version).transitions(
-            issue, with_fields="transitions.fields" in list_arg("expand")
+            issue,
+            with_fields="transitions.fields" in list_arg("expand"),
+            allowed="TRANSITION_ISSUES" not in g.user["revoked"],
         )
         wanted = request.args.get("transitionId")
         if wanted:
@@ -488,9 +507,10 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
     @route(f"{API}/issue/<key>/transitions", ("POST",))
     def do_transition(version: str, key: str):
         issue = emu.get_issue_or_404(key)
-        emu.require("TRANSITION_ISSUES", "You do not have permission to transition this issue.")
         body = read_json()
-        transition_ref = body.get("transition") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            raise JiraError(400, ["Can not deserialize instance of java.util.LinkedHashMap"])
+        transition_ref = body.get("transition")
         transition_id = (
             str(transition_ref.get("id"))
             if isinstance(transition_ref, dict) and transition_ref.get("id") is not None
@@ -498,6 +518,9 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
         )
         if transition_id is None:
             raise JiraError(400, ["Missing 'transition' identifier"])
+        if "TRANSITION_ISSUES" in g.user["revoked"]:
+            # The reference answers 400, not 403, when the caller may not transition.
+            raise JiraError(400, ["You do not have permission to transition this issue."])
         transition = next(
             (t for t in TRANSITIONS if t["id"] == transition_id and t["to"] != issue["status"]),
             None,
@@ -506,29 +529,32 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
             raise JiraError(400, [f"Transition id '{transition_id}' is not valid for this issue."])
         new_status = next(s for s in STATUSES if s["id"] == transition["to"])
         fields = body.get("fields") or {}
-        if not isinstance(fields, dict):
+        update = body.get("update") or {}
+        if not isinstance(fields, dict) or not isinstance(update, dict):
             raise JiraError(400, ["Can not deserialize instance of java.util.LinkedHashMap"])
-        fields = dict(fields)
+        _reject_overlap(fields, update)
+        # Only the transition screen's fields may be set; a comment may go with any transition.
+        screen = set(transition["screen"])
+        off_screen = [n for n in fields if n not in screen]
+        off_screen += [n for n in update if n not in screen | {"comment"}]
+        if off_screen:
+            raise JiraError(400, [], {name: _not_on_screen(name) for name in off_screen})
+        resolution_ref = fields.get("resolution")
+        operations = update.get("resolution") or []
+        if not isinstance(operations, list):
+            raise JiraError(400, [], {"resolution": "Operation value must be a list of operations"})
+        for operation in operations:
+            if isinstance(operation, dict) and "set" in operation:
+                resolution_ref = operation["set"]
         resolution = dict(RESOLUTION_DONE)
-        if "resolution" in fields:
-            # Only the transitions into Done have the resolution on their screen.
-            if new_status["category"] != "done":
-                raise JiraError(
-                    400,
-                    [],
-                    {
-                        "resolution": "Field 'resolution' cannot be set. It is not on the "
-                        "appropriate screen, or unknown."
-                    },
-                )
-            found = _find_by_id_or_name(RESOLUTIONS, fields.pop("resolution"))
+        if resolution_ref is not None:
+            found = _find_by_id_or_name(RESOLUTIONS, resolution_ref)
             if found is None:
                 raise JiraError(400, [], {"resolution": "The resolution selected is invalid."})
             resolution = dict(found)
+        comment_ops = {"comment": update["comment"]} if "comment" in update else None
         with store.lock:
-            clean = validate_fields(fields, version, creating=False)
-            comments = apply_update_ops(body.get("update"), version, clean, issue)
-            apply_changes(issue, clean)
+            comments = apply_update_ops(comment_ops, version, {}, issue)
             now = emu.clock()
             old_status = next(s for s in STATUSES if s["id"] == issue["status"])
             issue["status"] = new_status["id"]
@@ -556,6 +582,39 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
             )
             for comment in comments:
                 store.add_comment(issue, g.user["id"], comment, now)
+        return no_content()
+
+    # -- assignee ---------------------------------------------------------------------------
+
+    @route(f"{API}/issue/<key>/assignee", ("PUT",))
+    def assign_issue(version: str, key: str):
+        issue = emu.get_issue_or_404(key)
+        emu.require("ASSIGN_ISSUES", "You do not have permission to assign issues.")
+        body = read_json()
+        if not isinstance(body, dict):
+            raise JiraError(400, ["Can not deserialize instance of UserBean"])
+        named = [k for k in ("accountId", "name", "key") if k in body]
+        if emu.is_cloud and named != ["accountId"]:
+            # Cloud takes exactly one identifier, and only accountId since GDPR strict mode.
+            raise JiraError(400, ["Exactly one of 'accountId', 'name' or 'key' is required."])
+        if len(named) > 1:
+            raise JiraError(400, ["Only one of 'name' or 'key' may be given."])
+        # Server reads a missing name as null, which unassigns.
+        value = body.get(named[0]) if named else None
+        if value is None or value == "-1":
+            # "-1" asks for the project's default assignee: the seeded projects have none.
+            assignee = None
+        else:
+            reference = {named[0]: value}
+            try:
+                assignee = emu.resolve_user_field("assignee", reference)
+            except JiraError as error:
+                if emu.is_cloud or store.user_by_reference(reference) is not None:
+                    raise
+                # Server documents 404 when the user does not exist.
+                raise JiraError(404, [], error.errors) from error
+        with store.lock:
+            apply_changes(issue, {"assignee": assignee})
         return no_content()
 
     # -- watchers ---------------------------------------------------------------------------
@@ -667,6 +726,19 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
         return no_content()
 
 
+def _not_on_screen(name: str) -> str:
+    return f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
+
+
+def _reject_overlap(fields: dict, update: Any) -> None:
+    """Jira refuses a field named in both ``fields`` and ``update``."""
+    both = sorted(set(fields) & set(update)) if isinstance(update, dict) else []
+    if both:
+        raise JiraError(
+            400, [f"Field '{name}' cannot appear in both 'fields' and 'update'" for name in both]
+        )
+
+
 def _label_error(labels: Any) -> str | None:
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
         return "Operation value must be a list of strings"
@@ -692,6 +764,11 @@ def _has_media(node: Any) -> bool:
     if node.get("type") not in ("doc", "paragraph", "text", "hardBreak"):
         return True
     return any(_has_media(child) for child in node.get("content") or [])
+
+
+def _user_name(store: JiraStore, user_id: str | None) -> str | None:
+    user = store.users.get(user_id) if user_id else None
+    return user["display_name"] if user else None
 
 
 def _display(value: Any) -> str | None:

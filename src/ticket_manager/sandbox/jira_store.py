@@ -31,11 +31,12 @@ STATUSES = [
     {"id": "3", "name": "In Progress", "category": "indeterminate", "description": ""},
     {"id": "10001", "name": "Done", "category": "done", "description": ""},
 ]
-# The default workflow's global transitions: any status may move to any other.
+# The default workflow's global transitions: any status may move to any other. Only the move
+# into Done has a screen, and the resolution is its one field (Server lists ``opsbarSequence``).
 TRANSITIONS = [
-    {"id": "11", "name": "To Do", "to": "10000"},
-    {"id": "21", "name": "In Progress", "to": "3"},
-    {"id": "31", "name": "Done", "to": "10001"},
+    {"id": "11", "name": "To Do", "to": "10000", "opsbar": 10, "screen": ()},
+    {"id": "21", "name": "In Progress", "to": "3", "opsbar": 20, "screen": ()},
+    {"id": "31", "name": "Done", "to": "10001", "opsbar": 30, "screen": ("resolution",)},
 ]
 PRIORITIES = [
     {"id": "1", "name": "Highest", "statusColor": "#d04437"},

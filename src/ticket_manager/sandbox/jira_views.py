@@ -313,45 +313,54 @@ class JiraViews:
             body["watchers"] = [self.user(w) for w in issue["watchers"]]
         return body
 
-    def transitions(self, issue: dict, *, with_fields: bool = False) -> dict:
-        """The transitions open to ``issue``; ``with_fields`` adds each screen's fields."""
+    def transitions(self, issue: dict, *, with_fields: bool = False, allowed: bool = True) -> dict:
+        """The transitions open to ``issue``; ``with_fields`` adds each screen's fields.
+
+        Cloud describes a transition with ``hasScreen``, ``isGlobal`` and the other flags;
+        Server/Data Center with its ``opsbarSequence``. Without the Transition Issues
+        permission (``allowed`` false) the list is empty, as Jira documents.
+        """
         out = []
-        for transition in TRANSITIONS:
+        for transition in TRANSITIONS if allowed else []:
             if transition["to"] == issue["status"]:
                 continue
-            to_done = STATUS_CATEGORIES[self._category(transition["to"])]["key"] == "done"
-            body: dict[str, Any] = {
-                "id": transition["id"],
-                "name": transition["name"],
-                "to": self.status(transition["to"]),
-                # Only the move into Done has a screen: the one asking for the resolution.
-                "hasScreen": to_done,
-                "isGlobal": True,
-                "isInitial": False,
-                "isAvailable": True,
-                "isConditional": False,
-                "looped": False,
-            }
+            body: dict[str, Any] = {"id": transition["id"], "name": transition["name"]}
+            if self.store.cloud:
+                body["to"] = self.status(transition["to"])
+                body.update(
+                    {
+                        "hasScreen": bool(transition["screen"]),
+                        "isGlobal": True,
+                        "isInitial": False,
+                        "isAvailable": True,
+                        "isConditional": False,
+                        "looped": False,
+                    }
+                )
+            else:
+                body["opsbarSequence"] = transition["opsbar"]
+                body["to"] = self.status(transition["to"])
             if with_fields:
-                body["fields"] = {"resolution": self.resolution_field()} if to_done else {}
+                body["fields"] = {name: self.resolution_field() for name in transition["screen"]}
             out.append(body)
         return {"expand": "transitions", "transitions": out}
 
-    @staticmethod
-    def _category(status_id: str) -> str:
-        return next(s["category"] for s in STATUSES if s["id"] == status_id)
-
     def resolution_field(self) -> dict:
-        """The resolution field as a transition screen describes it (FieldMetadata)."""
-        return {
+        """The resolution field as a transition screen describes it (FieldMetadata).
+
+        Cloud names the field with ``key``, Server/Data Center with ``fieldId``.
+        """
+        body: dict[str, Any] = {
             "required": True,
             "schema": {"type": "resolution", "system": "resolution"},
             "name": "Resolution",
-            "key": "resolution",
-            "hasDefaultValue": True,
-            "operations": ["set"],
-            "allowedValues": [self.resolution(r) for r in RESOLUTIONS],
         }
+        body["key" if self.store.cloud else "fieldId"] = "resolution"
+        if self.store.cloud:
+            body["hasDefaultValue"] = True
+        body["operations"] = ["set"]
+        body["allowedValues"] = [self.resolution(r) for r in RESOLUTIONS]
+        return body
 
     def resolution(self, resolution: dict | None) -> dict | None:
         if resolution is None:
@@ -456,7 +465,9 @@ class JiraViews:
                 "histories": histories,
             }
         if "transitions" in expand:
-            body["transitions"] = self.transitions(issue)["transitions"]
+            caller = self.store.users.get(caller_id) or {"revoked": set()}
+            allowed = "TRANSITION_ISSUES" not in caller["revoked"]
+            body["transitions"] = self.transitions(issue, allowed=allowed)["transitions"]
         if properties:
             keys = issue["properties"].keys() if "*all" in properties else properties
             body["properties"] = {

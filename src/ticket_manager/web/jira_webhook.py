@@ -13,9 +13,13 @@ import hmac
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import select
 
+from ticket_manager.extensions import db
 from ticket_manager.jira.client import JiraComment
+from ticket_manager.models import Ticket
 from ticket_manager.pipeline.relay import relay_comment, relay_status
+from ticket_manager.pipeline.ticket_records import refresh_from_issue
 
 log = logging.getLogger("ticket_manager.jira_webhook")
 
@@ -65,4 +69,14 @@ def receive_jira_webhook() -> Response | tuple[Response, int]:
             )
             or queued
         )
+    if key and kind == "jira:issue_updated":
+        _refresh_copy(key, issue, settings)
     return jsonify(queued=queued), 202
+
+
+def _refresh_copy(key: str, issue: dict, settings) -> None:
+    """The issue as the webhook shows it refreshes the service's copy (what the API reads)."""
+    ticket = db.session.scalar(select(Ticket).where(Ticket.key == key))
+    if ticket is not None:
+        refresh_from_issue(ticket, issue, settings)
+        db.session.commit()

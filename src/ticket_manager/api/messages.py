@@ -1,0 +1,143 @@
+"""``/messages``: the email ledger (what became of each email), and retrying one."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE
+from sqlalchemy import func, select
+
+from ticket_manager.api.access import ApiBlueprint
+from ticket_manager.api.problems import Problem, ProblemSchema, invalid
+from ticket_manager.api.runtime import settings
+from ticket_manager.api.schemas import (
+    MessagePageSchema,
+    MessageQuerySchema,
+    MessageSchema,
+    RetrySchema,
+)
+from ticket_manager.api.search import decode_cursor, encode_cursor
+from ticket_manager.extensions import db
+from ticket_manager.models import LedgerMessage, MessageState
+from ticket_manager.pipeline.ledger import as_utc, requeue
+
+blp = ApiBlueprint(
+    "messages",
+    __name__,
+    url_prefix="/messages",
+    description="The ledger of every email seen: its state, the rule that rejected it, its ticket.",
+)
+
+ID_PARAMETER = {
+    "name": "message_id",
+    "in": "path",
+    "required": True,
+    "description": "The ledger id.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def message_view(row: LedgerMessage) -> dict:
+    return {
+        "id": row.id,
+        "mailbox": row.mailbox,
+        "internet_message_id": row.internet_message_id,
+        "folder": row.folder,
+        "subject": row.subject,
+        "sender": row.sender,
+        "received_at": as_utc(row.received_at),
+        "state": row.state.value,
+        "rule": row.rule,
+        "reason": row.reason,
+        "ticket_key": row.ticket_key,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "next_attempt_at": as_utc(row.next_attempt_at),
+        "processed_at": as_utc(row.processed_at),
+        "created_at": as_utc(row.created_at),
+    }
+
+
+@blp.route("", methods=["GET"])
+@blp.requires("messages:read")
+@blp.arguments(MessageQuerySchema, location="query", as_kwargs=True, unknown=RAISE)
+@blp.response(200, MessagePageSchema)
+def list_messages(limit: int, cursor: str | None = None, **filters):
+    """List ledger messages
+
+    Newest first. Filter by state (pending, rejected, ticket_created, commented, failed),
+    mailbox, rule, sender or ticket key.
+    """
+    limit = min(limit, settings().api_page_size_max)
+    query = select(LedgerMessage)
+    for name in ("state", "rule", "ticket_key"):
+        if filters.get(name) is not None:
+            query = query.where(getattr(LedgerMessage, name) == filters[name])
+    for name in ("mailbox", "sender"):
+        if filters.get(name) is not None:
+            query = query.where(getattr(LedgerMessage, name) == filters[name].lower())
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    if cursor:
+        data = decode_cursor(cursor)
+        if len(data) != 2 or data[0] != "messages" or not isinstance(data[1], int):
+            raise invalid("cursor", "Not a cursor this API gave out.", "query")
+        query = query.where(LedgerMessage.id < data[1])
+    rows = list(db.session.scalars(query.order_by(LedgerMessage.id.desc()).limit(limit + 1)))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(["messages", rows[-1].id])
+    return {
+        "items": [message_view(r) for r in rows],
+        "next_cursor": next_cursor,
+        "total": total,
+        "limit": limit,
+    }
+
+
+def _row(message_id: int) -> LedgerMessage:
+    row = db.session.get(LedgerMessage, message_id)
+    if row is None:
+        raise Problem(404, "not-found", f"No message {message_id} in the ledger.")
+    return row
+
+
+@blp.route("/<int:message_id>", methods=["GET"])
+@blp.requires("messages:read")
+@blp.doc(parameters=[ID_PARAMETER])
+@blp.response(200, MessageSchema)
+@blp.alt_response(404, schema=ProblemSchema, description="No such message.")
+def get_message(message_id: int):
+    """Read a ledger message"""
+    return message_view(_row(message_id))
+
+
+@blp.route("/<int:message_id>/retry", methods=["POST"])
+@blp.requires("messages:write")
+@blp.doc(parameters=[ID_PARAMETER])
+@blp.arguments(RetrySchema, required=False)
+@blp.response(202, MessageSchema, description="Queued: the worker takes it on its next round.")
+@blp.alt_response(404, schema=ProblemSchema, description="No such message.")
+@blp.alt_response(409, schema=ProblemSchema, description="Not in a state that can be retried.")
+def retry_message(data: dict, message_id: int):
+    """Retry a message
+
+    A failed message is queued again with its attempts reset. A rejected one is queued only
+    with `force: true`, and then skips every rule but the mail-loop one.
+    """
+    row = _row(message_id)
+    force = bool((data or {}).get("force"))
+    if row.state == MessageState.REJECTED and not force:
+        raise Problem(
+            409,
+            "conflict",
+            f"Message {message_id} was rejected ({row.rule}); send "
+            '{"force": true} to process it anyway.',
+        )
+    if row.state not in (MessageState.FAILED, MessageState.REJECTED):
+        raise Problem(
+            409,
+            "conflict",
+            f"Message {message_id} is {row.state.value}: only failed or "
+            "rejected messages can be retried.",
+        )
+    requeue(row, waive_rules=row.state == MessageState.REJECTED)
+    return message_view(row)

@@ -1,0 +1,76 @@
+"""Writes to Jira that the email pipeline and the REST API make the same way.
+
+Both must survive a retry without doubling anything: a create that drops only the optional
+fields a project's screen refuses, and uploads that skip the files already on the issue.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ticket_manager.graph.messages import FileAttachment
+from ticket_manager.jira.client import JiraClient, JiraUser
+from ticket_manager.jira.errors import JiraError, JiraRejectedError, JiraUnavailableError
+
+log = logging.getLogger("ticket_manager.jira_writes")
+
+
+def create_issue(
+    jira: JiraClient, fields: dict, properties: dict[str, dict], optional: tuple[str, ...]
+) -> str:
+    """Create the issue; if Jira refuses only ``optional`` fields, create it without them."""
+    try:
+        return jira.create_issue(fields, properties)
+    except JiraRejectedError as exc:
+        refused = [f for f in optional if f in exc.errors and f in fields]
+        if not refused:
+            raise
+        # Fields missing from the create screen (priority, reporter) must not lose the request.
+        log.warning("jira refused optional fields", extra={"fields": refused})
+        kept = {k: v for k, v in fields.items() if k not in refused}
+        return jira.create_issue(kept, properties)
+
+
+def upload_missing(
+    jira: JiraClient, key: str, attachments: list[FileAttachment], watchers: list[JiraUser]
+) -> None:
+    """Upload the files the issue lacks and add the watchers: a retry never uploads twice."""
+    if attachments:
+        present = jira.attachments_present(key)
+        names = {name for name, _size in present}
+        for attachment in attachments:
+            name = _free_name(attachment, present, names)
+            if name is not None:
+                jira.add_attachment(key, name, attachment.content)
+                present.add((name, attachment.size))
+                names.add(name)
+    for watcher in watchers:
+        try:
+            jira.add_watcher(key, watcher)
+        except JiraUnavailableError:
+            raise
+        except JiraError as exc:  # a watcher is a courtesy: it never fails the request
+            log.info("watcher not added", extra={"ticket": key, "error": str(exc)})
+
+
+def _free_name(
+    attachment: FileAttachment, present: set[tuple[str, int]], names: set[str]
+) -> str | None:
+    """The name to upload under, or None when this very file (name and size) is there.
+
+    The same sequence of candidates every time (name, "name (2)", ...), so a retry finds
+    the file it uploaded before instead of adding a copy.
+    """
+    stem, dot, suffix = attachment.name.rpartition(".")
+    for n in range(1, 100):
+        if n == 1:
+            candidate = attachment.name
+        elif dot and stem:
+            candidate = f"{stem} ({n}).{suffix}"
+        else:
+            candidate = f"{attachment.name} ({n})"
+        if (candidate, attachment.size) in present:
+            return None
+        if candidate not in names:
+            return candidate
+    return None
