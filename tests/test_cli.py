@@ -77,4 +77,6 @@ def test_demo_runs_end_to_end_and_exits_with_once(tmp_path):
     assert "domain-not-allowed" in result.stdout
     assert "SUP-1 got a comment from Alice's email" in result.stdout
     assert "alice@example.com received 'RE: [SUP-1]" in result.stdout
+    assert "POST /tickets -> 201 SUP-3" in result.stdout
+    assert "GET /tickets -> 3 tickets: SUP-3 (api), SUP-2 (email), SUP-1 (email)" in result.stdout
     assert (tmp_path / "demo.env").stat().st_mode & 0o077 == 0

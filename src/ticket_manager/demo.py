@@ -11,12 +11,15 @@ import argparse
 import contextlib
 import shlex
 import signal
+import socket
 import threading
 from pathlib import Path
 
 import click
+import requests
 from flask_migrate import upgrade
 
+from ticket_manager.api.keys import create_key
 from ticket_manager.app import create_app
 from ticket_manager.checks import run_checks
 from ticket_manager.config import load_settings
@@ -25,6 +28,7 @@ from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline.worker import Worker
 from ticket_manager.sandbox.samples import deliver_samples
 from ticket_manager.sandbox.sandbox import Sandbox
+from ticket_manager.sandbox.server import EmulatorServer
 
 DEMO_SETTINGS = {
     "JIRA_TICKET_TYPE": "Task",
@@ -93,6 +97,7 @@ def run(state_dir: Path, once: bool) -> int:
     database = state_dir / "demo.db"
     database.unlink(missing_ok=True)
     sandbox = Sandbox(state_dir=state_dir).start()
+    api_server = None
     try:
         environment = {
             **sandbox.environment(),
@@ -147,6 +152,7 @@ def run(state_dir: Path, once: bool) -> int:
         say("  (the mailbox's delta link is stored: the next round fetches changes only)")
 
         show_conversation(app, settings, sandbox, mailbox)
+        api_server, api_key = show_api(app, settings)
 
         say("\nWhere to look:", bold=True)
         curl = f"curl --cacert {sandbox.ca_bundle}"
@@ -156,7 +162,11 @@ def run(state_dir: Path, once: bool) -> int:
         say(f"  other terminal    set -a; . {env_file}; set +a; .venv/bin/flask check")
         if once:
             return 0 if all(r.ok for r in results) else 1
-        say("\nThe emulators keep running; press Ctrl-C to stop. Try, in another terminal:")
+        docs_url = f"{api_server.base_url}{settings.application_context.rstrip('/')}/"
+        say("\nThe emulators and the REST API keep running; press Ctrl-C to stop.", bold=True)
+        say(f"  Swagger UI        {docs_url}  (Authorize with the key below)")
+        say(f"  API key (admin)   {api_key}")
+        say("Try, in another terminal:")
         say(f"  set -a; . {env_file}; set +a")
         say("  .venv/bin/flask o365 check-for-missing-tickets --dry-run")
         say("  .venv/bin/flask o365 handle-incoming-email     # then Ctrl-C")
@@ -166,7 +176,56 @@ def run(state_dir: Path, once: bool) -> int:
             stop.wait()
         return 0
     finally:
+        if api_server is not None:
+            api_server.stop()
         sandbox.stop()
+
+
+def show_api(app, settings) -> tuple[EmulatorServer, str]:
+    """Serve the REST API over HTTP, make an admin key, and call it as a program would."""
+    say("\nThe REST API (flask run):", bold=True)
+    with app.app_context():
+        _row, token = create_key("demo", ["admin"], "carol.customer@example.com")
+    say("  flask tickets api-key create --name demo --scope admin: key made (shown below)")
+    server = EmulatorServer(app, port=_free_port(5000)).start()
+    base = f"{server.base_url}{settings.application_context.rstrip('/')}"
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["Authorization"] = f"Bearer {token}"
+    created = session.post(
+        f"{base}/tickets",
+        json={
+            "title": "Badge reader at the door",
+            "body": "It **beeps** twice.",
+            "category": "bug",
+        },
+        timeout=30,
+    )
+    if created.status_code == 201:
+        ticket = created.json()
+        say(
+            f"  POST /tickets -> 201 {ticket['key']} ({ticket['status']}, labels "
+            f"{','.join(ticket['labels'])})",
+            fg="green",
+        )
+    else:
+        say(f"  POST /tickets -> {created.status_code} {created.text[:200]}", fg="red")
+    page = session.get(f"{base}/tickets", params={"limit": 10}, timeout=30).json()
+    say(
+        f"  GET /tickets -> {page['total']} tickets: "
+        + ", ".join(f"{t['key']} ({t['source']})" for t in page["items"])
+    )
+    return server, token
+
+
+def _free_port(preferred: int) -> int:
+    """``preferred`` when nothing listens there, else any free port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+        except OSError:
+            return 0
+    return preferred
 
 
 def main(argv: list[str] | None = None) -> int:
