@@ -29,7 +29,8 @@ PAGE = """<!DOCTYPE html>
       persistAuthorization: true,
       displayRequestDuration: true,
       presets: [SwaggerUIBundle.presets.apis],
-      layout: "BaseLayout"
+      layout: "BaseLayout",
+      validatorUrl: null
     });
   </script>
 </body>
