@@ -77,6 +77,8 @@ KNOWN_KEYS = frozenset(
         "O365_PROCESSED_FOLDER",
         "EMAIL_TEMPLATES_DIR",
         "JIRA_WEBHOOK_SECRET",
+        "API_ENTRA_AUDIENCE",
+        "API_ENTRA_TENANT_ID",
     }
 )
 
@@ -103,6 +105,7 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 _SETTING_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _LABEL = re.compile(r"^\S+$")
 _SCOPE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*$")
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
 class ConfigError(click.ClickException):
@@ -199,6 +202,8 @@ class Settings:
     api_rate_limit_storage_uri: str = "memory://"
     api_max_request_size: int = 25 * 1024 * 1024
     api_page_size_max: int = 100
+    api_entra_audience: str | None = None
+    api_entra_tenant_id: str | None = None
     ca_bundle: str | None = None
     raw: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -342,6 +347,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api_rate_limit_storage_uri=_storage_uri(get("API_RATE_LIMIT_STORAGE_URI")),
         api_max_request_size=_size(get, "API_MAX_REQUEST_SIZE"),
         api_page_size_max=_integer(get, "API_PAGE_SIZE_MAX", minimum=1, maximum=1000),
+        api_entra_audience=_entra_audience(get("API_ENTRA_AUDIENCE")),
+        api_entra_tenant_id=_entra_tenant(get),
         ca_bundle=_ca_bundle(env),
         raw=env,
     )
@@ -493,6 +500,49 @@ def _tenant(value: str) -> str | None:
             "O365_TENANT_ID",
             f"expected a tenant id (a GUID) or a domain like contoso.onmicrosoft.com, "
             f"got {value!r}",
+        )
+    return value
+
+
+def _entra_audience(value: str) -> str | None:
+    """API_ENTRA_AUDIENCE: the API's application (client) id, which v2.0 tokens carry as aud."""
+    if not value:
+        return None
+    if "://" in value or value.startswith("api:"):
+        raise ConfigError(
+            "API_ENTRA_AUDIENCE",
+            f"expected the API's Application (client) ID, a GUID, got {value!r}: v2.0 access "
+            "tokens carry the client id as their audience, never the Application ID URI",
+        )
+    if not _GUID.match(value):
+        raise ConfigError(
+            "API_ENTRA_AUDIENCE",
+            f"expected the API's Application (client) ID, a GUID, got {value!r}",
+        )
+    return value.lower()
+
+
+def _entra_tenant(get) -> str | None:
+    """API_ENTRA_TENANT_ID (default O365_TENANT_ID): the one tenant whose tokens are accepted."""
+    if not get("API_ENTRA_AUDIENCE"):
+        return None
+    explicit = get("API_ENTRA_TENANT_ID")
+    value = explicit or get("O365_TENANT_ID")
+    if not value:
+        raise ConfigError(
+            "API_ENTRA_TENANT_ID", "is required when API_ENTRA_AUDIENCE is set (or O365_TENANT_ID)"
+        )
+    shown = repr(value) if explicit else f"{value!r} (from O365_TENANT_ID)"
+    if value.lower() in ("common", "organizations", "consumers"):
+        raise ConfigError(
+            "API_ENTRA_TENANT_ID",
+            f"must name one tenant (its GUID or a domain like contoso.onmicrosoft.com), "
+            f"got {shown}",
+        )
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9.-]*$", value):
+        raise ConfigError(
+            "API_ENTRA_TENANT_ID",
+            f"expected a tenant id (a GUID) or a domain like contoso.onmicrosoft.com, got {shown}",
         )
     return value
 

@@ -155,7 +155,7 @@ class Ticket(db.Model):
     assignee_name: Mapped[str | None] = mapped_column(String(255))
     deleted_in_jira: Mapped[bool] = mapped_column(default=False)
     # The API key that created it and the request's Idempotency-Key: a retry finds it.
-    created_by_key: Mapped[str | None] = mapped_column(String(32))
+    created_by_key: Mapped[str | None] = mapped_column(String(64))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # When Jira last changed the issue, as far as the service knows.

@@ -73,8 +73,9 @@ def init_api(app: Flask, settings: Settings) -> Api:
         {
             "type": "http",
             "scheme": "bearer",
-            "bearerFormat": "tm_<id>_<secret>",
-            "description": "An API key from `flask tickets api-key create`.",
+            "bearerFormat": "tm_<id>_<secret>, or a JWT",
+            "description": "An API key from `flask tickets api-key create`, or, where "
+            "API_ENTRA_AUDIENCE is set, a Microsoft Entra ID access token for this API.",
         },
     )
     for name, schema in (

@@ -73,7 +73,7 @@ def check_access() -> None:
         raise Problem(
             401,
             "invalid-token",
-            f"{str(refused).capitalize()}.",
+            _sentence(str(refused)),
             headers={"WWW-Authenticate": 'Bearer realm="ticket-manager", error="invalid_token"'},
         ) from None
     g.principal = principal
@@ -82,7 +82,7 @@ def check_access() -> None:
         raise Problem(
             403,
             "insufficient-scope",
-            f"This API key lacks the {scope} scope.",
+            f"This token lacks the {scope} scope.",
             headers={
                 "WWW-Authenticate": f'Bearer realm="ticket-manager", error="insufficient_scope", '
                 f'scope="{scope}"'
@@ -100,6 +100,11 @@ def _authenticate(token: str) -> Principal:
     if validator is None:
         return authenticate(token)  # refused with the API key's message
     return validator.authenticate(token)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip().rstrip(".")
+    return f"{text[:1].upper()}{text[1:]}."
 
 
 def current_principal() -> Principal:

@@ -14,7 +14,7 @@ from ticket_manager.api.schemas import (
     MessageSchema,
     RetrySchema,
 )
-from ticket_manager.api.search import decode_cursor, encode_cursor
+from ticket_manager.api.search import MAX_ROW_ID, cursor_row_id, decode_cursor, encode_cursor
 from ticket_manager.extensions import db
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline.ledger import as_utc, requeue
@@ -31,7 +31,7 @@ ID_PARAMETER = {
     "in": "path",
     "required": True,
     "description": "The ledger id.",
-    "schema": {"type": "integer", "minimum": 1},
+    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID},
 }
 
 
@@ -77,9 +77,9 @@ def list_messages(limit: int, cursor: str | None = None, **filters):
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     if cursor:
         data = decode_cursor(cursor)
-        if len(data) != 2 or data[0] != "messages" or not isinstance(data[1], int):
+        if len(data) != 2 or data[0] != "messages":
             raise invalid("cursor", "Not a cursor this API gave out.", "query")
-        query = query.where(LedgerMessage.id < data[1])
+        query = query.where(LedgerMessage.id < cursor_row_id(data[1]))
     rows = list(db.session.scalars(query.order_by(LedgerMessage.id.desc()).limit(limit + 1)))
     next_cursor = None
     if len(rows) > limit:
@@ -94,7 +94,7 @@ def list_messages(limit: int, cursor: str | None = None, **filters):
 
 
 def _row(message_id: int) -> LedgerMessage:
-    row = db.session.get(LedgerMessage, message_id)
+    row = db.session.get(LedgerMessage, message_id) if message_id <= MAX_ROW_ID else None
     if row is None:
         raise Problem(404, "not-found", f"No message {message_id} in the ledger.")
     return row
@@ -115,6 +115,7 @@ def get_message(message_id: int):
 @blp.doc(parameters=[ID_PARAMETER])
 @blp.arguments(RetrySchema, required=False)
 @blp.response(202, MessageSchema, description="Queued: the worker takes it on its next round.")
+@blp.alt_response(400, schema=ProblemSchema, description="The body is not valid JSON.")
 @blp.alt_response(404, schema=ProblemSchema, description="No such message.")
 @blp.alt_response(409, schema=ProblemSchema, description="Not in a state that can be retried.")
 def retry_message(data: dict, message_id: int):

@@ -59,6 +59,7 @@ TITLES = {
     "jira-unavailable": "Jira is unavailable",
     "jira-refused-credentials": "Jira refused the service's credentials",
     "invalid-token": "Invalid or revoked token",
+    "identity-unavailable": "Microsoft Entra ID is unavailable",
     "forbidden-reporter": "This key may not report for someone else",
     "internal-error": "Internal error",
 }

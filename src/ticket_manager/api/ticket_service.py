@@ -165,6 +165,12 @@ class TicketService:
         taken: set[str] = set()
         files = []
         for upload in uploads:
+            if not upload.content:
+                raise invalid(
+                    "attachments",
+                    f"{upload.filename or 'A file'} is empty: an empty file cannot be attached.",
+                    "files",
+                )
             if len(upload.content) > self.settings.max_attachment_size:
                 raise Problem(
                     413,

@@ -425,9 +425,7 @@ class JiraClient:
         issues: list[dict] = []
         token: str | None = None
         while True:
-            body = self._search(
-                jql, fields=list(UPDATED_ISSUE_FIELDS), properties=[], token=token
-            )
+            body = self._search(jql, fields=list(UPDATED_ISSUE_FIELDS), properties=[], token=token)
             issues.extend(body.get("issues", []))
             token = body.get("nextPageToken")
             if not token or body.get("isLast", True):

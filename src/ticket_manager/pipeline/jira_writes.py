@@ -39,6 +39,10 @@ def upload_missing(
         present = jira.attachments_present(key)
         names = {name for name, _size in present}
         for attachment in attachments:
+            if not attachment.content:
+                # Jira stores no empty file (the jira package refuses to send one).
+                log.info("empty attachment not uploaded", extra={"ticket": key})
+                continue
             name = _free_name(attachment, present, names)
             if name is not None:
                 jira.add_attachment(key, name, attachment.content)

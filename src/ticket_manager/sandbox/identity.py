@@ -7,6 +7,10 @@ mailbox owner. This emulator serves the endpoints MSAL calls, in the wire format
 code and token, with AADSTS-shaped error bodies. It signs real RS256 JWTs, so the Graph
 emulator (through :meth:`IdentityEmulator.validate_access_token`) and any JWT library (through
 the JWKS) can check them.
+
+Ticket Manager's own REST API can accept Entra ID access tokens too: a test registers the API
+(:meth:`IdentityEmulator.register_api`) and client apps then get v2.0 access tokens for it,
+with app roles (client credentials) or delegated scopes (authorization code, device code).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -174,6 +179,11 @@ def isoformat(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%m/%d/%Y %H:%M:%S")
 
 
+def graph_consent(consented: Iterable[str]) -> set[str]:
+    """The Graph permissions among consent records (an API's are full scope values)."""
+    return {name for name in consented if "/" not in name}
+
+
 @dataclass
 class User:
     """A work account of the emulated tenant."""
@@ -192,14 +202,39 @@ class User:
 
 
 @dataclass
-class ScopeRequest:
-    """A parsed ``scope`` parameter: the Graph permissions and the OpenID scopes asked for."""
+class ApiResource:
+    """An app registration that exposes an API: Application ID URI, app id, roles and scopes."""
 
-    graph: set[str] = field(default_factory=set)
+    app_id_uri: str
+    client_id: str
+    app_roles: dict[str, list[str]] = field(default_factory=dict)
+    scopes: set[str] = field(default_factory=set)
+
+    def names(self, resource: str) -> bool:
+        """Whether a scope's resource part (URI or app id) names this API."""
+        resource = resource.rstrip("/")
+        return resource == self.app_id_uri or resource.lower() == self.client_id
+
+
+@dataclass
+class ScopeRequest:
+    """A parsed ``scope`` parameter: one resource's permissions and the OpenID scopes asked for.
+
+    The resource is Microsoft Graph unless ``api`` names a registered API.
+    """
+
+    permissions: set[str] = field(default_factory=set)
     oidc: set[str] = field(default_factory=set)
     qualified: bool = False
     default: bool = False
     resource: str = GRAPH_RESOURCE
+    api: ApiResource | None = None
+
+    def consent(self, granted: Iterable[str]) -> set[str]:
+        """Consent records: Graph permissions by name, an API's by their full scope value."""
+        if self.api is None:
+            return set(granted)
+        return {f"{self.api.app_id_uri}/{name}" for name in granted}
 
 
 @dataclass
@@ -281,14 +316,13 @@ class SigningKey:
             "issuer": issuer,
         }
 
-    def sign(self, claims: dict) -> str:
-        """A compact RS256 JWT with the header the real service writes."""
-        return jwt.encode(
-            claims,
-            self.private_key,
-            algorithm="RS256",
-            headers={"typ": "JWT", "x5t": self.kid, "kid": self.kid},
-        )
+    def sign(self, claims: dict, *, x5t: bool = True) -> str:
+        """A compact RS256 JWT with the header the real service writes.
+
+        v1.0 tokens carry the legacy ``x5t`` beside ``kid``; v2.0 access tokens only ``kid``.
+        """
+        headers = {"typ": "JWT", "x5t": self.kid, "kid": self.kid} if x5t else {"kid": self.kid}
+        return jwt.encode(claims, self.private_key, algorithm="RS256", headers=headers)
 
 
 class IdentityEmulator:
@@ -324,6 +358,8 @@ class IdentityEmulator:
         self.signed_in_user: str | None = self.users[0].upn if self.users else None
         self.issuer_host = "login.microsoftonline.com"
         self.key = SigningKey()
+        self.previous_keys: list[SigningKey] = []
+        self.apis: list[ApiResource] = []
         self._lock = threading.Lock()
         self._codes: dict[str, AuthorizationCode] = {}
         self._refresh_tokens: dict[str, RefreshGrant] = {}
@@ -390,18 +426,66 @@ class IdentityEmulator:
         with self._lock:
             self.redirect_uris.setdefault(client_id, []).append(redirect_uri)
 
+    def register_user(self, upn: str, name: str | None = None) -> User:
+        """Add a work account to the tenant."""
+        user = User.from_dict({"upn": upn, "name": name})
+        with self._lock:
+            self.users.append(user)
+            self.domains.add(upn.split("@")[-1].lower())
+        return user
+
+    def register_client(self, client_id: str, secret: str | None = None) -> None:
+        """Add a client app registration (``secret=None``: a public client)."""
+        with self._lock:
+            self.clients[client_id] = secret
+
+    def register_api(
+        self,
+        app_id_uri: str,
+        *,
+        client_id: str | None = None,
+        app_roles: dict[str, list[str]] | None = None,
+        scopes: Iterable[str] = (),
+    ) -> ApiResource:
+        """Register an app that exposes an API ("Expose an API" plus "App roles").
+
+        ``app_roles`` maps client ids to the application permissions granted to them (they
+        become ``roles`` of client-credentials tokens); ``scopes`` are the delegated
+        permissions the API exposes. The client id defaults to one derived from the URI.
+        """
+        api = ApiResource(
+            app_id_uri=app_id_uri.rstrip("/"),
+            client_id=(
+                client_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"api:{app_id_uri}"))
+            ).lower(),
+            app_roles={k: list(v) for k, v in (app_roles or {}).items()},
+            scopes=set(scopes),
+        )
+        with self._lock:
+            self.apis.append(api)
+        return api
+
+    def rotate_signing_key(self) -> SigningKey:
+        """Sign new tokens with a fresh key; the JWKS keeps listing the previous one."""
+        with self._lock:
+            self.previous_keys = [self.key]
+            self.key = SigningKey()
+            return self.key
+
     def validate_access_token(self, token: str) -> dict | None:
         """Claims of a valid, unexpired Graph access token issued here, else None."""
         try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = next(k for k in [self.key, *self.previous_keys] if k.kid == kid)
             claims = jwt.decode(
                 token,
-                self.key.public_key,
+                key.public_key,
                 algorithms=["RS256"],
                 audience=list(GRAPH_RESOURCE_IDS),
                 issuer=self.access_token_issuer,
                 options={"require": ["exp", "nbf", "iat", "aud", "iss", "tid", "oid"]},
             )
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, StopIteration):
             return None
         with self._lock:
             if claims.get("uti") not in self._issued_access_tokens:
@@ -434,6 +518,15 @@ class IdentityEmulator:
                     for d in self._devices.values()
                 ],
                 "tokens_issued": list(self.tokens_issued),
+                "apis": [
+                    {
+                        "app_id_uri": api.app_id_uri,
+                        "client_id": api.client_id,
+                        "scopes": sorted(api.scopes),
+                        "app_roles": api.app_roles,
+                    }
+                    for api in self.apis
+                ],
             }
 
     # -- the Flask app ---------------------------------------------------------------------
@@ -568,7 +661,8 @@ class IdentityEmulator:
 
     def _keys(self, tenant: str) -> Response:
         self._tenant_segment(tenant)
-        return self._json({"keys": [self.key.jwk(self.issuer)]})
+        keys = [self.key, *self.previous_keys]
+        return self._json({"keys": [key.jwk(self.issuer) for key in keys]})
 
     # -- authorize endpoint ----------------------------------------------------------------
 
@@ -855,10 +949,20 @@ class IdentityEmulator:
                 "must have a scope value with /.default suffixed to the resource identifier "
                 "(application ID URI).",
             )
-        if resource.rstrip("/") not in self.graph_resources:
+        api = self._api(resource)
+        if api is not None:
+            # A client the API granted no application permission still gets a token: no roles.
+            roles = api.app_roles.get(client_id, [])
+            access_token = self._api_access_token(
+                client_id, api, user=None, roles=roles, scp=None, public=False
+            )
+        elif resource.rstrip("/") in self.graph_resources:
+            roles = self.app_roles.get(client_id, self.default_app_roles)
+            access_token = self._access_token(
+                client_id, user=None, roles=roles, scp=None, public=False
+            )
+        else:
             raise self._unknown_resource(resource)
-        roles = self.app_roles.get(client_id, self.default_app_roles)
-        access_token = self._access_token(client_id, user=None, roles=roles, scp=None, public=False)
         self._record("client_credentials", client_id, None)
         return {
             "token_type": "Bearer",
@@ -909,7 +1013,7 @@ class IdentityEmulator:
                 )
             code.redeemed = True
         user = self._user(code.upn)
-        consented = set(code.scopes.graph)
+        consented = code.scopes.consent(code.scopes.permissions)
         return self._delegated_response(
             client_id, user, code.scopes, consented, confidential, nonce=code.nonce, grant="code"
         )
@@ -958,9 +1062,9 @@ class IdentityEmulator:
                 )
             grant.last_used = now
         scopes = self._parse_scopes(form.get("scope", ""), delegated=True)
-        if not scopes.graph and not scopes.default:
-            scopes.graph = set(grant.consented)
-        missing = scopes.graph - grant.consented
+        if not scopes.permissions and not scopes.default:
+            scopes.permissions = graph_consent(grant.consented)
+        missing = scopes.consent(scopes.permissions) - grant.consented
         if missing:
             raise IdentityError(
                 "invalid_grant",
@@ -1009,7 +1113,7 @@ class IdentityEmulator:
             client_id,
             user,
             device.scopes,
-            set(device.scopes.graph),
+            device.scopes.consent(device.scopes.permissions),
             confidential,
             nonce=None,
             grant="device_code",
@@ -1028,18 +1132,30 @@ class IdentityEmulator:
         nonce: str | None,
         grant: str,
     ) -> dict:
-        granted = set(scopes.graph) if scopes.graph else set(consented)
-        if not granted:
-            granted = set(self.default_delegated_scopes)
-        consented = consented | granted
-        scp_names = granted | (scopes.oidc - {"offline_access"})
-        access_token = self._access_token(
-            client_id,
-            user=user,
-            roles=None,
-            scp=" ".join(sorted(scp_names)),
-            public=not confidential,
-        )
+        if scopes.api is not None:
+            granted = set(scopes.permissions)
+            # An API's v2.0 token lists only that API's scopes; OpenID scopes are Graph's.
+            access_token = self._api_access_token(
+                client_id,
+                scopes.api,
+                user=user,
+                roles=None,
+                scp=" ".join(sorted(granted)),
+                public=not confidential,
+            )
+        else:
+            granted = set(scopes.permissions) if scopes.permissions else graph_consent(consented)
+            if not granted:
+                granted = set(self.default_delegated_scopes)
+            scp_names = granted | (scopes.oidc - {"offline_access"})
+            access_token = self._access_token(
+                client_id,
+                user=user,
+                roles=None,
+                scp=" ".join(sorted(scp_names)),
+                public=not confidential,
+            )
+        consented = consented | scopes.consent(granted)
         prefix = f"{scopes.resource}/" if scopes.qualified or scopes.default else ""
         response_scopes = [f"{prefix}{name}" for name in sorted(granted)]
         response_scopes += sorted(scopes.oidc - {"offline_access"})
@@ -1122,6 +1238,47 @@ class IdentityEmulator:
             self._issued_access_tokens[uti] = expires
         return self.key.sign(claims)
 
+    def _api_access_token(
+        self,
+        client_id: str,
+        api: ApiResource,
+        *,
+        user: User | None,
+        roles: list[str] | None,
+        scp: str | None,
+        public: bool,
+    ) -> str:
+        """A v2.0 access token for a registered API: ``aud`` is the API's client id."""
+        now = int(time.time())
+        claims: dict = {
+            "aud": api.client_id,
+            "iss": self.issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.access_token_lifetime,
+            "aio": b64url(secrets.token_bytes(24)),
+            "azp": client_id,
+            "azpacr": "0" if public else "1",
+            "rh": "0.AAAA" + b64url(secrets.token_bytes(12)),
+            "tid": self.tenant_id,
+            "uti": b64url(secrets.token_bytes(16)),
+            "ver": "2.0",
+        }
+        if user is None:
+            service_principal = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{client_id}"))
+            claims.update(oid=service_principal, sub=service_principal)
+            if roles:
+                claims["roles"] = sorted(roles)
+        else:
+            claims.update(
+                name=user.name,
+                oid=user.oid,
+                preferred_username=user.upn,
+                scp=scp or "",
+                sub=self._pairwise_sub(user, client_id),
+            )
+        return self.key.sign(claims, x5t=False)
+
     def _id_token(self, client_id: str, user: User, nonce: str | None) -> str:
         now = int(time.time())
         claims = {
@@ -1162,29 +1319,39 @@ class IdentityEmulator:
     # -- shared validation -----------------------------------------------------------------
 
     def _parse_scopes(self, raw: str, *, delegated: bool) -> ScopeRequest:
-        """Split a v2.0 scope string; every permission must belong to Microsoft Graph."""
+        """Split a v2.0 scope string; the permissions belong to Graph or to a registered API."""
         parsed = ScopeRequest()
         resources: set[str] = set()
         for item in raw.split():
             if item in OIDC_SCOPES:
                 parsed.oidc.add(item)
                 continue
+            api = None
             if "/" in item:
                 resource, name = item.rsplit("/", 1)
                 resource = resource.rstrip("/")
-                if resource not in self.graph_resources:
+                api = self._api(resource)
+                if api is None and resource not in self.graph_resources:
                     raise self._unknown_resource(resource)
-                resources.add(GRAPH_RESOURCE)
+                resources.add(api.app_id_uri if api else GRAPH_RESOURCE)
                 parsed.qualified = True
                 parsed.resource = resource
+                parsed.api = api
             else:
                 name = item
                 resources.add(GRAPH_RESOURCE)
             if name == ".default":
                 parsed.default = True
-                parsed.graph.update(self.default_delegated_scopes)
+                parsed.permissions.update(api.scopes if api else self.default_delegated_scopes)
+            elif api is not None and name not in api.scopes:
+                raise IdentityError(
+                    "invalid_scope",
+                    650053,
+                    f"The application asked for scope '{name}' that doesn't exist on the "
+                    f"resource '{api.client_id}'. Contact the app vendor.",
+                )
             else:
-                parsed.graph.add(name)
+                parsed.permissions.add(name)
         if len(resources) > 1:
             raise IdentityError(
                 "invalid_scope",
@@ -1192,7 +1359,7 @@ class IdentityEmulator:
                 "Provided value for the input parameter scope is not valid because it contains "
                 "more than one resource.",
             )
-        if delegated and not parsed.graph and not parsed.oidc:
+        if delegated and not parsed.permissions and not parsed.oidc:
             raise IdentityError(
                 "invalid_scope",
                 70011,
@@ -1201,6 +1368,11 @@ class IdentityEmulator:
                 "valid.",
             )
         return parsed
+
+    def _api(self, resource: str) -> ApiResource | None:
+        """The registered API a scope's resource part names (URI or app id), if any."""
+        with self._lock:
+            return next((api for api in self.apis if api.names(resource)), None)
 
     def _unknown_resource(self, resource: str) -> IdentityError:
         return IdentityError(

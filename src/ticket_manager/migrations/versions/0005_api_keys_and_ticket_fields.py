@@ -64,7 +64,7 @@ def upgrade():
         batch_op.add_column(sa.Column("status_category", sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column("assignee_email", sa.String(length=320), nullable=True))
         batch_op.add_column(sa.Column("assignee_name", sa.String(length=255), nullable=True))
-        batch_op.add_column(sa.Column("created_by_key", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("created_by_key", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("idempotency_key", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("jira_updated_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.alter_column("mailbox", existing_type=sa.VARCHAR(length=320), nullable=True)
