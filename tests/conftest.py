@@ -282,3 +282,12 @@ def make_api(make_pipeline, serve):
 def api(make_api) -> ApiHarness:
     """The REST API against the emulated Jira, on SQLite and PostgreSQL."""
     return make_api()
+
+
+@pytest.fixture
+def browser():
+    """Headless Debian Chromium with a fresh profile (see tests/chromium.py)."""
+    from chromium import launch
+
+    with launch() as chromium:
+        yield chromium

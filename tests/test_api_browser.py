@@ -11,28 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from chromium import HOSTNAME, TIMEOUT_MS
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Swagger UI behaves differently on localhost (it hides its validator badge, an image from
-# validator.swagger.io), so the page is opened under a name of its own, as in production.
-HOSTNAME = "ticket-manager.test"
-# No sandbox (CI runs as root), none of Chromium's own calls home, and every other name resolves
-# to nothing: a page that reached for a CDN is seen in the test, and never reaches it.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--no-proxy-server",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    f"--host-resolver-rules=MAP {HOSTNAME} 127.0.0.1, MAP * ~NOTFOUND",
-]
-TIMEOUT_MS = 20_000
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "images" / "swagger-ui.png"
 
 OPERATIONS = [
@@ -45,20 +28,6 @@ OPERATIONS = [
     ("get", "/messages"),
     ("get", "/health/ready"),
 ]
-
-
-@pytest.fixture
-def browser():
-    """Headless Debian Chromium, with a fresh profile for each test."""
-    if not CHROMIUM.exists():
-        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must install it, see .ci/run")
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_swagger_ui_authorizes_and_calls_the_api_from_the_service_alone(browser, api):

@@ -180,6 +180,14 @@ def test_authenticate_by_pasting_the_redirected_url_then_the_worker_uses_it(pipe
 
     again = run(["authenticate"], env)
     assert "already authenticated" in again.stdout
+    checked = subprocess.run(
+        [sys.executable, "-m", "ticket_manager", "check"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "ok    microsoft sign-in" in checked.stdout, checked.stdout  # the stored sign-in
 
     pipeline.deliver(subject="Read with a delegated token")
     result = run(["handle-incoming-email", "--once"], env)

@@ -9,6 +9,7 @@ from flask import Flask
 from ticket_manager.config import Settings, load_settings
 from ticket_manager.database import configure_sqlite, engine_options
 from ticket_manager.extensions import db, migrate
+from ticket_manager.logs import configure_logging
 
 SETTINGS_EXTENSION = "ticket_manager.settings"
 
@@ -16,6 +17,7 @@ SETTINGS_EXTENSION = "ticket_manager.settings"
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     """Build the app from ``environ`` (default: the process environment plus `.env`)."""
     settings = load_settings(environ)
+    configure_logging(settings)
     app = Flask("ticket_manager")
     app.config.update(
         SQLALCHEMY_DATABASE_URI=settings.database_uri,
@@ -45,6 +47,14 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from ticket_manager.api import init_api
 
     init_api(app, settings)
+
+    from ticket_manager import metrics
+
+    metrics.init_app(app)
+
+    from ticket_manager.dashboard import blueprint as dashboard
+
+    app.register_blueprint(dashboard, url_prefix=prefix or None)
     return app
 
 

@@ -18,6 +18,7 @@ from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.http import build_session
 from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError
+from ticket_manager.pipeline.worker import token_provider
 
 
 class SchemaOutOfDate(Exception):
@@ -83,7 +84,8 @@ def run_checks(app: Flask) -> list[CheckResult]:
 
     def sign_in() -> str:
         nonlocal tokens
-        tokens = TokenProvider(settings, session)
+        # The delegated sign-in lives in the database: read it as the worker does.
+        tokens = token_provider(settings)
         tokens.access_token()
         return f"token acquired ({settings.auth_flow} flow, tenant {settings.tenant_id})"
 

@@ -9,6 +9,7 @@ expected. Secrets are wrapped in :class:`Secret` so that they never show in a lo
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -22,6 +23,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 AUTH_FLOWS = ("authorization", "credentials", "device")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 DEFAULTS: dict[str, str] = {
     "SQLALCHEMY_DATABASE_URI": "sqlite:///ticket_manager.db",
@@ -38,6 +41,7 @@ DEFAULTS: dict[str, str] = {
     "EMAIL_MAX_PER_SENDER_PER_DAY": "50",
     "JIRA_MAX_ATTACHMENT_SIZE": "10MB",
     "JIRA_RECOVERY_DELAY": "30",
+    "HTTP_READ_TIMEOUT": "60",
     "PROCESSING_CONCURRENCY": "16",
     "PROCESSING_MAX_ATTEMPTS": "8",
     "EMAIL_ACKNOWLEDGE": "true",
@@ -51,6 +55,9 @@ DEFAULTS: dict[str, str] = {
     "API_RATE_LIMIT_STORAGE_URI": "memory://",
     "API_MAX_REQUEST_SIZE": "25MB",
     "API_PAGE_SIZE_MAX": "100",
+    "METRICS_ADDRESS": "127.0.0.1",
+    "LOG_FORMAT": "text",
+    "LOG_LEVEL": "INFO",
 }
 
 KNOWN_KEYS = frozenset(
@@ -79,11 +86,12 @@ KNOWN_KEYS = frozenset(
         "JIRA_WEBHOOK_SECRET",
         "API_ENTRA_AUDIENCE",
         "API_ENTRA_TENANT_ID",
+        "METRICS_PORT",
     }
 )
 
 # Keys with these prefixes belong to us: a near miss of a known key is a typo worth stopping for.
-OWN_PREFIXES = ("O365_", "ATLASSIAN_", "JIRA_", "EMAIL_", "TICKET_", "MAILBOX", "API_")
+OWN_PREFIXES = ("O365_", "ATLASSIAN_", "JIRA_", "EMAIL_", "TICKET_", "MAILBOX", "API_", "METRICS_")
 
 # The original product took the O365 library's scope aliases; they map to Graph permissions.
 SCOPE_ALIASES: dict[str, tuple[str, ...]] = {
@@ -187,6 +195,7 @@ class Settings:
     max_per_sender_per_day: int = 50
     max_attachment_size: int = 10 * 1024 * 1024
     recovery_delay: int = 30
+    http_read_timeout: int = 60
     processing_concurrency: int = 16
     max_attempts: int = 8
     acknowledge: bool = True
@@ -204,6 +213,10 @@ class Settings:
     api_page_size_max: int = 100
     api_entra_audience: str | None = None
     api_entra_tenant_id: str | None = None
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
+    log_format: str = "text"
+    log_level: str = "INFO"
     ca_bundle: str | None = None
     raw: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -332,6 +345,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_per_sender_per_day=_integer(get, "EMAIL_MAX_PER_SENDER_PER_DAY", minimum=0),
         max_attachment_size=_size(get, "JIRA_MAX_ATTACHMENT_SIZE"),
         recovery_delay=_integer(get, "JIRA_RECOVERY_DELAY", minimum=0, maximum=3600),
+        http_read_timeout=_integer(get, "HTTP_READ_TIMEOUT", minimum=1, maximum=600),
         processing_concurrency=_integer(get, "PROCESSING_CONCURRENCY", minimum=1, maximum=64),
         max_attempts=_integer(get, "PROCESSING_MAX_ATTEMPTS", minimum=1, maximum=100),
         acknowledge=_boolean(get, "EMAIL_ACKNOWLEDGE"),
@@ -349,6 +363,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api_page_size_max=_integer(get, "API_PAGE_SIZE_MAX", minimum=1, maximum=1000),
         api_entra_audience=_entra_audience(get("API_ENTRA_AUDIENCE")),
         api_entra_tenant_id=_entra_tenant(get),
+        metrics_port=_port(get, "METRICS_PORT"),
+        metrics_address=_listen_address(get("METRICS_ADDRESS")),
+        log_format=_choice(get, "LOG_FORMAT", LOG_FORMATS),
+        log_level=_log_level(get("LOG_LEVEL")),
         ca_bundle=_ca_bundle(env),
         raw=env,
     )
@@ -372,6 +390,38 @@ def _integer(get, key: str, *, minimum: int = 0, maximum: int | None = None) -> 
     if number < minimum or (maximum is not None and number > maximum):
         raise ConfigError(key, f"expected a number between {minimum}{upper}, got {number}")
     return number
+
+
+def _port(get, key: str) -> int | None:
+    """A TCP port to listen on, or None when the key is unset (the feature is off)."""
+    if not get(key):
+        return None
+    return _integer(get, key, minimum=1, maximum=65535)
+
+
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*$")
+
+
+def _listen_address(value: str) -> str:
+    """METRICS_ADDRESS: an IP address (``0.0.0.0`` or ``::`` for every interface) or host name."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if not _HOST_NAME.match(value):
+        raise ConfigError(
+            "METRICS_ADDRESS",
+            f"expected an IP address to listen on, like 127.0.0.1 or 0.0.0.0, got {value!r}",
+        )
+    return value
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return level
 
 
 def _rate_limit(value: str) -> str | None:

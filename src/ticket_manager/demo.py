@@ -41,6 +41,8 @@ DEMO_SETTINGS = {
     "EMAIL_WHITELISTED_DOMAINS": "example.com",
     "EMAIL_BLACKLIST": "malicious@example.com",
     "TICKET_CLIENT_APP": "https://tickets.example.com/browse/",
+    # The demo tells its own story; the service's events would interleave with it.
+    "LOG_LEVEL": "WARNING",
 }
 
 
@@ -165,6 +167,7 @@ def run(state_dir: Path, once: bool) -> int:
         docs_url = f"{api_server.base_url}{settings.application_context.rstrip('/')}/"
         say("\nThe emulators and the REST API keep running; press Ctrl-C to stop.", bold=True)
         say(f"  Swagger UI        {docs_url}  (Authorize with the key below)")
+        say(f"  dashboard         {docs_url}dashboard/  (sign in with the key below)")
         say(f"  API key (admin)   {api_key}")
         say("Try, in another terminal:")
         say(f"  set -a; . {env_file}; set +a")

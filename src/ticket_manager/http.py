@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -10,7 +13,8 @@ from requests.adapters import HTTPAdapter
 USER_AGENT = "ticket-manager/0.1"
 
 # Seconds to connect, seconds to wait for each read: a hung service must not hang the worker.
-DEFAULT_TIMEOUT = (10, 60)
+CONNECT_TIMEOUT = 10
+DEFAULT_TIMEOUT = (CONNECT_TIMEOUT, 60)
 # Connections kept open per host: enough for every processing thread (PROCESSING_CONCURRENCY).
 POOL_SIZE = 64
 
@@ -51,3 +55,45 @@ def pin_ca_bundle(session: requests.Session, ca_bundle: str | None) -> None:
         return merged
 
     session.merge_environment_settings = types.MethodType(merge_keeping_ca_bundle, session)
+
+
+def observe_requests(
+    session: requests.Session,
+    on_answer: Callable[[requests.Response], None],
+    on_failure: Callable[[requests.PreparedRequest], None],
+) -> None:
+    """Call ``on_answer`` for every response ``session`` receives (retries and redirects
+    included), and ``on_failure`` for every request that got none (refused, reset, timed out).
+    """
+    session.hooks["response"].append(lambda response, *args, **kwargs: on_answer(response))
+    send = session.send
+
+    def send_observing_failures(self, request, **kwargs):
+        try:
+            return send(request, **kwargs)
+        except requests.RequestException:
+            on_failure(request)
+            raise
+
+    session.send = types.MethodType(send_observing_failures, session)
+
+
+def request_timeout(read_timeout: float) -> tuple[float, float]:
+    """The (connect, read) timeout for a read timeout of ``read_timeout`` (HTTP_READ_TIMEOUT)."""
+    return (min(CONNECT_TIMEOUT, read_timeout), read_timeout)
+
+
+def retry_after_seconds(response: requests.Response, cap: float) -> float | None:
+    """Retry-After in seconds, given as a number or as an HTTP date, at most ``cap``."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), cap)
+    except ValueError:
+        pass
+    try:
+        delay = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+    return min(max(delay, 0.0), cap)

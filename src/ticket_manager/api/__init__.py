@@ -11,7 +11,7 @@ from flask_limiter import Limiter
 from flask_smorest import Api
 
 from ticket_manager import __version__
-from ticket_manager.api import catalog, health, messages, tickets
+from ticket_manager.api import catalog, health, messages, operations, tickets
 from ticket_manager.api.access import SECURITY_SCHEME, check_access
 from ticket_manager.api.docs import blueprint as docs_blueprint
 from ticket_manager.api.docs import to_docs
@@ -32,7 +32,7 @@ from ticket_manager.api.schemas import (
 from ticket_manager.config import ConfigError, Settings
 from ticket_manager.jira.errors import JiraError
 
-BLUEPRINTS = (tickets.blp, catalog.blp, messages.blp, health.blp)
+BLUEPRINTS = (tickets.blp, catalog.blp, messages.blp, operations.blp, health.blp)
 API_BLUEPRINT_NAMES = frozenset(b.name for b in BLUEPRINTS)
 LIMITER_EXTENSION = "ticket_manager.api.limiter"
 

@@ -40,6 +40,7 @@ PERMISSIONS = {
     "Tickets.Write": "tickets:write",
     "Messages.Read": "messages:read",
     "Messages.Write": "messages:write",
+    "Metrics.Read": "metrics:read",
     "Admin": "admin",
 } | {scope: scope for scope in SCOPES}
 REQUIRED_CLAIMS = ["exp", "nbf", "iat", "aud", "iss", "tid", "sub"]

@@ -29,7 +29,7 @@ blp = ApiBlueprint("health", __name__, url_prefix="/health", description="Livene
 SIGN_IN_CACHE_SECONDS = 60
 _sign_in_lock = threading.Lock()
 _sign_in: dict = {}
-_head: list[str] = []
+_revisions: list[set[str]] = []
 
 
 @blp.route("/live", methods=["GET"])
@@ -77,11 +77,17 @@ def _database() -> str:
         return f"unreachable ({exc.__class__.__name__})"
     finally:
         db.session.rollback()
-    if not _head:
-        _head.append(ScriptDirectory(MIGRATIONS_DIR).get_current_head() or "")
-    if version != _head[0]:
-        return f"schema revision {version or 'none'}, the code needs {_head[0]}"
-    return "ok"
+    scripts = ScriptDirectory(MIGRATIONS_DIR)
+    head = scripts.get_current_head() or ""
+    if not _revisions:
+        _revisions.append({r.revision for r in scripts.walk_revisions()})
+    if version == head:
+        return "ok"
+    if version and version not in _revisions[0]:
+        # Newer code migrated the database during a rolling upgrade; migrations are additive,
+        # so this process keeps serving until it is replaced.
+        return "ok"
+    return f"schema revision {version or 'none'}, the code needs {head}"
 
 
 def _sign_in_state() -> str:

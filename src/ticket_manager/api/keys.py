@@ -20,7 +20,14 @@ from ticket_manager.extensions import db
 from ticket_manager.models import ApiKey
 from ticket_manager.pipeline.ledger import as_utc, now
 
-SCOPES = ("tickets:read", "tickets:write", "messages:read", "messages:write", "admin")
+SCOPES = (
+    "tickets:read",
+    "tickets:write",
+    "messages:read",
+    "messages:write",
+    "metrics:read",
+    "admin",
+)
 ADMIN = "admin"
 # last_used_at is written at most this often per key, so that reads stay reads.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 from marshmallow import RAISE
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from ticket_manager.api.access import ApiBlueprint
 from ticket_manager.api.problems import Problem, ProblemSchema, invalid
-from ticket_manager.api.runtime import settings
+from ticket_manager.api.runtime import graph_client, jira_client, settings
 from ticket_manager.api.schemas import (
+    MessageDetailSchema,
     MessagePageSchema,
     MessageQuerySchema,
     MessageSchema,
     RetrySchema,
 )
 from ticket_manager.api.search import MAX_ROW_ID, cursor_row_id, decode_cursor, encode_cursor
+from ticket_manager.config import ConfigError
+from ticket_manager.content import jira_to_email
 from ticket_manager.extensions import db
+from ticket_manager.graph.errors import GraphError, SignInError
+from ticket_manager.jira.errors import JiraError
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline.ledger import as_utc, requeue
+from ticket_manager.pipeline.tickets import SOURCE_PROPERTY
 
 blp = ApiBlueprint(
     "messages",
@@ -64,7 +70,7 @@ def list_messages(limit: int, cursor: str | None = None, **filters):
     """List ledger messages
 
     Newest first. Filter by state (pending, rejected, ticket_created, commented, failed),
-    mailbox, rule, sender or ticket key.
+    mailbox, rule, sender, ticket key, or text `q` in the subject or sender.
     """
     limit = min(limit, settings().api_page_size_max)
     query = select(LedgerMessage)
@@ -74,6 +80,14 @@ def list_messages(limit: int, cursor: str | None = None, **filters):
     for name in ("mailbox", "sender"):
         if filters.get(name) is not None:
             query = query.where(getattr(LedgerMessage, name) == filters[name].lower())
+    if filters.get("q"):
+        pattern = like_pattern(filters["q"])
+        query = query.where(
+            or_(
+                LedgerMessage.subject.ilike(pattern, escape="\\"),
+                LedgerMessage.sender.ilike(pattern, escape="\\"),
+            )
+        )
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     if cursor:
         data = decode_cursor(cursor)
@@ -91,6 +105,12 @@ def list_messages(limit: int, cursor: str | None = None, **filters):
         "total": total,
         "limit": limit,
     }
+
+
+def like_pattern(text: str) -> str:
+    """``text`` anywhere, for LIKE with ``\\`` as the escape: its own % and _ match literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def _row(message_id: int) -> LedgerMessage:
@@ -142,3 +162,60 @@ def retry_message(data: dict, message_id: int):
         )
     requeue(row, waive_rules=row.state == MessageState.REJECTED)
     return message_view(row)
+
+
+@blp.route("/<int:message_id>/detail", methods=["GET"])
+@blp.requires("messages:read")
+@blp.doc(parameters=[ID_PARAMETER])
+@blp.response(200, MessageDetailSchema)
+@blp.alt_response(404, schema=ProblemSchema, description="No such message.")
+def message_detail(message_id: int):
+    """Read a message with its headers and what Jira holds
+
+    The internet headers are read from the mailbox and the ticket or comment from Jira, both
+    live; when either cannot be read, `headers_error` or `jira_error` says why.
+    """
+    row = _row(message_id)
+    detail: dict = {
+        "message": message_view(row),
+        "headers": None,
+        "headers_error": None,
+        "jira": None,
+        "jira_error": None,
+    }
+    try:
+        message = graph_client().get_message(row.mailbox, row.graph_id)
+        detail["headers"] = [
+            {"name": name, "value": value}
+            for name, values in message.headers.items()
+            for value in values
+        ]
+    except (GraphError, SignInError, ConfigError) as exc:
+        detail["headers_error"] = _reason(exc)
+    if row.ticket_key:
+        try:
+            detail["jira"] = _jira_record(row)
+        except (JiraError, ConfigError) as exc:
+            detail["jira_error"] = _reason(exc)
+    return detail
+
+
+def _reason(exc: Exception) -> str:
+    return exc.format_message() if isinstance(exc, ConfigError) else str(exc)
+
+
+def _jira_record(row: LedgerMessage) -> dict:
+    """The issue an email opened, or the comment it became, as text."""
+    jira = jira_client()
+    site = settings().atlassian_url or ""
+    record = {"key": row.ticket_key, "url": f"{site}/browse/{row.ticket_key}" if site else None}
+    if row.state == MessageState.COMMENTED:
+        match = {"internetMessageId": row.internet_message_id}
+        for comment in jira.comments(row.ticket_key):
+            value = comment.properties.get(SOURCE_PROPERTY) or {}
+            if value.get("internetMessageId") == match["internetMessageId"]:
+                return {**record, "kind": "comment", "text": jira_to_email(comment.body).text}
+        return {**record, "kind": "comment", "text": None}
+    issue = jira.get_issue(row.ticket_key, ["description"])
+    description = (issue.get("fields") or {}).get("description") or ""
+    return {**record, "kind": "issue", "text": jira_to_email(description).text}

@@ -11,9 +11,12 @@ import threading
 from flask import current_app
 
 from ticket_manager.config import Settings
+from ticket_manager.graph.client import GraphClient
+from ticket_manager.http import build_session
 from ticket_manager.jira.client import JiraClient
 
 JIRA_EXTENSION = "ticket_manager.api.jira"
+GRAPH_EXTENSION = "ticket_manager.api.graph"
 _lock = threading.Lock()
 
 
@@ -25,12 +28,30 @@ def settings() -> Settings:
 
 def jira_client() -> JiraClient:
     """The process's Jira client (connected on first use; JiraError if Jira cannot be reached)."""
-    client = current_app.extensions.get(JIRA_EXTENSION)
+    return _once(JIRA_EXTENSION, lambda: JiraClient(settings()))
+
+
+def graph_client() -> GraphClient:
+    """The process's Graph client, with the stored sign-in (ConfigError if not configured)."""
+
+    def build() -> GraphClient:
+        from ticket_manager.pipeline.worker import token_provider
+
+        config = settings()
+        tokens = token_provider(config)
+        return GraphClient(config.graph_url, tokens.access_token, build_session(config.ca_bundle))
+
+    return _once(GRAPH_EXTENSION, build)
+
+
+def _once(name: str, build):
+    """The app's ``name`` extension, built by the first request that needs it."""
+    client = current_app.extensions.get(name)
     if client is not None:
         return client
     with _lock:
-        client = current_app.extensions.get(JIRA_EXTENSION)
+        client = current_app.extensions.get(name)
         if client is None:
-            client = JiraClient(settings())
-            current_app.extensions[JIRA_EXTENSION] = client
+            client = build()  # a failure is not remembered: the next request tries again
+            current_app.extensions[name] = client
         return client

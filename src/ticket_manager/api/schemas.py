@@ -326,6 +326,10 @@ class MessageQuerySchema(StrictSchema):
     rule = ma.fields.String(validate=validate.Length(max=64))
     sender = ma.fields.Email()
     ticket_key = ma.fields.String(validate=validate.Length(max=64))
+    q = ma.fields.String(
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Text found in the subject or the sender's address."},
+    )
     limit = ma.fields.Integer(load_default=25, validate=validate.Range(min=1, max=1000))
     cursor = ma.fields.String(validate=validate.Length(max=200))
 
@@ -355,3 +359,101 @@ class HealthSchema(ma.Schema):
         metadata={"example": {"database": "ok", "schema": "ok", "microsoft_sign_in": "ok"}},
     )
     mailboxes = ma.fields.List(ma.fields.Nested(MailboxHealthSchema))
+
+
+# -- operations: status and mail flow -----------------------------------------------------
+
+
+class DependencyStatusSchema(ma.Schema):
+    state = ma.fields.String(
+        metadata={"description": "ok, failing, not configured or unknown.", "example": "ok"}
+    )
+    detail = ma.fields.String()
+    account = ma.fields.String(allow_none=True)
+    expires_at = ma.fields.AwareDateTime(
+        allow_none=True, metadata={"description": "When the current access token expires."}
+    )
+
+
+class MailboxStatusSchema(ma.Schema):
+    address = ma.fields.String(metadata={"example": "support@example.com"})
+    last_sync_at = ma.fields.AwareDateTime(allow_none=True)
+    last_sync_age_seconds = ma.fields.Integer(allow_none=True)
+    last_sync_error = ma.fields.String(allow_none=True)
+    subscription = ma.fields.String(
+        metadata={"description": "off, missing, active, expiring or expired."}
+    )
+    subscription_expires_at = ma.fields.AwareDateTime(allow_none=True)
+    backlog = ma.fields.Integer(metadata={"description": "Pending, and failed to be retried."})
+    failed = ma.fields.Integer()
+    failed_for_good = ma.fields.Integer(
+        metadata={"description": "Failed PROCESSING_MAX_ATTEMPTS times: waiting for a person."}
+    )
+    problems = ma.fields.List(ma.fields.String())
+
+
+class ServiceStatusSchema(ma.Schema):
+    ok = ma.fields.Boolean(metadata={"description": "True when nothing needs a person."})
+    generated_at = ma.fields.AwareDateTime()
+    database = ma.fields.Nested(DependencyStatusSchema)
+    microsoft = ma.fields.Nested(DependencyStatusSchema)
+    jira = ma.fields.Nested(DependencyStatusSchema)
+    mailboxes = ma.fields.List(ma.fields.Nested(MailboxStatusSchema))
+    problems = ma.fields.List(
+        ma.fields.String(),
+        metadata={"description": "What needs a person, with what to do; empty when all is well."},
+    )
+
+
+class FlowQuerySchema(StrictSchema):
+    period = ma.fields.String(load_default="24h", validate=validate.OneOf(("24h", "7d", "30d")))
+    mailbox = ma.fields.Email()
+
+
+class FlowBucketSchema(ma.Schema):
+    start = ma.fields.AwareDateTime()
+    created = ma.fields.Integer()
+    commented = ma.fields.Integer()
+    rejected = ma.fields.Integer()
+    failed = ma.fields.Integer()
+    pending = ma.fields.Integer()
+
+
+class FlowSchema(ma.Schema):
+    period = ma.fields.String(metadata={"example": "24h"})
+    bucket_seconds = ma.fields.Integer(metadata={"example": 3600})
+    buckets = ma.fields.List(ma.fields.Nested(FlowBucketSchema))
+    totals = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    rejected_by_rule = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        metadata={"example": {"auto-reply": 3, "domain-not-allowed": 1}},
+    )
+
+
+class HeaderSchema(ma.Schema):
+    name = ma.fields.String()
+    value = ma.fields.String()
+
+
+class JiraRecordSchema(ma.Schema):
+    key = ma.fields.String(metadata={"example": "SUP-42"})
+    url = ma.fields.String(allow_none=True)
+    kind = ma.fields.String(metadata={"description": "issue or comment."})
+    text = ma.fields.String(
+        allow_none=True, metadata={"description": "What Jira holds, as plain text."}
+    )
+
+
+class MessageDetailSchema(ma.Schema):
+    message = ma.fields.Nested(MessageSchema)
+    headers = ma.fields.List(
+        ma.fields.Nested(HeaderSchema),
+        allow_none=True,
+        metadata={"description": "The email's internet headers, read from the mailbox."},
+    )
+    headers_error = ma.fields.String(
+        allow_none=True, metadata={"description": "Why the headers could not be read."}
+    )
+    jira = ma.fields.Nested(JiraRecordSchema, allow_none=True)
+    jira_error = ma.fields.String(allow_none=True)

@@ -108,9 +108,9 @@ def filtered(args: dict, *, with_placeholders: bool = False) -> Select:
 def count_matches(args: dict) -> int:
     """How many tickets match ``args``, placeholders of pending creates excluded.
 
-    Excluding placeholders by their key makes the database read every matching row's key (a
-    full scan for an unfiltered count). They are few, found through the key's index, and
-    excluded by id instead, which every index holds: the count can be read from an index.
+    Excluding placeholders by key pattern makes the database read every matching row's key: a
+    full scan for an unfiltered count. They are few and the key's index finds them, so they
+    are excluded by id, and usually there are none: an index alone can answer the count.
     """
     placeholder_ids = db.session.scalars(
         select(Ticket.id).where(

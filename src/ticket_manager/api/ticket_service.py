@@ -30,6 +30,7 @@ from ticket_manager.content import (
 from ticket_manager.extensions import db
 from ticket_manager.graph.messages import FileAttachment
 from ticket_manager.jira.client import JiraClient, JiraComment, JiraUser
+from ticket_manager.metrics import count_ticket_created
 from ticket_manager.models import Ticket
 from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
 from ticket_manager.pipeline.ledger import as_utc, now
@@ -120,6 +121,7 @@ class TicketService:
         log.info(
             "ticket created through the API", extra={"ticket": key, "key_id": principal.key_id}
         )
+        count_ticket_created("api")
         return Created(ticket, created=True)
 
     def _board(self, name: str | None) -> Board:

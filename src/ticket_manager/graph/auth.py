@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -92,6 +93,15 @@ class TokenProvider:
             token = self._token_from(result)
             self._save()
             return token
+
+    def access_token_expiry(self) -> datetime | None:
+        """When the cached Graph access token expires (after :meth:`access_token`), if known."""
+        moments = [
+            int(entry["expires_on"])
+            for entry in self.cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)
+            if str(entry.get("expires_on", "")).isdigit()
+        ]
+        return datetime.fromtimestamp(max(moments), UTC) if moments else None
 
     def signed_in_username(self) -> str | None:
         """Who the stored delegated sign-in belongs to, if anyone."""
