@@ -62,7 +62,10 @@ def test_the_worker_subscribes_and_a_new_email_asks_for_a_sync(served, sandbox):
     assert sandbox.graph.wait_for_notifications(10)
     assert [d.status for d in sandbox.graph.notifications] == [202]
     assert mailbox_row(served).sync_requested_at is not None
+    worker.ownership.start()  # a worker wakes only for the mailboxes it owns
+    worker.ownership.rebalance()
     assert worker._sync_requested() is True
+    worker.ownership.stop()
     assert mailbox_row(served).sync_requested_at is None
 
 

@@ -1,4 +1,4 @@
-"""The database tables: mailboxes, the message ledger, tickets, outbound mail and API keys."""
+"""The database tables: mailboxes, the ledger, tickets, outbound mail, API keys, workers."""
 
 from __future__ import annotations
 
@@ -254,6 +254,8 @@ class OutboundMessage(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Who is sending it, until when (the same kind of claim as the ledger's).
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -269,3 +271,36 @@ class Cursor(db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class Lease(db.Model):
+    """Who owns a piece of work (one mailbox's sync, the Jira comment poller) and until when.
+
+    The owner renews it every few seconds; one it stops renewing lapses and another worker
+    takes it (pipeline/leases.py).
+    """
+
+    __tablename__ = "leases"
+
+    # "mailbox:support@example.com", "jira-comments".
+    name: Mapped[str] = mapped_column(String(400), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerProcess(db.Model):
+    """A running `handle-incoming-email` process and its last heartbeat: who is alive.
+
+    The count of live workers sets each one's fair share of the mailboxes; a worker whose
+    heartbeat stopped is dead, and its claims are released for the others.
+    """
+
+    __tablename__ = "workers"
+
+    # host:pid:random, the same id its claims and leases carry.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

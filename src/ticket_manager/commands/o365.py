@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from datetime import timedelta
+from pathlib import Path
+from typing import IO
 from urllib.parse import parse_qsl, urlsplit
 
 import click
@@ -16,13 +20,14 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from ticket_manager.app import get_settings
-from ticket_manager.config import Settings
+from ticket_manager.config import ConfigError, Settings
 from ticket_manager.extensions import db
 from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.logs import configure_logging
+from ticket_manager.metrics import serve_worker_metrics
 from ticket_manager.models import LedgerMessage, MessageState
-from ticket_manager.pipeline import ledger
+from ticket_manager.pipeline.leases import WORKER_ID
 from ticket_manager.pipeline.reconcile import Reconciler
 from ticket_manager.pipeline.worker import Services, Worker, token_provider
 
@@ -124,15 +129,16 @@ def handle_incoming_email(mailboxes: tuple[str, ...], once: bool) -> None:
     """Handle incoming email: keep the mailboxes in sync and turn new mail into tickets."""
     settings = _settings()
     selected = _selected(settings, mailboxes)
+    sqlite_lock = _lock_sqlite_database()  # noqa: F841 - held until the process ends
     app = current_app._get_current_object()
+    metrics_server = None
     try:
         worker = Worker(app, settings, selected)
-    except (SignInError, GraphError, JiraError) as exc:
+        if settings.metrics_port:
+            metrics_server = serve_worker_metrics(app, settings, worker.services.tokens)
+    except (SignInError, GraphError, JiraError, ConfigError) as exc:
         _fail(exc)
-    released = ledger.release_claims_of_dead_local_workers()
-    if released:
-        log.info("released messages left by a stopped worker", extra={"seen": released})
-    log.info("worker started", extra={"mailbox": ",".join(selected)})
+    log.info("worker started", extra={"mailbox": ",".join(selected), "worker": WORKER_ID})
 
     thread = threading.Thread(target=worker.run, kwargs={"once": once}, name="worker")
     stop_requested = threading.Event()
@@ -156,6 +162,9 @@ def handle_incoming_email(mailboxes: tuple[str, ...], once: bool) -> None:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
     if thread.is_alive():
         # A call still hangs: its row keeps its ledger state and is retried at the next start.
         log.warning("exiting with work in flight; it will be retried from the ledger")
@@ -163,6 +172,34 @@ def handle_incoming_email(mailboxes: tuple[str, ...], once: bool) -> None:
         sys.stdout.flush()
         os._exit(0)
     log.info("worker stopped")
+
+
+def _lock_sqlite_database() -> IO[str] | None:
+    """SQLite supports one worker: hold a lock file next to the database while this one runs.
+
+    The lock is the operating system's (flock), so it goes with the process however it ends,
+    kill -9 included. The web app does not take it: it may run alongside the worker.
+    """
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    database = Path(url.database).resolve()
+    lock = database.with_name(database.name + ".worker-lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        pid, _, host = (lock.read().strip() or "? ?").partition(" ")
+        lock.close()
+        raise click.ClickException(
+            f"another worker (pid {pid} on {host}) is running on this SQLite database; "
+            "SQLite supports one worker: use PostgreSQL "
+            "(SQLALCHEMY_DATABASE_URI=postgresql+psycopg://...) to run several"
+        ) from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()} {socket.gethostname()}\n")
+    lock.flush()
+    return lock
 
 
 @o365.command("check-for-missing-tickets")

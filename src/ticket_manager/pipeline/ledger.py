@@ -2,32 +2,27 @@
 
 Recording is an insert that ignores rows already there (mailbox and internetMessageId are
 unique), so a message delivered twice, or seen by the delta loop and by reconciliation at
-once, is one row. A row is processed only by whoever claims it with an atomic UPDATE.
+once, is one row. A row is processed only by whoever claims it (see leases.py): one row by
+id, or a batch of due rows at once.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ticket_manager.extensions import db
 from ticket_manager.graph.messages import MailMessage
 from ticket_manager.models import LedgerMessage, Mailbox, MessageState
+from ticket_manager.pipeline import leases
+from ticket_manager.pipeline.leases import now
 
 CLAIM_DURATION = timedelta(minutes=5)
 FINAL_STATES = (MessageState.REJECTED, MessageState.TICKET_CREATED, MessageState.COMMENTED)
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
@@ -99,81 +94,33 @@ def find(mailbox: str, key: str) -> LedgerMessage | None:
 
 def claim(row_id: int, *, force: bool = False) -> bool:
     """Take a row for processing (counting the attempt); False if final, taken, or not due."""
-    moment = now()
-    conditions = [
-        LedgerMessage.id == row_id,
-        LedgerMessage.state.not_in(FINAL_STATES),
-        or_(LedgerMessage.claimed_until.is_(None), LedgerMessage.claimed_until < moment),
-    ]
+    conditions = [LedgerMessage.id == row_id, LedgerMessage.state.not_in(FINAL_STATES)]
     if not force:
-        conditions.append(
-            or_(LedgerMessage.next_attempt_at.is_(None), LedgerMessage.next_attempt_at <= moment)
-        )
-    result = db.session.execute(
-        update(LedgerMessage)
-        .where(and_(*conditions))
-        .values(
-            claimed_by=WORKER_ID,
-            claimed_until=moment + CLAIM_DURATION,
-            attempts=LedgerMessage.attempts + 1,
-        )
-        .execution_options(synchronize_session=False)
+        conditions.append(_due())
+    return bool(leases.claim_rows(LedgerMessage, and_(*conditions), CLAIM_DURATION))
+
+
+def claim_new(mailbox: str, row_ids: list[int]) -> list[int]:
+    """Claim the rows just recorded from a delta page that are still to be decided."""
+    if not row_ids:
+        return []
+    return leases.claim_rows(
+        LedgerMessage,
+        and_(
+            LedgerMessage.mailbox == mailbox.lower(),
+            LedgerMessage.id.in_(row_ids),
+            LedgerMessage.state.not_in(FINAL_STATES),
+            _due(),
+        ),
+        CLAIM_DURATION,
     )
-    db.session.commit()
-    return result.rowcount == 1
 
 
-def release_claims_of_dead_local_workers() -> int:
-    """Free rows claimed by worker processes of this host that no longer run.
-
-    A worker killed mid-message leaves its claim; on the same host we can tell at once that
-    its process is gone. Claims of other hosts' workers expire after CLAIM_DURATION.
-    """
-    host = socket.gethostname()
-    claimed = db.session.execute(
-        select(LedgerMessage.id, LedgerMessage.claimed_by).where(
-            LedgerMessage.claimed_by.like(f"{host}:%"), LedgerMessage.claimed_until > now()
-        )
-    ).all()
-    dead = [row_id for row_id, owner in claimed if not _process_alive(owner)]
-    if dead:
-        db.session.execute(
-            update(LedgerMessage)
-            .where(LedgerMessage.id.in_(dead))
-            .values(claimed_by=None, claimed_until=None)
-            .execution_options(synchronize_session=False)
-        )
-    db.session.commit()
-    return len(dead)
-
-
-def _process_alive(owner: str) -> bool:
-    try:
-        pid = int(owner.split(":")[1])
-    except (IndexError, ValueError):
-        return True
-    if pid == os.getpid():
-        return owner == WORKER_ID
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def release(row: LedgerMessage) -> None:
-    row.claimed_by = None
-    row.claimed_until = None
-
-
-def due_rows(mailbox: str, max_attempts: int, limit: int = 200) -> list[LedgerMessage]:
-    """Pending rows and failed rows whose retry time has come, oldest first."""
-    moment = now()
-    rows = db.session.scalars(
-        select(LedgerMessage)
-        .where(
+def claim_due(mailbox: str, max_attempts: int, limit: int = 200) -> list[int]:
+    """Claim pending rows and failed rows whose retry time has come, oldest first."""
+    return leases.claim_rows(
+        LedgerMessage,
+        and_(
             LedgerMessage.mailbox == mailbox.lower(),
             or_(
                 LedgerMessage.state == MessageState.PENDING,
@@ -182,14 +129,25 @@ def due_rows(mailbox: str, max_attempts: int, limit: int = 200) -> list[LedgerMe
                     LedgerMessage.attempts < max_attempts,
                 ),
             ),
-            or_(LedgerMessage.next_attempt_at.is_(None), LedgerMessage.next_attempt_at <= moment),
-            or_(LedgerMessage.claimed_until.is_(None), LedgerMessage.claimed_until < moment),
-        )
-        .order_by(LedgerMessage.id)
-        .limit(limit)
-    ).all()
-    db.session.rollback()
-    return list(rows)
+            _due(),
+        ),
+        CLAIM_DURATION,
+        limit=limit,
+    )
+
+
+def unclaim(row_ids: list[int]) -> None:
+    """Give back claimed rows that were never started (the worker is stopping)."""
+    leases.unclaim_rows(LedgerMessage, row_ids)
+
+
+def _due():
+    moment = now()
+    return or_(LedgerMessage.next_attempt_at.is_(None), LedgerMessage.next_attempt_at <= moment)
+
+
+def release(row: LedgerMessage) -> None:
+    leases.release_row(row)
 
 
 def earlier_from_sender(mailbox: str, sender: str, row_id: int) -> int:

@@ -20,9 +20,10 @@ from pathlib import Path
 from flask import Flask
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 from markupsafe import Markup
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from ticket_manager.config import Settings
 from ticket_manager.content.outbound import jira_to_email
@@ -31,7 +32,9 @@ from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError
 from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError
+from ticket_manager.metrics import count_comment_relayed
 from ticket_manager.models import OutboundMessage, OutboundState, Ticket
+from ticket_manager.pipeline import leases
 from ticket_manager.pipeline.ledger import now
 
 log = logging.getLogger("ticket_manager.outbox")
@@ -107,12 +110,15 @@ class Outbox:
         # With the app, emails are sent several at a time (Graph's per-mailbox cap still holds).
         self.app = app
 
-    def send_due(self, batch: int = 100) -> int:
-        """Send every email whose time has come, a batch at a time; returns how many went."""
+    def send_due(self, mailboxes: list[str] | None = None, batch: int = 100) -> int:
+        """Send every email whose time has come, a batch at a time; returns how many went.
+
+        ``mailboxes`` limits it to the mailboxes this worker owns (default: all of them).
+        """
         sent = 0
         after = 0
         while True:
-            ids = self._due_ids(after, batch)
+            ids = self._claim_due(mailboxes, after, batch)
             if not ids:
                 return sent
             sent += sum(1 for ok in self._send_all(ids) if ok)
@@ -120,12 +126,12 @@ class Outbox:
 
     def _send_all(self, ids: list[int]) -> list[bool]:
         if self.app is None or self.settings.processing_concurrency == 1:
-            return [self.send(row_id) for row_id in ids]
+            return [self.send(row_id, claimed=True) for row_id in ids]
 
         def one(row_id: int) -> bool:
             with self.app.app_context():
                 try:
-                    return self.send(row_id)
+                    return self.send(row_id, claimed=True)
                 finally:
                     db.session.remove()
 
@@ -133,70 +139,49 @@ class Outbox:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
             return list(pool.map(one, ids))
 
-    def _due_ids(self, after: int, batch: int) -> list[int]:
-        moment = now()
-        ids = db.session.scalars(
-            select(OutboundMessage.id)
-            .where(
-                OutboundMessage.id > after,
-                OutboundMessage.state.in_(
-                    [OutboundState.PENDING, OutboundState.DRAFTED, OutboundState.FAILED]
-                ),
-                OutboundMessage.attempts < MAX_ATTEMPTS,
-                or_(
-                    OutboundMessage.next_attempt_at.is_(None),
-                    OutboundMessage.next_attempt_at <= moment,
-                ),
-                or_(
-                    OutboundMessage.claimed_until.is_(None),
-                    OutboundMessage.claimed_until < moment,
-                ),
-            )
-            .order_by(OutboundMessage.id)
-            .limit(batch)
-        ).all()
-        db.session.rollback()
-        return list(ids)
+    def _claim_due(self, mailboxes: list[str] | None, after: int, batch: int) -> list[int]:
+        conditions = [
+            OutboundMessage.id > after,
+            OutboundMessage.state.in_(
+                [OutboundState.PENDING, OutboundState.DRAFTED, OutboundState.FAILED]
+            ),
+            OutboundMessage.attempts < MAX_ATTEMPTS,
+            or_(
+                OutboundMessage.next_attempt_at.is_(None),
+                OutboundMessage.next_attempt_at <= now(),
+            ),
+        ]
+        if mailboxes is not None:
+            conditions.append(OutboundMessage.mailbox.in_([m.lower() for m in mailboxes]))
+        return leases.claim_rows(OutboundMessage, and_(*conditions), CLAIM_DURATION, limit=batch)
 
-    def send(self, row_id: int) -> bool:
-        """Claim and send one email; False when another worker has it or it failed."""
-        if not self._claim(row_id):
+    def send(self, row_id: int, *, claimed: bool = False) -> bool:
+        """Claim and send one email; False when another worker has it or it failed.
+
+        ``claimed``: the caller already claimed it (a batch claim of due emails).
+        """
+        if not claimed and not self._claim(row_id):
             return False
         row = db.session.get(OutboundMessage, row_id)
         try:
             self._send_claimed(row)
             return row.state == OutboundState.SENT
-        except (GraphError, JiraError) as exc:
+        except (GraphError, JiraError, SQLAlchemyError) as exc:
             db.session.rollback()
             row = db.session.get(OutboundMessage, row_id)
             row.state = OutboundState.FAILED if row.draft_id is None else OutboundState.DRAFTED
             row.last_error = str(exc)[:2000]
             wait = getattr(exc, "retry_after", None) or 30 * 2 ** max(row.attempts - 1, 0)
             row.next_attempt_at = now() + min(timedelta(seconds=wait), timedelta(hours=1))
-            row.claimed_until = None
+            leases.release_row(row)
             db.session.commit()
             log.warning("email not sent", extra={"ticket": row.ticket_key, "error": row.last_error})
             return False
 
     def _claim(self, row_id: int) -> bool:
-        moment = now()
-        result = db.session.execute(
-            update(OutboundMessage)
-            .where(
-                and_(
-                    OutboundMessage.id == row_id,
-                    OutboundMessage.state.not_in([OutboundState.SENT, OutboundState.SKIPPED]),
-                    or_(
-                        OutboundMessage.claimed_until.is_(None),
-                        OutboundMessage.claimed_until < moment,
-                    ),
-                )
-            )
-            .values(claimed_until=moment + CLAIM_DURATION, attempts=OutboundMessage.attempts + 1)
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-        return result.rowcount == 1
+        unsent = OutboundMessage.state.not_in([OutboundState.SENT, OutboundState.SKIPPED])
+        condition = and_(OutboundMessage.id == row_id, unsent)
+        return bool(leases.claim_rows(OutboundMessage, condition, CLAIM_DURATION))
 
     def _send_claimed(self, row: OutboundMessage) -> None:
         ticket = db.session.scalar(select(Ticket).where(Ticket.key == row.ticket_key))
@@ -230,6 +215,8 @@ class Outbox:
             self._attach_files(row, payload)
         self.graph.send_draft(row.mailbox, row.draft_id)
         self._finish(row, OutboundState.SENT)
+        if row.kind == "comment":
+            count_comment_relayed()
         log.info("email sent", extra={"ticket": row.ticket_key, "state": row.kind})
 
     def _draft_body(self, row: OutboundMessage, ticket: Ticket, payload: dict) -> dict:
@@ -280,7 +267,7 @@ class Outbox:
     def _finish(self, row: OutboundMessage, state: OutboundState, reason: str | None = None):
         row.state = state
         row.last_error = reason
-        row.claimed_until = None
+        leases.release_row(row)
         row.next_attempt_at = None
         if state == OutboundState.SENT:
             row.sent_at = now()

@@ -5,6 +5,10 @@ in the ledger, then processed (several at a time, within Graph's per-mailbox lim
 delta link is stored only after the whole round is recorded, so a crash replays the round
 and the ledger makes the replay harmless. Rows left pending or failed earlier are retried at
 the end of the round.
+
+The rows of a page, and the retries, are claimed in one batch (ledger.claim_new,
+ledger.claim_due) before they go to the pool; a row the worker no longer gets to, because it
+is stopping or lost the mailbox, is given back unstarted.
 """
 
 from __future__ import annotations
@@ -152,30 +156,34 @@ class MailboxSync:
             return []
         ledger.record(messages, folder)
         keys = {ledger.message_key(m): m for m in messages}
-        rows = db.session.execute(
-            select(LedgerMessage.id, LedgerMessage.internet_message_id).where(
-                LedgerMessage.mailbox == address.lower(),
-                LedgerMessage.internet_message_id.in_(list(keys)),
-                LedgerMessage.state.not_in(ledger.FINAL_STATES),
-            )
-        ).all()
+        rows = dict(
+            db.session.execute(
+                select(LedgerMessage.id, LedgerMessage.internet_message_id).where(
+                    LedgerMessage.mailbox == address.lower(),
+                    LedgerMessage.internet_message_id.in_(list(keys)),
+                    LedgerMessage.state.not_in(ledger.FINAL_STATES),
+                )
+            ).all()
+        )
         db.session.rollback()
-        return [self._submit(row_id, keys[key]) for row_id, key in rows]
+        claimed = ledger.claim_new(address, list(rows))
+        return [self._submit(row_id, keys[rows[row_id]]) for row_id in claimed]
 
     def retry_due(self, address: str) -> list[Outcome]:
         """Process pending rows left by an earlier run and failed rows whose time has come."""
-        rows = ledger.due_rows(address, self.settings.max_attempts)
-        return [future.result() for future in [self._submit(row.id, None) for row in rows]]
+        claimed = ledger.claim_due(address, self.settings.max_attempts)
+        return [future.result() for future in [self._submit(row_id, None) for row_id in claimed]]
 
     def _submit(self, row_id: int, message: MailMessage | None) -> Future:
-        """Process one row on the pool, in an app context of its own."""
+        """Process one claimed row on the pool, in an app context of its own."""
 
         def one() -> Outcome:
-            if self.should_stop():
-                return Outcome(state=None)
             with self.app.app_context():
                 try:
-                    return self.processor.process(row_id, message)
+                    if self.should_stop():
+                        ledger.unclaim([row_id])
+                        return Outcome(state=None)
+                    return self.processor.process(row_id, message, claimed=True)
                 finally:
                     db.session.remove()
 

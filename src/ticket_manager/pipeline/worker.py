@@ -1,8 +1,10 @@
 """The long-running worker behind `flask o365 handle-incoming-email`.
 
-It runs a delta round per mailbox, then sleeps for the poll interval, waking early when a
-change notification asked for a sync, and stops cleanly on SIGTERM/SIGINT. A mailbox whose
-sign-in or permission fails is reported and skipped; the others go on.
+It runs a delta round per mailbox it owns, then sleeps for the poll interval, waking early
+when a change notification asked for a sync or a mailbox came free, and stops cleanly on
+SIGTERM/SIGINT. Several workers share the mailboxes through leases (ownership.py): each
+mailbox's rounds, subscription, retries and outgoing email are one worker's at a time. A
+mailbox whose sign-in or permission fails is reported and skipped; the others go on.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import threading
 import time
 
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
@@ -20,11 +22,12 @@ from ticket_manager.graph.auth import TokenProvider
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.graph.token_store import DatabaseTokenStore
-from ticket_manager.http import build_session
+from ticket_manager.http import build_session, request_timeout
 from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.models import Mailbox, MessageState
 from ticket_manager.pipeline.outbox import Outbox
+from ticket_manager.pipeline.ownership import HEARTBEAT_INTERVAL, JIRA_POLLER, Ownership
 from ticket_manager.pipeline.processor import MessageProcessor
 from ticket_manager.pipeline.relay import CommentPoller, remember_service_account
 from ticket_manager.pipeline.subscriptions import ensure_subscription
@@ -53,7 +56,10 @@ class Services:
         self.settings = settings
         self.tokens = token_provider(settings)
         self.graph = GraphClient(
-            settings.graph_url, self.tokens.access_token, build_session(settings.ca_bundle)
+            settings.graph_url,
+            self.tokens.access_token,
+            build_session(settings.ca_bundle),
+            timeout=request_timeout(settings.http_read_timeout),
         )
         self._jira: JiraClient | None = None
 
@@ -71,15 +77,17 @@ class Services:
 
 
 class Worker:
-    """Polls every mailbox until told to stop."""
+    """Syncs the mailboxes it owns until told to stop."""
 
     def __init__(self, app: Flask, settings: Settings, mailboxes: list[str]) -> None:
         self.app = app
         self.settings = settings
         self.mailboxes = mailboxes
         self.services = Services(settings)
+        self.ownership = Ownership(app, mailboxes)
         self._stop = threading.Event()
         self._sync: MailboxSync | None = None
+        self._syncing: str | None = None
         self._next_jira_poll = 0.0
 
     def stop(self) -> None:
@@ -91,13 +99,20 @@ class Worker:
         return self._stop.is_set()
 
     def run(self, *, once: bool = False) -> None:
-        """Sync every mailbox, wait, repeat; with ``once``, a single pass."""
+        """Sync the mailboxes this worker owns, wait, repeat; with ``once``, a single pass."""
+        self.ownership.start()
         try:
             while not self.stopping:
-                for address in self.mailboxes:
+                self.ownership.rebalance()
+                owned = self.ownership.held_mailboxes()
+                if once and len(owned) < len(self.mailboxes):
+                    others = [m for m in self.mailboxes if m not in owned]
+                    log.info("mailboxes left to other workers", extra={"mailbox": ",".join(others)})
+                for address in owned:
                     if self.stopping:
                         break
-                    self.sync_one(address)
+                    if self.ownership.holds_mailbox(address):
+                        self.sync_one(address)
                 if not self.stopping:
                     self.relay_to_customers()
                 if once:
@@ -106,9 +121,15 @@ class Worker:
         finally:
             if self._sync is not None:
                 self._sync.close()
+            self.ownership.stop()
+
+    def _should_stop_round(self) -> bool:
+        """Stop when asked to, or when the mailbox of the round is no longer ours."""
+        return self.stopping or not self.ownership.holds_mailbox(self._syncing or "")
 
     def sync_one(self, address: str) -> RoundResult | None:
         """One round for one mailbox; every failure is logged and recorded, never raised."""
+        self._syncing = address
         with self.app.app_context():
             try:
                 if self._sync is None:
@@ -117,7 +138,7 @@ class Worker:
                         self.settings,
                         self.services.graph,
                         self.services.processor(),
-                        should_stop=lambda: self.stopping,
+                        should_stop=self._should_stop_round,
                     )
                 ensure_subscription(self.services.graph, self.settings, address)
                 result = self._sync.run_round(address)
@@ -142,18 +163,25 @@ class Worker:
         return None
 
     def relay_to_customers(self) -> None:
-        """Poll Jira for new comments when due, then send every email that is waiting."""
+        """Poll Jira for new comments when due, then send the email that is waiting.
+
+        One worker at a time polls Jira (it holds the poller's lease); each sends the email of
+        the mailboxes it owns.
+        """
         with self.app.app_context():
             try:
                 jira = self.services.jira
-                remember_service_account(jira.service_account_id())
                 interval = self.settings.jira_poll_interval
-                if interval and time.monotonic() >= self._next_jira_poll:
-                    self._next_jira_poll = time.monotonic() + interval
-                    queued = CommentPoller(self.settings, jira).poll()
-                    if queued:
-                        log.info("jira comments to relay", extra={"seen": queued})
-                self.services.outbox(self.app).send_due()
+                if self.ownership.holds(JIRA_POLLER):
+                    remember_service_account(jira.service_account_id())
+                    if interval and time.monotonic() >= self._next_jira_poll:
+                        self._next_jira_poll = time.monotonic() + interval
+                        queued = CommentPoller(self.settings, jira).poll()
+                        if queued:
+                            log.info("jira comments to relay", extra={"seen": queued})
+                owned = self.ownership.held_mailboxes()
+                if owned:
+                    self.services.outbox(self.app).send_due(owned)
             except (SignInError, GraphError, JiraError) as exc:
                 log.error("relay to customers failed", extra={"error": str(exc)})
             except Exception:  # the loop must survive anything the relay does
@@ -173,22 +201,35 @@ class Worker:
             db.session.rollback()
 
     def _wait_for_next_round(self) -> None:
-        """Sleep for the poll interval, waking when a notification asks for a sync."""
+        """Sleep for the poll interval, waking early for a sync request or a mailbox taken.
+
+        A change notification asks for a sync of one of our mailboxes; a mailbox is taken when
+        another worker stopped or gave it back.
+        """
         deadline = time.monotonic() + self.settings.poll_interval
+        next_rebalance = time.monotonic() + HEARTBEAT_INTERVAL
         while not self.stopping and time.monotonic() < deadline:
             if self._sync_requested():
                 return
+            if time.monotonic() >= next_rebalance:
+                next_rebalance = time.monotonic() + HEARTBEAT_INTERVAL
+                if self.ownership.rebalance():
+                    return
             self._stop.wait(1.0)
 
     def _sync_requested(self) -> bool:
+        addresses = [m.lower() for m in self.ownership.held_mailboxes()]
+        if not addresses:
+            return False
         with self.app.app_context():
             try:
+                ours = Mailbox.address.in_(addresses)
                 requested = db.session.scalar(
-                    select(Mailbox.id).where(Mailbox.sync_requested_at.is_not(None)).limit(1)
+                    select(Mailbox.id).where(ours, Mailbox.sync_requested_at.is_not(None)).limit(1)
                 )
                 if requested is None:
                     return False
-                db.session.query(Mailbox).update({Mailbox.sync_requested_at: None})
+                db.session.execute(update(Mailbox).where(ours).values(sync_requested_at=None))
                 db.session.commit()
                 return True
             except Exception:
