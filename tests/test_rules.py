@@ -91,6 +91,16 @@ def test_our_own_mail_is_recognised(headers):
         "From: postmaster@example.com",
         "From: a@example.com\r\nContent-Type: multipart/report; report-type=delivery-status; "
         'boundary="b"',
+        "From: a@example.com\r\nX-Auto-Response-Suppress: All",
+        "From: a@example.com\r\nX-Auto-Response-Suppress: DR, OOF, All",
+        "From: a@example.com\r\nList-Id: Printer users <printers.lists.example.com>",
+        "From: a@example.com\r\nSubject: Automatic reply: Printer jammed",
+        "From: a@example.com\r\nSubject: AUTOMATIC REPLY:Printer jammed",
+        "From: a@example.com\r\nSubject: Automatische Antwort: Drucker",
+        "From: a@example.com\r\nSubject: =?utf-8?Q?R=C3=A9ponse_automatique_:_Imprimante?=",
+        "From: a@example.com\r\nSubject: Auto-Reply: Printer",
+        "From: Mail Delivery Subsystem <bounces@example.com>\r\nReturn-Path: <>",
+        "From: mailer@example.com\r\nX-Failed-Recipients: gone@example.org",
     ],
 )
 def test_auto_replies_bulk_and_bounces_are_refused(headers):
@@ -99,6 +109,29 @@ def test_auto_replies_bulk_and_bounces_are_refused(headers):
         "--b\r\nContent-Type: text/plain\r\n\r\nbounce\r\n--b--\r\n" if "report" in headers else "x"
     )
     assert AutoReplyRule().check(email(headers, body), context()) is not None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        "From: a@example.com\r\nX-Auto-Response-Suppress: OOF, AutoReply",
+        "From: a@example.com\r\nSubject: Automatic replies are not working",
+        "From: a@example.com\r\nSubject: Re: Automatic reply: help",
+        "From: a@example.com\r\nReturn-Path: <a@example.com>",
+        "From: a@example.com\r\nX-MS-Exchange-Inbox-Rules-Loop: a@example.com",
+    ],
+)
+def test_people_are_not_mistaken_for_machines(headers):
+    # A person asking about auto-replies, a rule-forward by the customer, a real Return-Path.
+    assert AutoReplyRule().check(email(headers), context()) is None
+    assert OwnMailboxRule().check(email(headers), context()) is None
+
+
+def test_a_message_that_passed_our_own_inbox_rules_is_a_loop():
+    # Exchange names the mailboxes whose rules relayed a message; ours means a loop.
+    headers = "From: a@example.com\r\nX-MS-Exchange-Inbox-Rules-Loop: Support@Example.com"
+    rejection = OwnMailboxRule().check(email(headers), context())
+    assert rejection is not None and "support@example.com" in rejection.reason.lower()
 
 
 def test_auto_submitted_no_passes():

@@ -29,6 +29,13 @@ MESSAGE_FIELDS = (
 )
 
 
+# RFC 5321: a mailbox address has at most 64 + 1 + 255 characters. Graph passes on whatever a
+# header held; a longer one is no address anyone can answer (nor fit the ledger's columns).
+MAX_ADDRESS_LENGTH = 320
+# RFC 5322: no header line is longer than 998 characters, so no real Message-ID is either.
+MAX_MESSAGE_ID_LENGTH = 998
+
+
 @dataclass(frozen=True)
 class Address:
     """An email address with its display name."""
@@ -39,9 +46,10 @@ class Address:
     @classmethod
     def from_graph(cls, recipient: dict | None) -> Address | None:
         email = (recipient or {}).get("emailAddress") or {}
-        if not email.get("address"):
+        address = email.get("address") or ""
+        if not address or len(address) > MAX_ADDRESS_LENGTH:
             return None
-        return cls(address=email["address"], name=email.get("name") or "")
+        return cls(address=address, name=email.get("name") or "")
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,10 @@ class MailMessage:
         values = self.headers.get(name.lower())
         return values[0] if values else None
 
+    def header_values(self, name: str) -> list[str]:
+        """Every value of header ``name`` (case-insensitive), in order."""
+        return list(self.headers.get(name.lower(), ()))
+
     @classmethod
     def from_graph(cls, item: dict, *, mailbox: str) -> MailMessage:
         """Translate one Graph ``message`` resource."""
@@ -85,7 +97,7 @@ class MailMessage:
         return cls(
             mailbox=mailbox,
             id=item["id"],
-            internet_message_id=item.get("internetMessageId") or "",
+            internet_message_id=(item.get("internetMessageId") or "")[:MAX_MESSAGE_ID_LENGTH],
             conversation_id=item.get("conversationId"),
             subject=item.get("subject") or "",
             sender=Address.from_graph(item.get("sender")),
@@ -140,5 +152,6 @@ class FileAttachment:
     @classmethod
     def from_item(cls, item: dict, raw_mime: bytes) -> FileAttachment:
         """An attached email (``itemAttachment``), kept as an .eml file."""
-        name = (item.get("name") or "message").rstrip(".")
+        # Exchange names an attached email after its subject, which is no path: "3/2024" stays.
+        name = (item.get("name") or "message").replace("/", "_").replace("\\", "_").rstrip(".")
         return cls(name=f"{name}.eml", content_type="message/rfc822", content=raw_mime)

@@ -8,6 +8,7 @@ top to bottom and a test can assert on it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,14 @@ from ticket_manager.config import Settings
 from ticket_manager.graph.messages import MailMessage
 
 LOOP_HEADER = "x-ticket-manager"
+# Exchange stamps the mailboxes whose inbox rules forwarded, redirected or answered a message.
+EXCHANGE_RULES_LOOP = "x-ms-exchange-inbox-rules-loop"
+# The subject Outlook and Exchange give an out-of-office reply, in the languages we serve.
+AUTO_REPLY_SUBJECT = re.compile(
+    r"\s*(automatic reply|auto-?reply|automatische antwort|réponse automatique"
+    r"|respuesta automática|risposta automatica|automatisch antwoord|resposta automática)\s*:",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -47,15 +56,21 @@ class OwnMailboxRule:
     def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
         if message.header(LOOP_HEADER) is not None:
             return Rejection(self.name, "carries the X-Ticket-Manager loop marker: sent by us")
+        ours = {m.lower() for m in context.settings.mailboxes}
         address = sender_address(message)
-        if address and address in {m.lower() for m in context.settings.mailboxes}:
+        if address and address in ours:
             return Rejection(self.name, f"sent by the monitored mailbox {address}")
+        for value in message.header_values(EXCHANGE_RULES_LOOP):
+            if value.strip().lower() in ours:
+                return Rejection(
+                    self.name, f"already passed through the inbox rules of {value.strip()}"
+                )
         return None
 
 
 class AutoReplyRule:
     name = "auto-reply"
-    description = "Auto-replies, bulk mail and delivery reports are not requests."
+    description = "Auto-replies, bulk and list mail and delivery reports are not requests."
 
     def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
         auto_submitted = (message.header("auto-submitted") or "").strip().lower()
@@ -67,13 +82,31 @@ class AutoReplyRule:
         for header in ("x-autoreply", "x-autorespond", "x-autorespond-id"):
             if message.header(header) is not None:
                 return Rejection(self.name, f"{header} header present")
-        content_type = (message.header("content-type") or "").lower()
-        if content_type.startswith("multipart/report"):
-            return Rejection(self.name, "a delivery or read report (multipart/report)")
-        address = sender_address(message) or ""
-        if address.split("@")[0] in ("mailer-daemon", "postmaster"):
-            return Rejection(self.name, f"a delivery report from {address}")
-        return None
+        # Exchange's own out-of-office replies and automated notices ask for no answer at all.
+        suppress = (message.header("x-auto-response-suppress") or "").lower()
+        if "all" in re.split(r"[\s,]+", suppress):
+            return Rejection(self.name, "X-Auto-Response-Suppress: All")
+        if message.header("list-id") is not None:
+            return Rejection(self.name, "mailing-list mail (List-Id)")
+        if AUTO_REPLY_SUBJECT.match(message.subject or ""):
+            return Rejection(self.name, "an out-of-office reply (subject)")
+        return _delivery_report(message, self.name)
+
+
+def _delivery_report(message: MailMessage, rule: str) -> Rejection | None:
+    """Bounces and read receipts: a report type, a mailer address or the null sender ``<>``."""
+    content_type = (message.header("content-type") or "").lower()
+    if content_type.startswith("multipart/report"):
+        return Rejection(rule, "a delivery or read report (multipart/report)")
+    address = sender_address(message) or ""
+    if address.split("@")[0] in ("mailer-daemon", "postmaster"):
+        return Rejection(rule, f"a delivery report from {address}")
+    # RFC 5321: only delivery reports and auto-replies are sent from the null reverse-path.
+    if (message.header("return-path") or "").strip() == "<>":
+        return Rejection(rule, "sent from the null sender (Return-Path: <>)")
+    if message.header("x-failed-recipients") is not None:
+        return Rejection(rule, "a delivery report (X-Failed-Recipients)")
+    return None
 
 
 class BlockedSenderRule:

@@ -15,6 +15,7 @@ from ticket_manager.jira.client import JiraClient, JiraUser
 
 SOURCE_PROPERTY = "ticket-manager.source"
 IMPORTANCE_PRIORITY = {"high": "High", "low": "Low"}
+MAX_FILENAME = 200
 _CATEGORY_TAG = re.compile(r"\[\s*([^\[\]\s]+)\s*\]")
 
 
@@ -45,9 +46,14 @@ def safe_filename(name: str, taken: set[str]) -> str:
     """A file name without directories or control characters, unique among ``taken``."""
     base = PureWindowsPath(PurePosixPath(name or "").name).name
     base = "".join(c for c in base if unicodedata.category(c)[0] != "C").strip(" .")
-    base = base[:200] or "attachment"
-    candidate, counter = base, 2
+    base = base or "attachment"
     stem, dot, suffix = base.rpartition(".")
+    if len(base) > MAX_FILENAME:
+        # Keep a short extension: it is what tells Jira and the agent what the file is.
+        keep = len(suffix) + 1 if dot and stem and len(suffix) <= 16 else 0
+        base = base[: MAX_FILENAME - keep].rstrip(" .") + base[len(base) - keep :]
+        stem, dot, suffix = base.rpartition(".")
+    candidate, counter = base, 2
     while candidate.lower() in taken:
         candidate = f"{stem} ({counter}).{suffix}" if dot and stem else f"{base} ({counter})"
         counter += 1
