@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote, urlsplit
 
 import requests
@@ -32,7 +31,8 @@ from ticket_manager.graph.errors import (
     GraphUnavailableError,
 )
 from ticket_manager.graph.messages import MESSAGE_FIELDS, FileAttachment, MailMessage
-from ticket_manager.http import DEFAULT_TIMEOUT
+from ticket_manager.http import DEFAULT_TIMEOUT, retry_after_seconds
+from ticket_manager.metrics import count_graph_requests, count_graph_retry
 
 log = logging.getLogger("ticket_manager.graph")
 
@@ -70,6 +70,7 @@ class GraphClient:
         self.base_url = base_url.rstrip("/")
         self._access_token = access_token
         self._session = session
+        count_graph_requests(session)
         self._max_attempts = max_attempts
         self._timeout = timeout
         self._mailbox_slots: dict[str, threading.BoundedSemaphore] = {}
@@ -358,7 +359,10 @@ def _error_for(response: requests.Response) -> GraphError:
         return DeltaTokenExpiredError(message, status=status, code=code)
     if status in RETRYABLE_STATUSES:
         return GraphUnavailableError(
-            message, status=status, code=code, retry_after=_retry_after(response)
+            message,
+            status=status,
+            code=code,
+            retry_after=retry_after_seconds(response, MAX_RETRY_AFTER),
         )
     if status == 401:
         return GraphAuthError(message, status=status, code=code)
@@ -367,22 +371,6 @@ def _error_for(response: requests.Response) -> GraphError:
     if status == 404:
         return GraphNotFoundError(message, status=status, code=code)
     return GraphRequestError(message, status=status, code=code)
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    """Retry-After in seconds, given as a number or as an HTTP date."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
-    except ValueError:
-        pass
-    try:
-        delay = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
-    except (TypeError, ValueError):
-        return None
-    return min(max(delay, 0.0), MAX_RETRY_AFTER)
 
 
 def _wait_as_told(state: RetryCallState) -> float:
@@ -394,6 +382,7 @@ def _wait_as_told(state: RetryCallState) -> float:
 
 
 def _log_retry(state: RetryCallState) -> None:
+    count_graph_retry()
     exc = state.outcome.exception() if state.outcome else None
     log.warning(
         "graph call will be retried",

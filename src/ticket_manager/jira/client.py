@@ -3,7 +3,12 @@
 Jira Cloud and Jira Server/Data Center differ in API version (3 with Atlassian Document Format
 against 2 with wiki markup) and in how users are named (accountId against name). The client
 asks ``serverInfo`` once and exposes ``is_cloud`` so that callers pick the right content format.
-The ``jira`` package already retries 429 and 503 with the server's Retry-After.
+
+Retries are decided here, not by the ``jira`` package (whose session would repeat a create
+after a dropped connection): 429 and 503 were refused, so any call is repeated after
+Retry-After; a timeout or a dropped connection leaves unknown whether Jira acted, so only
+calls that are harmless twice are repeated. A create or a comment is not: its caller looks
+for what the lost attempt may have made (issue and comment properties) before trying again.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,9 +26,16 @@ from typing import TypeVar
 
 import requests
 from jira import JIRA, JIRAError
+from urllib3.exceptions import NewConnectionError
 
 from ticket_manager.config import Settings
-from ticket_manager.http import DEFAULT_TIMEOUT, USER_AGENT, pin_ca_bundle, size_pool
+from ticket_manager.http import (
+    USER_AGENT,
+    pin_ca_bundle,
+    request_timeout,
+    retry_after_seconds,
+    size_pool,
+)
 from ticket_manager.jira.errors import (
     JiraAuthError,
     JiraError,
@@ -29,10 +43,19 @@ from ticket_manager.jira.errors import (
     JiraRejectedError,
     JiraUnavailableError,
 )
+from ticket_manager.metrics import count_jira_requests
 
 log = logging.getLogger("ticket_manager.jira")
 
 T = TypeVar("T")
+
+# Jira's answers that mean "not done, try again" (Atlassian: 429 with Retry-After, and 503
+# "when a resource limit has been reached", which may also carry Retry-After).
+REFUSED_STATUSES = frozenset({429, 503})
+# A gateway's 502/504 or a 500 may come after the work was done: repeated only when harmless.
+UNSURE_STATUSES = frozenset({500, 502, 504})
+# A longer Retry-After is not waited out in the call: the caller schedules the retry.
+MAX_RETRY_WAIT = 60.0
 
 # What the poller reads of an updated issue: relay needs status, files and comments; the
 # service's copy of the ticket (what the API serves) needs the rest.
@@ -103,6 +126,7 @@ class JiraClient:
     def __init__(self, settings: Settings, *, max_retries: int = 3) -> None:
         settings.require_jira()
         self.settings = settings
+        self._max_retries = max_retries
         self._board_projects: dict[str, str] = {}
         self._priorities: list[str] | None = None
         self._users: dict[str, JiraUser | None] = {}
@@ -120,14 +144,15 @@ class JiraClient:
                 server=settings.atlassian_url,
                 basic_auth=(settings.atlassian_user, settings.atlassian_api_token.reveal()),
                 options=options,
-                max_retries=max_retries,
-                timeout=DEFAULT_TIMEOUT[1],
+                max_retries=0,  # retries are decided by _call
+                timeout=request_timeout(settings.http_read_timeout),
                 get_server_info=False,
             ),
             "connect",
         )
         size_pool(self.jira._session)
         pin_ca_bundle(self.jira._session, settings.ca_bundle)
+        count_jira_requests(self.jira._session)
         info = self._call(self.jira.server_info, "serverInfo")
         self.jira.deploymentType = info.get("deploymentType")
         self.jira._version = tuple(info.get("versionNumbers") or (0, 0, 0))
@@ -220,7 +245,7 @@ class JiraClient:
             )
             return response.json()
 
-        return self._call(post, "create issue")["key"]
+        return self._call(post, "create issue", repeatable=False)["key"]
 
     def get_issue(self, key: str, fields: list[str], expand: list[str] | None = None) -> dict:
         """The issue's JSON with only ``fields`` (Jira's ``*all``, ``-name`` forms work too)."""
@@ -288,7 +313,11 @@ class JiraClient:
         if comment_body is not None:
             payload["update"] = {"comment": [{"add": {"body": comment_body}}]}
         url = self.jira._get_url(f"issue/{key}/transitions")
-        self._call(lambda: self.jira._session.post(url, data=json.dumps(payload)), "transition")
+        self._call(
+            lambda: self.jira._session.post(url, data=json.dumps(payload)),
+            "transition",
+            repeatable=False,
+        )
 
     def search(
         self, jql: str, fields: list[str], *, token: str | None, max_results: int
@@ -374,7 +403,7 @@ class JiraClient:
         def post() -> dict:
             return self.jira._session.post(url, data=json.dumps(payload)).json()
 
-        return str(self._call(post, "add comment")["id"])
+        return str(self._call(post, "add comment", repeatable=False)["id"])
 
     def comments(self, key: str) -> list[JiraComment]:
         """Every comment of an issue, oldest first, with what decides whether to relay it."""
@@ -479,6 +508,7 @@ class JiraClient:
                 key, attachment=io.BytesIO(content), filename=filename
             ),
             "add attachment",
+            repeatable=False,
         )
 
     def watchers(self, key: str) -> list[JiraUser]:
@@ -493,16 +523,52 @@ class JiraClient:
         url = self.jira._get_url(f"issue/{key}/watchers")
         self._call(lambda: self.jira._session.post(url, data=json.dumps(who)), "add watcher")
 
-    def _call(self, function: Callable[[], T], operation: str) -> T:
-        """Run one ``jira`` package call and translate its failures."""
-        try:
-            return function()
-        except JIRAError as exc:
-            raise _translate(exc, operation) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise JiraUnavailableError(
-                f"Jira did not answer ({operation}): {exc.__class__.__name__}"
-            ) from None
+    def _call(self, function: Callable[[], T], operation: str, *, repeatable: bool = True) -> T:
+        """Run one ``jira`` package call, retrying what may be retried, and translate failures.
+
+        ``repeatable`` is False for calls that would make something twice if repeated after
+        Jira acted but its answer was lost (a create, a comment, an upload, a transition).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return function()
+            except JIRAError as exc:
+                error = _translate(exc, operation)
+                retry = error.status in REFUSED_STATUSES or (
+                    repeatable and error.status in UNSURE_STATUSES
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                error = JiraUnavailableError(
+                    f"Jira did not answer ({operation}): {exc.__class__.__name__}"
+                )
+                retry = repeatable or not _may_have_arrived(exc)
+            wait = _wait(error, attempt)
+            if not retry or attempt > self._max_retries or wait > MAX_RETRY_WAIT:
+                raise error from None
+            log.warning(
+                "jira call will be retried",
+                extra={"attempt": attempt, "status": error.status, "wait_s": round(wait, 2)},
+            )
+            time.sleep(wait)
+
+
+def _wait(error: JiraError, attempt: int) -> float:
+    """Retry-After as Jira gave it; otherwise an exponential back-off with jitter."""
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        return retry_after
+    return min(2 ** (attempt - 1), 30) * random.uniform(0.5, 1.0)
+
+
+def _may_have_arrived(exc: requests.RequestException) -> bool:
+    """False only when the request surely never reached Jira (no connection was made)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return not isinstance(reason, NewConnectionError)
 
 
 def _user(raw: dict) -> JiraUser:
@@ -560,6 +626,9 @@ def _translate(exc: JIRAError, operation: str) -> JiraError:
     if status == 401:
         message += " (check ATLASSIAN_USER and ATLASSIAN_API_TOKEN)"
     kwargs = {"status": status, "errors": errors, "error_messages": messages}
+    if status in REFUSED_STATUSES or (status is not None and status >= 500):
+        retry_after = retry_after_seconds(response, 3600) if response is not None else None
+        return JiraUnavailableError(message, retry_after=retry_after, **kwargs)
     if status in (401, 403):
         return JiraAuthError(message, **kwargs)
     if status == 404:

@@ -5,6 +5,7 @@ JiraError
 ├── JiraNotFoundError     404: the issue, project or board does not exist (any more)
 ├── JiraRejectedError     400: Jira refused what we sent; ``errors`` names the fields
 └── JiraUnavailableError  429/5xx/timeouts after the client's retries; try later
+                          (``retry_after``: Jira's advice in seconds, when it gave one)
 """
 
 from __future__ import annotations
@@ -40,4 +41,8 @@ class JiraRejectedError(JiraError):
 
 
 class JiraUnavailableError(JiraError):
-    """Jira is throttling or down."""
+    """Jira is throttling or down; ``retry_after`` seconds is its advice, if it gave one."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after

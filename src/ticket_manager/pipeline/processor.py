@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
@@ -25,6 +26,7 @@ from ticket_manager.jira.errors import (
     JiraNotFoundError,
     JiraUnavailableError,
 )
+from ticket_manager.metrics import count_processed, count_ticket_created
 from ticket_manager.models import LedgerMessage, MessageState, Ticket
 from ticket_manager.pipeline import ledger
 from ticket_manager.pipeline.conversations import find_thread, participants_of
@@ -77,19 +79,28 @@ class MessageProcessor:
         self._folder_ids: dict[str, str | None] = {}
 
     def process(
-        self, row_id: int, message: MailMessage | None = None, *, force: bool = False
+        self,
+        row_id: int,
+        message: MailMessage | None = None,
+        *,
+        force: bool = False,
+        claimed: bool = False,
     ) -> Outcome:
-        """Claim the row and take it as far as it goes; returns where it ended."""
-        if not ledger.claim(row_id, force=force):
+        """Claim the row and take it as far as it goes; returns where it ended.
+
+        ``claimed``: the caller already holds the row's claim (a batch claim of due rows).
+        """
+        if not claimed and not ledger.claim(row_id, force=force):
             return Outcome(state=None)
         row = db.session.get(LedgerMessage, row_id)
         fields = {"mailbox": row.mailbox, "message_id": row.internet_message_id}
         try:
-            return self._process_claimed(row, message)
+            outcome = self._process_claimed(row, message)
         except RetryLater as later:
             row.next_attempt_at = ledger.now() + later.delay
             ledger.release(row)
             db.session.commit()
+            count_processed("deferred")
             return Outcome(state=row.state)
         except Exception as exc:  # one bad message must never stop the loop
             db.session.rollback()
@@ -97,7 +108,10 @@ class MessageProcessor:
             self._fail(row, exc)
             level = logging.WARNING if _is_transient(exc) else logging.ERROR
             log.log(level, "message failed", extra={**fields, "error": row.last_error})
+            count_processed(MessageState.FAILED.value)
             return Outcome(state=row.state, ticket_key=row.ticket_key, reason=row.last_error)
+        count_processed(outcome.state.value, outcome.rule)
+        return outcome
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -146,6 +160,7 @@ class MessageProcessor:
             row.ticket_key = self._create_once(row, draft)
             self._register_ticket(row, message, draft)
             db.session.commit()
+            count_ticket_created("email", message.received_at)
             log.info(
                 "ticket created",
                 extra={
@@ -358,7 +373,8 @@ def _ticket(key: str | None) -> Ticket | None:
 
 
 def _is_transient(exc: Exception) -> bool:
-    return isinstance(exc, GraphUnavailableError | JiraUnavailableError)
+    # OperationalError: the database dropped the connection (a restart) or was busy.
+    return isinstance(exc, GraphUnavailableError | JiraUnavailableError | OperationalError)
 
 
 def _describe(exc: Exception) -> str:
@@ -366,4 +382,8 @@ def _describe(exc: Exception) -> str:
         return f"the email is no longer in the mailbox: {exc}"
     if isinstance(exc, GraphError | JiraError):
         return str(exc)
+    if isinstance(exc, SQLAlchemyError):
+        # The driver's message only: the statement and its parameters may quote the email.
+        cause = getattr(exc, "orig", None) or exc
+        return f"database error ({cause.__class__.__name__}): {str(cause).strip()}"
     return f"{exc.__class__.__name__}: {exc}"
