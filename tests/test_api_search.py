@@ -149,3 +149,31 @@ def test_text_search_runs_in_jira_and_keeps_only_managed_tickets(api):
     assert walk(client, q='"toner cartridge"')[0] == [made[0]]
     injected = client.get("/tickets", params={"q": 'x" OR project is not EMPTY OR text ~ "y'})
     assert injected.status_code == 200 and injected.json()["items"] == []
+
+
+def test_placeholders_of_pending_creates_are_neither_listed_nor_counted(api):
+    # A create waiting for Jira leaves a "pending:..." row: searches skip it, and total too.
+    from ticket_manager.extensions import db
+
+    keys = seed(api, 6)
+    with api.app.app_context():
+        for key in ("pending:new:0f3a", "pending:attempt:7", "PENDINGX-1"):
+            moment = datetime(2026, 3, 2, tzinfo=UTC)
+            db.session.add(
+                Ticket(
+                    key=key,
+                    participants="",
+                    status="Done",
+                    category="bug",
+                    board="support",
+                    created_at=moment,
+                    jira_updated_at=moment,
+                )
+            )
+        db.session.commit()
+    client = api.client("tickets:read")
+    found, totals = walk(client, limit=4)
+    assert sorted(found) == sorted([*keys, "PENDINGX-1"]) and set(totals) == {7}
+    found, totals = walk(client, limit=4, status="Done", category="bug")
+    assert "PENDINGX-1" in found and not any(k.startswith("pending:") for k in found)
+    assert set(totals) == {len(found)}
