@@ -38,12 +38,34 @@ CREATE_ISSUE = r"/rest/api/3/issue$"
 ADD_COMMENT = r"/rest/api/3/issue/[^/]+/comment$"
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 60, what: str = "") -> None:
+def wait_until(
+    condition: Callable[[], bool],
+    timeout: float = 60,
+    what: str = "",
+    state: Callable[[], object] | None = None,
+) -> None:
+    """Poll ``condition``; on timeout, fail saying what was awaited and, if given, the state."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
+            seen = f"; state: {state()}" if state else ""
+            raise AssertionError(f"timed out waiting for {what or condition}{seen}")
         time.sleep(0.1)
+
+
+def queue_state(harness) -> list[tuple]:
+    """Every ledger and outbox row not done yet, with its claim and retry time."""
+    unfinished = [
+        ("message", r.state, r.claimed_by, r.claimed_until, r.next_attempt_at, r.last_error)
+        for r in harness.rows()
+        if r.state not in (MessageState.TICKET_CREATED, MessageState.REJECTED)
+    ]
+    unsent = [
+        ("email", r.state, r.claimed_by, r.claimed_until, r.next_attempt_at, r.last_error)
+        for r in outbox_rows(harness)
+        if r.state != OutboundState.SENT
+    ]
+    return unfinished + unsent
 
 
 def issues_by_source(harness) -> Counter[str]:
@@ -513,7 +535,12 @@ def test_postgresql_dropping_every_connection_mid_round_loses_nothing(
                 and all(r.state == OutboundState.SENT for r in outbox)
             )
 
-        wait_until(finished, timeout=60, what="20 tickets and their acknowledgements")
+        wait_until(
+            finished,
+            timeout=60,
+            what="20 tickets and their acknowledgements",
+            state=lambda: queue_state(harness),
+        )
         assert running.thread.is_alive()
     failures = [r for r in caplog.records if r.getMessage() == "message failed"]
     assert all(r.levelname == "WARNING" for r in failures)  # transient, retried
