@@ -1,10 +1,11 @@
 """Benchmark: requests per email and throughput of the email-to-ticket pipeline.
 
-Delivers plain emails (no attachments) from 50 senders into the emulated mailbox, runs one
-worker pass (including the Jira comment poller's first pass), and counts what the emulated
-Graph and Jira were asked. In the same process: acknowledgements off at 0 ms, then with 50 ms
-added to every emulated call at concurrency 1 and at the default concurrency (what
-overlapping the work buys), then acknowledgements on.
+Delivers emails from 50 senders into the emulated mailbox, runs one worker pass (including
+the Jira comment poller's first pass), and counts what the emulated Graph and Jira were
+asked. In the same run: plain emails at 0 ms and with 50 ms added to every emulated call, each
+at concurrency 1 and at the default concurrency (what overlapping the work buys); then
+acknowledgements on; then every email with two attachments (a 20 KB PDF and a 2 KB text
+file), with acknowledgements off and on.
 
     .venv/bin/python bench/pipeline_throughput.py [--emails 1000] [--latency 0.05]
 
@@ -35,7 +36,14 @@ from ticket_manager.sandbox.sandbox import Sandbox
 RESULTS = Path(__file__).parent / "results" / "pipeline_throughput.json"
 
 
-def serve_sandbox(connection, emails: int, state_dir: str) -> None:
+def sample_attachments(n: int) -> list[tuple[str, bytes, str]]:
+    """Two files of a typical support email: a small PDF and a log excerpt."""
+    pdf = b"%PDF-1.4\n" + bytes((n + i) % 256 for i in range(20_000)) + b"\n%%EOF\n"
+    log = (f"request {n}: error at step 3\n" * 80).encode()
+    return [(f"invoice-{n}.pdf", pdf, "application/pdf"), (f"log-{n}.txt", log, "text/plain")]
+
+
+def serve_sandbox(connection, emails: int, state_dir: str, attachments: bool) -> None:
     """In a child process: the emulators with ``emails`` waiting, until told to stop."""
     with Sandbox(state_dir=Path(state_dir)) as sandbox:
         mailbox = sandbox.accounts.mailboxes[0]
@@ -45,6 +53,7 @@ def serve_sandbox(connection, emails: int, state_dir: str) -> None:
                 subject=f"Request {n}",
                 body=f"Hello, request number {n}.",
                 sender=f"Person {n % 50} <person{n % 50}@example.com>",
+                attachments=sample_attachments(n) if attachments else None,
             )
         connection.send(sandbox.environment())
         connection.recv()
@@ -67,12 +76,20 @@ def control(session: requests.Session, env: dict, path: str, body: dict | None =
     return answers
 
 
-def run_case(emails: int, latency: float, concurrency: int, acknowledge: bool = False) -> dict:
+def run_case(
+    emails: int,
+    latency: float,
+    concurrency: int,
+    acknowledge: bool = False,
+    attachments: bool = False,
+) -> dict:
     """A fresh sandbox (in its own process, as the real services are) and a fresh database."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     with tempfile.TemporaryDirectory() as tmp:
-        process = context.Process(target=serve_sandbox, args=(child, emails, f"{tmp}/s"))
+        process = context.Process(
+            target=serve_sandbox, args=(child, emails, f"{tmp}/s", attachments)
+        )
         process.start()
         try:
             sandbox_env = parent.recv()
@@ -112,6 +129,7 @@ def run_case(emails: int, latency: float, concurrency: int, acknowledge: bool = 
         "latency_ms": latency * 1000,
         "concurrency": concurrency,
         "acknowledgements": acknowledge,
+        "attachments": 2 if attachments else 0,
         "seconds": round(elapsed, 2),
         "emails_per_second": round(emails / elapsed, 1),
         "graph_requests_per_email": round(counts["graph"]["total"] / emails, 3),
@@ -127,12 +145,16 @@ def main() -> None:
     args = parser.parse_args()
     default_concurrency = get_settings(create_app({})).processing_concurrency
     cases = [
+        run_case(args.emails, 0.0, 1),
         run_case(args.emails, 0.0, default_concurrency),
         run_case(args.emails, args.latency, 1),
         run_case(args.emails, args.latency, default_concurrency),
         run_case(args.emails, 0.0, default_concurrency, acknowledge=True),
+        run_case(args.emails, 0.0, default_concurrency, attachments=True),
+        run_case(args.emails, args.latency, default_concurrency, attachments=True),
+        run_case(args.emails, 0.0, default_concurrency, acknowledge=True, attachments=True),
     ]
-    speedup = round(cases[1]["seconds"] / cases[2]["seconds"], 2)
+    speedup = round(cases[2]["seconds"] / cases[3]["seconds"], 2)
     report = {
         "machine": f"{platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}, {__import__('os').cpu_count()} cores",
@@ -143,12 +165,16 @@ def main() -> None:
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print("| latency | concurrency | acks | emails/s | s | Graph req/email | Jira req/email |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| latency | concurrency | acks | attachments | emails/s | s "
+        "| Graph req/email | Jira req/email |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for c in cases:
         print(
             f"| {c['latency_ms']:.0f} ms | {c['concurrency']} "
-            f"| {'on' if c['acknowledgements'] else 'off'} | {c['emails_per_second']} "
+            f"| {'on' if c['acknowledgements'] else 'off'} | {c['attachments']} "
+            f"| {c['emails_per_second']} "
             f"| {c['seconds']} | {c['graph_requests_per_email']} "
             f"| {c['jira_requests_per_email']} |"
         )

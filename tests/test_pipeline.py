@@ -8,6 +8,7 @@ import pytest
 
 from ticket_manager.extensions import db
 from ticket_manager.models import LedgerMessage, MessageState
+from ticket_manager.pipeline.jira_writes import upload_content_type
 from ticket_manager.sandbox.samples import PIXEL_PNG
 
 
@@ -166,6 +167,64 @@ def test_attachments_and_inline_images_are_uploaded_and_oversized_ones_listed(ma
     assert names == ["passwd", "screen.png"]
     assert "big.log" in issue["description"]
     assert "screen.png" in issue["description"]
+
+
+def test_an_email_s_files_go_to_jira_in_one_upload_with_their_types(pipeline):
+    # Three files are one multipart request, each with the type the email gave it.
+    pipeline.deliver(
+        attachments=[
+            ("report.pdf", b"%PDF-1.4 report", "application/pdf"),
+            ("notes.txt", b"some notes", "text/plain"),
+            ("data", b"\x00\x01", "application/x-custom"),
+        ],
+    )
+    jira = pipeline.sandbox.jira.controls
+    jira.reset_log()
+    pipeline.run_once()
+    issue = only_issue(pipeline)
+    files = {a["filename"]: a["mimeType"] for a in issue["attachments"]}
+    assert files == {
+        "report.pdf": "application/pdf",
+        "notes.txt": "text/plain",
+        "data": "application/x-custom",
+    }
+    uploads = [r for r in jira.requests if r.path.endswith("/attachments")]
+    assert [(r.method, r.status) for r in uploads] == [("POST", 200)]
+    reads = [r for r in jira.requests if r.method == "GET" and r.path.endswith(issue["key"])]
+    assert reads == []  # a ticket made this round has no files to look for
+
+
+@pytest.mark.parametrize(
+    ("declared", "sent"),
+    [
+        ("image/PNG", "image/png"),
+        ("text/plain; charset=utf-8", "text/plain"),
+        ("text/plain\r\nX-Injected: yes", "application/octet-stream"),
+        ('text/"plain"', "application/octet-stream"),
+        ("", "application/octet-stream"),
+    ],
+)
+def test_only_a_plain_media_type_reaches_the_upload_s_part_header(declared, sent):
+    # Whatever an email claims as a file's type, the multipart part gets no header of its own.
+    assert upload_content_type(declared) == sent
+
+
+def test_an_upload_whose_answer_was_lost_is_not_made_twice(pipeline):
+    # Jira stored the files but the connection dropped before its answer: the email's retry
+    # finds them on the issue and uploads nothing again.
+    pipeline.deliver(attachments=[("a.txt", b"first", "text/plain"), ("b.txt", b"2", "text/plain")])
+    pipeline.sandbox.jira.controls.reset_next(1, "/attachments", after_processing=True)
+    pipeline.run_once()
+    [row] = pipeline.rows()
+    assert row.state == MessageState.FAILED
+    with pipeline.app.app_context():
+        db.session.query(LedgerMessage).update({"next_attempt_at": None})
+        db.session.commit()
+        db.session.remove()
+    pipeline.run_once()
+    issue = only_issue(pipeline)
+    assert sorted(a["filename"] for a in issue["attachments"]) == ["a.txt", "b.txt"]
+    assert pipeline.rows()[0].state == MessageState.TICKET_CREATED
 
 
 def test_the_same_email_delivered_twice_makes_one_ticket(pipeline):

@@ -105,6 +105,7 @@ class TicketService:
             else:
                 key = self._recover(placeholder, project_key, marker)
         fields, watchers = self._fields(data, board, category, reporter, project_key)
+        fresh = key is None
         if key is None:
             if placeholder is not None:
                 # From here on, an interruption may have left an issue in Jira.
@@ -115,7 +116,7 @@ class TicketService:
                 self.jira, fields, {API_PROPERTY: marker}, optional=("priority", "reporter")
             )
         ticket = self._record(placeholder, key, fields, board, reporter, principal)
-        upload_missing(self.jira, key, files, watchers)
+        upload_missing(self.jira, key, files, watchers, fresh=fresh)
         ticket.set_watchers(w.email for w in watchers if w.email)
         self.refresh(ticket)
         log.info(

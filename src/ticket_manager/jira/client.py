@@ -26,6 +26,7 @@ from typing import TypeVar
 
 import requests
 from jira import JIRA, JIRAError
+from requests_toolbelt import MultipartEncoder
 from urllib3.exceptions import NewConnectionError
 
 from ticket_manager.config import Settings
@@ -501,15 +502,26 @@ class JiraClient:
             for a in issue.get("fields", {}).get("attachment") or []
         }
 
-    def add_attachment(self, key: str, filename: str, content: bytes) -> None:
-        """Upload one file to an issue."""
-        self._call(
-            lambda: self.jira.add_attachment(
-                key, attachment=io.BytesIO(content), filename=filename
-            ),
-            "add attachment",
-            repeatable=False,
-        )
+    def add_attachments(self, key: str, files: list[tuple[str, bytes, str]]) -> None:
+        """Upload files (name, bytes, content type) to an issue in one multipart request.
+
+        Jira's ``POST /issue/{key}/attachments`` takes any number of ``file`` parts, so an
+        email's files cost one request instead of one each.
+        """
+        if not files:
+            return
+
+        def post() -> None:
+            encoded = MultipartEncoder(
+                fields=[("file", (name, io.BytesIO(data), kind)) for name, data, kind in files]
+            )
+            self.jira._session.post(
+                self.jira._get_url(f"issue/{key}/attachments"),
+                data=encoded,
+                headers={"Content-Type": encoded.content_type, "X-Atlassian-Token": "no-check"},
+            )
+
+        self._call(post, "add attachment", repeatable=False)
 
     def watchers(self, key: str) -> list[JiraUser]:
         """The users watching the issue."""

@@ -7,12 +7,18 @@ fields a project's screen refuses, and uploads that skip the files already on th
 from __future__ import annotations
 
 import logging
+import re
 
 from ticket_manager.graph.messages import FileAttachment
 from ticket_manager.jira.client import JiraClient, JiraUser
 from ticket_manager.jira.errors import JiraError, JiraRejectedError, JiraUnavailableError
 
 log = logging.getLogger("ticket_manager.jira_writes")
+
+# Files go to Jira several to a request, up to this many bytes (a larger file goes alone), so
+# that one request stays well inside the request limits of proxies in front of Jira.
+UPLOAD_BATCH_BYTES = 10 * 1024 * 1024
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
 
 def create_issue(
@@ -32,22 +38,40 @@ def create_issue(
 
 
 def upload_missing(
-    jira: JiraClient, key: str, attachments: list[FileAttachment], watchers: list[JiraUser]
+    jira: JiraClient,
+    key: str,
+    attachments: list[FileAttachment],
+    watchers: list[JiraUser],
+    *,
+    fresh: bool = False,
 ) -> None:
-    """Upload the files the issue lacks and add the watchers: a retry never uploads twice."""
-    if attachments:
+    """Upload the files the issue lacks and add the watchers: a retry never uploads twice.
+
+    ``fresh`` says the issue was created by this very call, so it has no files yet and Jira
+    need not be asked which it has.
+    """
+    present: set[tuple[str, int]] = set()
+    if attachments and not fresh:
         present = jira.attachments_present(key)
-        names = {name for name, _size in present}
-        for attachment in attachments:
-            if not attachment.content:
-                # Jira stores no empty file (the jira package refuses to send one).
-                log.info("empty attachment not uploaded", extra={"ticket": key})
-                continue
-            name = _free_name(attachment, present, names)
-            if name is not None:
-                jira.add_attachment(key, name, attachment.content)
-                present.add((name, attachment.size))
-                names.add(name)
+    names = {name for name, _size in present}
+    batch: list[tuple[str, bytes, str]] = []
+    batch_size = 0
+    for attachment in attachments:
+        if not attachment.content:
+            # Jira stores no empty file (the jira package refuses to send one).
+            log.info("empty attachment not uploaded", extra={"ticket": key})
+            continue
+        name = _free_name(attachment, present, names)
+        if name is None:
+            continue
+        if batch and batch_size + attachment.size > UPLOAD_BATCH_BYTES:
+            jira.add_attachments(key, batch)
+            batch, batch_size = [], 0
+        batch.append((name, attachment.content, upload_content_type(attachment.content_type)))
+        batch_size += attachment.size
+        present.add((name, attachment.size))
+        names.add(name)
+    jira.add_attachments(key, batch)
     for watcher in watchers:
         try:
             jira.add_watcher(key, watcher)
@@ -55,6 +79,15 @@ def upload_missing(
             raise
         except JiraError as exc:  # a watcher is a courtesy: it never fails the request
             log.info("watcher not added", extra={"ticket": key, "error": str(exc)})
+
+
+def upload_content_type(content_type: str) -> str:
+    """The email's content type if it is a plain ``type/subtype``, else a neutral one.
+
+    It becomes a header of the multipart request: nothing an email says may add another.
+    """
+    kind = (content_type or "").split(";")[0].strip().lower()
+    return kind if _MEDIA_TYPE.fullmatch(kind) else "application/octet-stream"
 
 
 def _free_name(

@@ -156,8 +156,9 @@ class MessageProcessor:
             project_key=project_key,
             follow_up_of=follow_up_of,
         )
+        fresh = False
         if row.ticket_key is None:
-            row.ticket_key = self._create_once(row, draft)
+            row.ticket_key, fresh = self._create_once(row, draft)
             self._register_ticket(row, message, draft)
             db.session.commit()
             count_ticket_created("email", message.received_at)
@@ -169,7 +170,7 @@ class MessageProcessor:
                     "ticket": row.ticket_key,
                 },
             )
-        upload_missing(self.jira, row.ticket_key, draft.attachments, draft.watchers)
+        upload_missing(self.jira, row.ticket_key, draft.attachments, draft.watchers, fresh=fresh)
         self._mark_email(message, row.ticket_key)
         if self.settings.acknowledge:
             sender = message.from_ or message.sender
@@ -284,8 +285,11 @@ class MessageProcessor:
             return []
         return self.graph.list_attachments(message.mailbox, message.id)
 
-    def _create_once(self, row: LedgerMessage, draft: TicketDraft) -> str:
-        """Create the issue, unless an interrupted earlier attempt already did."""
+    def _create_once(self, row: LedgerMessage, draft: TicketDraft) -> tuple[str, bool]:
+        """Create the issue, unless an interrupted earlier attempt already did.
+
+        Returns the key and whether this call created it (rather than adopted it).
+        """
         if row.jira_attempt_at is not None:
             waited = ledger.now() - ledger.as_utc(row.jira_attempt_at)
             delay = timedelta(seconds=self.settings.recovery_delay)
@@ -302,10 +306,11 @@ class MessageProcessor:
                     "adopted a ticket created by an interrupted attempt",
                     extra={"message_id": row.internet_message_id, "ticket": found},
                 )
-                return found
+                return found, False
         row.jira_attempt_at = ledger.now()
         db.session.commit()
-        return create_issue(self.jira, draft.fields, draft.properties, draft.optional_fields)
+        key = create_issue(self.jira, draft.fields, draft.properties, draft.optional_fields)
+        return key, True
 
     def _mark_email(self, message: MailMessage, key: str) -> None:
         """Show the outcome in the mailbox; a failure here is logged, the ticket stands."""
