@@ -500,11 +500,6 @@ def drop_every_connection(admin_url: str, database: str) -> int:
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-@pytest.mark.xfail(
-    strict=False,
-    reason="timing-dependent: on a loaded machine the worker sometimes takes longer than the "
-    "wait to recover every email after its connections are cut three times; under study",
-)
 def test_postgresql_dropping_every_connection_mid_round_loses_nothing(
     make_pipeline, database_url, postgres_server_url, caplog
 ):

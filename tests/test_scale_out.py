@@ -446,6 +446,27 @@ def test_a_lapsed_claim_can_be_taken_again(app):
     assert leases.claim_rows(LedgerMessage, everything, LONG, owner="w2") == [1]
 
 
+def test_a_claim_stranded_by_a_database_failure_is_given_back_before_the_next_claim(app):
+    # A row whose failure could not be recorded (the database went away) is free again as
+    # soon as its owner claims anything, not when its claim lapses minutes later; a claim the
+    # owner took again after a lapse is not the stranded one and stays.
+    add_ledger_rows(2)
+    everything = LedgerMessage.id > 0
+    owner = leases.WORKER_ID
+    assert leases.claim_rows(LedgerMessage, everything, LONG, owner=owner) == [1, 2]
+    leases.strand(LedgerMessage, 1, LONG)
+    db.session.query(LedgerMessage).filter_by(id=2).update(
+        {"claimed_until": leases.now() + 2 * LONG}  # as if it lapsed and was claimed again
+    )
+    db.session.commit()
+    leases.strand(LedgerMessage, 2, LONG)
+
+    assert leases.claim_rows(LedgerMessage, everything, LONG, owner=owner) == [1]
+    assert db.session.get(LedgerMessage, 1).attempts == 2
+    assert db.session.get(LedgerMessage, 2).claimed_by == owner
+    assert leases.release_stranded() == 0  # nothing is left to give back
+
+
 def test_concurrent_batch_claims_never_share_a_row(app):
     # Four threads claim batches of the same 200 rows until none are left: no row twice.
     add_ledger_rows(200)

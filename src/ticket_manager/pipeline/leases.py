@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, DateTime, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from ticket_manager.extensions import db
 from ticket_manager.models import Lease, LedgerMessage, OutboundMessage
@@ -136,6 +138,8 @@ def claim_rows(
 
     Returns the ids taken, oldest first; rows another worker holds are skipped, not waited for.
     """
+    if _stranded:
+        release_stranded(owner)
     moment = now()
     lapsed = or_(model.claimed_until.is_(None), model.claimed_until < moment)
     candidates = select(model.id).where(condition, lapsed).order_by(model.id)
@@ -158,6 +162,55 @@ def release_row(row) -> None:
     """Let go of a claimed row (committed with the caller's other changes)."""
     row.claimed_by = None
     row.claimed_until = None
+
+
+# Claims this process holds on rows it no longer works on, because the database went away
+# before the row's outcome could be recorded: {(model, row id): latest claimed_until}.
+_stranded: dict[tuple[type, int], datetime] = {}
+_stranded_lock = threading.Lock()
+
+
+def strand(model, row_id: int, duration: timedelta) -> None:
+    """Remember a claim to give back once the database answers again.
+
+    Left alone it would keep the row from every worker, this one included, for the rest of
+    ``duration``: a database restart would hold up the emails it interrupted for minutes.
+    """
+    with _stranded_lock:
+        _stranded[(model, row_id)] = now() + duration
+
+
+def release_stranded(owner: str = WORKER_ID) -> int:
+    """Give back the stranded claims (before this process claims anything new).
+
+    Only the claim that was stranded is released: a row whose claim lapsed and that this
+    process claimed again since has a later ``claimed_until`` and is left alone.
+    """
+    with _stranded_lock:
+        taken = dict(_stranded)
+        _stranded.clear()
+    released = 0
+    try:
+        for (model, row_id), latest in taken.items():
+            result = db.session.execute(
+                update(model)
+                .where(
+                    model.id == row_id,
+                    model.claimed_by == owner,
+                    model.claimed_until <= latest,
+                )
+                .values(claimed_by=None, claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            released += result.rowcount
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        with _stranded_lock:
+            for entry, latest in taken.items():
+                _stranded.setdefault(entry, latest)
+        raise
+    return released
 
 
 def unclaim_rows(model, ids: list[int], owner: str = WORKER_ID) -> None:

@@ -126,7 +126,15 @@ class Outbox:
 
     def _send_all(self, ids: list[int]) -> list[bool]:
         if self.app is None or self.settings.processing_concurrency == 1:
-            return [self.send(row_id, claimed=True) for row_id in ids]
+            results = []
+            for n, row_id in enumerate(ids):
+                try:
+                    results.append(self.send(row_id, claimed=True))
+                except SQLAlchemyError:
+                    for untouched in ids[n + 1 :]:  # claimed, never started
+                        leases.strand(OutboundMessage, untouched, CLAIM_DURATION)
+                    raise
+            return results
 
         def one(row_id: int) -> bool:
             with self.app.app_context():
@@ -162,6 +170,15 @@ class Outbox:
         """
         if not claimed and not self._claim(row_id):
             return False
+        try:
+            return self._send_and_record(row_id)
+        except SQLAlchemyError:
+            # The database went away before the outcome was recorded: the claim is given
+            # back as soon as it answers again (a draft already made is found then).
+            leases.strand(OutboundMessage, row_id, CLAIM_DURATION)
+            raise
+
+    def _send_and_record(self, row_id: int) -> bool:
         row = db.session.get(OutboundMessage, row_id)
         try:
             self._send_claimed(row)

@@ -28,7 +28,7 @@ from ticket_manager.jira.errors import (
 )
 from ticket_manager.metrics import count_processed, count_ticket_created
 from ticket_manager.models import LedgerMessage, MessageState, Ticket
-from ticket_manager.pipeline import ledger
+from ticket_manager.pipeline import leases, ledger
 from ticket_manager.pipeline.conversations import find_thread, participants_of
 from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
 from ticket_manager.pipeline.outbox import enqueue
@@ -92,6 +92,15 @@ class MessageProcessor:
         """
         if not claimed and not ledger.claim(row_id, force=force):
             return Outcome(state=None)
+        try:
+            return self._process_and_record(row_id, message)
+        except SQLAlchemyError:
+            # The database went away before the outcome was recorded: the claim is given
+            # back as soon as it answers again, and the email is retried then.
+            leases.strand(LedgerMessage, row_id, ledger.CLAIM_DURATION)
+            raise
+
+    def _process_and_record(self, row_id: int, message: MailMessage | None) -> Outcome:
         row = db.session.get(LedgerMessage, row_id)
         fields = {"mailbox": row.mailbox, "message_id": row.internet_message_id}
         try:
