@@ -2,9 +2,10 @@
 
 Every `handle-incoming-email` process registers in ``workers`` and beats every
 HEARTBEAT_INTERVAL seconds from a thread of its own, renewing its leases in the same breath.
-Between rounds it gives back the mailboxes above its fair share, ceil(mailboxes / live
-workers), and takes free ones up to it: a worker that joins gets work within seconds, and the
-mailboxes of one that dies pass to the others when its leases lapse (LEASE_DURATION). One
+Between rounds and after each beat it gives back the mailboxes above its fair share,
+ceil(mailboxes / live workers), and takes free ones up to it: a worker that joins gets work
+within seconds, and the mailboxes of one that dies pass to the others when its leases lapse
+(LEASE_DURATION) or it is found dead, however long the others' rounds last. One
 worker at a time also holds the Jira comment poller's lease.
 
 A worker silent for DEAD_AFTER, or whose process is gone from this host, is dead: its leases
@@ -58,6 +59,9 @@ class Ownership:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        # Set when the heartbeat took a mailbox, so that the worker syncs it without waiting.
+        self._taken = threading.Event()
+        self._rebalancing = threading.Lock()
 
     # -- life --------------------------------------------------------------------------------
 
@@ -116,7 +120,7 @@ class Ownership:
 
         Returns True when a mailbox was taken, so that the caller syncs it without waiting.
         """
-        with self.app.app_context():
+        with self._rebalancing, self.app.app_context():
             try:
                 return self._rebalance()
             except Exception as exc:  # the database may be away: keep what we hold
@@ -149,8 +153,15 @@ class Ownership:
         if JIRA_POLLER in names and JIRA_POLLER not in busy:
             self._acquire(JIRA_POLLER)
         if took:
+            self._taken.set()
             log.info("mailboxes taken", extra={"mailbox": ",".join(took), "worker": self.owner})
         return bool(took)
+
+    def took_mailboxes(self) -> bool:
+        """Whether mailboxes were taken since the last call (by the heartbeat or a rebalance)."""
+        taken = self._taken.is_set()
+        self._taken.clear()
+        return taken
 
     def _acquire(self, name: str) -> bool:
         started = time.monotonic()
@@ -181,6 +192,10 @@ class Ownership:
     def _beat_forever(self) -> None:
         while not self._stopped.wait(HEARTBEAT_INTERVAL):
             self.beat()
+            # Free mailboxes (a dead worker's) are taken here too, not only between the
+            # worker's rounds: a round over a large backlog can last far longer than a beat.
+            if not self._stopped.is_set():
+                self.rebalance()
 
     def beat(self) -> None:
         """Say we are alive, renew our leases, and bury the workers that are not."""

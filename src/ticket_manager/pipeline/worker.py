@@ -104,6 +104,7 @@ class Worker:
         try:
             while not self.stopping:
                 self.ownership.rebalance()
+                self.ownership.took_mailboxes()  # this round syncs them
                 owned = self.ownership.held_mailboxes()
                 if once and len(owned) < len(self.mailboxes):
                     others = [m for m in self.mailboxes if m not in owned]
@@ -209,7 +210,7 @@ class Worker:
         deadline = time.monotonic() + self.settings.poll_interval
         next_rebalance = time.monotonic() + HEARTBEAT_INTERVAL
         while not self.stopping and time.monotonic() < deadline:
-            if self._sync_requested():
+            if self._sync_requested() or self.ownership.took_mailboxes():
                 return
             if time.monotonic() >= next_rebalance:
                 next_rebalance = time.monotonic() + HEARTBEAT_INTERVAL
