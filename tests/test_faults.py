@@ -250,6 +250,33 @@ def test_a_429_storm_during_a_round_loses_nothing(pipeline):
     assert len(fetches) == 3  # one successful fetch per email: nothing fetched twice
 
 
+def test_a_tight_request_quota_slows_the_pipeline_but_loses_nothing(pipeline, caplog):
+    # Graph's per-mailbox request quota (10,000 per 10 minutes, scaled down to 4 per second)
+    # runs out several times in one pass: every throttled call waits out its Retry-After, and
+    # each email still becomes one ticket, marked in the mailbox, with one acknowledgement.
+    # (19 calls, 4 let in per second: no call is refused more than 4 times, and the client
+    # makes up to 6 attempts.)
+    emails = 6
+    for n in range(emails):
+        pipeline.deliver(subject=f"Under the quota {n}", sender=f"p{n}@example.com")
+    graph = pipeline.sandbox.graph
+    graph.set_request_quota(4, window=1)
+    graph.controls.reset_log()
+
+    pipeline.run_once()
+
+    by_source = issues_by_source(pipeline)
+    assert len(by_source) == emails and set(by_source.values()) == {1}
+    assert sorted(acknowledgements(pipeline).values()) == [1] * emails
+    assert {r.state for r in pipeline.rows()} == {MessageState.TICKET_CREATED}
+    assert [r.state for r in outbox_rows(pipeline)] == [OutboundState.SENT] * emails
+    tickets = sorted(f"Ticket {i['key']}" for i in pipeline.issues())
+    inbox = graph.messages(pipeline.mailbox, "inbox")
+    assert sorted(c for m in inbox for c in m["categories"]) == tickets
+    assert [r for r in graph.controls.requests if r.status == 429]  # the quota did run out
+    assert not [r for r in caplog.records if r.getMessage() == "email not marked"]
+
+
 # -- slow answers ------------------------------------------------------------------------------
 
 

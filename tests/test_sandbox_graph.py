@@ -615,6 +615,86 @@ def test_concurrency_cap_per_mailbox_answers_429(graph, base, http):
     assert http.get(f"{base}/users/{SUPPORT}/messages").status_code == 200
 
 
+def test_request_quota_per_app_and_mailbox_answers_429_until_the_window_frees(serve):
+    # Outlook allows 10,000 requests per 10 minutes per app id and mailbox; scaled down to 5
+    # per 60 s (on a clock the test moves): the 6th request gets 429 RequestRate with a
+    # Retry-After saying when the window frees up. Other mailboxes and other apps are not
+    # affected, and once the window has moved on the mailbox answers again.
+    tokens = {
+        f"{name}-token": {"roles": ["Mail.ReadWrite"], "tid": TENANT, "appid": f"{name}-id"}
+        for name in ("app-a", "app-b")
+    }
+    graph = GraphEmulator(
+        token_validator=tokens.get, mailboxes=[SUPPORT, ALICE], request_quota=5, quota_window=60
+    )
+    now = [1000.0]
+    graph.quota_clock = lambda: now[0]
+    base = serve(graph.app) + "/v1.0"
+    app_a = {"Authorization": "Bearer app-a-token"}
+    app_b = {"Authorization": "Bearer app-b-token"}
+    support = f"{base}/users/{SUPPORT}/messages"
+
+    statuses = []
+    for _ in range(5):
+        statuses.append(_get(support, headers=app_a).status_code)
+        now[0] += 10  # five requests at t = 0, 10, ... 40 s
+    assert statuses == [200] * 5
+    throttled = _get(support, headers=app_a)  # t = 50 s
+    assert throttled.status_code == 429
+    assert throttled.headers["Retry-After"] == "10"  # the request at t = 0 leaves at t = 60
+    error = throttled.json()["error"]
+    assert error["code"] == "ApplicationThrottled"
+    assert error["message"] == "Application is over its RequestRate limit."
+    assert error["innerError"]["request-id"] == throttled.headers["request-id"]
+    assert _get(f"{base}/users/{ALICE}/messages", headers=app_a).status_code == 200
+    assert _get(support, headers=app_b).status_code == 200
+    batch = requests.post(
+        f"{base}/$batch",
+        json={"requests": [{"id": "1", "method": "GET", "url": f"/users/{SUPPORT}/messages"}]},
+        headers=app_a,
+        timeout=10,
+    )
+    assert batch.status_code == 200
+    assert batch.json()["responses"][0]["status"] == 429  # a batch step counts like a request
+    assert graph.quota_usage() == {
+        f"app-a-id {SUPPORT}": 5,
+        f"app-a-id {ALICE}": 1,
+        f"app-b-id {SUPPORT}": 1,
+    }
+
+    now[0] += 9  # t = 59 s: still full, one second to go
+    assert _get(support, headers=app_a).headers["Retry-After"] == "1"
+    now[0] += 1  # t = 60 s: the first request has left the window
+    assert _get(support, headers=app_a).status_code == 200
+    assert _get(support, headers=app_a).status_code == 429
+    now[0] += 60  # a whole window later everything is free again
+    assert [_get(support, headers=app_a).status_code for _ in range(5)] == [200] * 5
+
+
+def test_request_quota_is_set_from_another_process_through_the_control_route(graph, base, http):
+    # POST /_sandbox/quota scales the quota down (and starts the window afresh); DELETE
+    # restores the default, 10,000 requests per 600 s; {"requests": null} turns it off.
+    # (These test tokens carry no app id: their requests count as app "-".)
+    control = base.removesuffix("/v1.0") + "/_sandbox/quota"
+    assert requests.get(control, timeout=10).json() == {
+        "requests": 10_000,
+        "window": 600.0,
+        "usage": {},
+    }
+    assert requests.post(control, json={"requests": 2, "window": 30}, timeout=10).ok
+    assert [http.get(f"{base}/users/{SUPPORT}/messages").status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
+    assert requests.get(control, timeout=10).json()["usage"] == {f"- {SUPPORT}": 2}
+    assert requests.post(control, json={"requests": None}, timeout=10).json()["requests"] is None
+    assert http.get(f"{base}/users/{SUPPORT}/messages").status_code == 200
+    assert requests.post(control, json={"requests": -1}, timeout=10).status_code == 400
+    restored = requests.delete(control, timeout=10).json()
+    assert (restored["requests"], restored["window"]) == (10_000, 600.0)
+
+
 def test_mail_folders_paging_and_create(graph, base, http):
     # mailFolders pages with $top and nextLink; POST creates a folder, duplicates give 409.
     first = http.get(f"{base}/users/{SUPPORT}/mailFolders", params={"$top": "5"}).json()

@@ -14,6 +14,9 @@ count what the product asked of it. Each emulator owns one ``SandboxControls``; 
 - ``GET  /_sandbox/state``     the emulator's state as JSON
 - ``POST /_sandbox/reset-log`` forget the request log and counts
 
+An emulator may add routes of its own under the same prefix: the Graph emulator's
+``/_sandbox/quota`` sets its per-mailbox request quota (see ``graph.py``).
+
 The same knobs are methods on the object, for tests in the same process.
 
 The faults are what a client meets on a bad day: an error answer (``fail_next``), a

@@ -5,21 +5,36 @@ replies, change notifications). This emulator keeps mailboxes in memory and answ
 URLs with the same wire format, status codes, error bodies and throttling behaviour, so the
 product's real client code can be tested without Microsoft 365. The routes live in
 ``graph_routes``; MIME conversion in ``graph_mime``; mailbox state in ``graph_store``.
+
+Outlook's throttling is emulated per app id (the token's ``appid``/``azp``) and mailbox:
+at most ``max_concurrent_per_mailbox`` requests in flight (429 ``ApplicationThrottled``
+"Application is over its MailboxConcurrency limit.") and at most ``request_quota`` requests
+in any ``quota_window`` seconds, 10,000 per 600 s by default as in Exchange Online (429
+``ApplicationThrottled`` "Application is over its RequestRate limit.", with a Retry-After
+that says when the sliding window lets the next request in). Besides the shared control
+routes (``controls``), the Graph emulator has:
+
+- ``GET    /_sandbox/quota``  the quota and each (app id, mailbox)'s use of the window
+- ``POST   /_sandbox/quota``  ``{"requests": 100, "window": 6}`` sets the quota and starts
+  every window afresh; ``{"requests": null}`` turns it off
+- ``DELETE /_sandbox/quota``  back to the quota the emulator was made with
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
+import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import getaddresses
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, jsonify, request
 
-from ticket_manager.sandbox.controls import SandboxControls
+from ticket_manager.sandbox.controls import CONTROL_PREFIX, SandboxControls
 from ticket_manager.sandbox.graph_http import (
     CaseInsensitivePaths,
     graph_error,
@@ -75,6 +90,9 @@ _WRITE_SCOPES = {"Mail.ReadWrite"}
 _SEND_SCOPES = {"Mail.Send"}
 _USER_ROLES = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All"}
 _APP_READ_ROLES = {"Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All", "Mail.ReadBasic"}
+# Outlook's limit per app id and mailbox: 10,000 API requests in a 10 minute period.
+DEFAULT_REQUEST_QUOTA = 10_000
+DEFAULT_QUOTA_WINDOW = 600.0
 
 
 class GraphEmulator:
@@ -87,6 +105,8 @@ class GraphEmulator:
         *,
         max_concurrent_per_mailbox: int = 4,
         concurrency_retry_after: int = 1,
+        request_quota: int | None = DEFAULT_REQUEST_QUOTA,
+        quota_window: float = DEFAULT_QUOTA_WINDOW,
         default_tenant_id: str = "00000000-0000-0000-0000-000000000000",
     ) -> None:
         self._validate = token_validator
@@ -100,6 +120,13 @@ class GraphEmulator:
         self._in_flight: Counter[str] = Counter()
         self.max_concurrent_per_mailbox = max_concurrent_per_mailbox
         self.concurrency_retry_after = concurrency_retry_after
+        self._initial_quota = (request_quota, quota_window)
+        self.request_quota: int | None = None
+        self.quota_window = DEFAULT_QUOTA_WINDOW
+        # (app id, mailbox) -> clock times of the requests let in during the current window.
+        self._quota_log: dict[tuple[str, str], deque[float]] = {}
+        self.quota_clock: Callable[[], float] = time.monotonic  # seconds; tests may replace it
+        self.set_request_quota(request_quota, quota_window)
         self.default_tenant_id = default_tenant_id
         self.notifier = Notifier()
         self.app = Flask("graph_emulator")
@@ -110,6 +137,12 @@ class GraphEmulator:
         self.controls = SandboxControls("graph", self.render_error)
         self.controls.install(self.app)
         self.controls.state_dumper = self.dump_state
+        self.app.add_url_rule(
+            f"{CONTROL_PREFIX}quota",
+            "sandbox_quota",
+            self._quota_view,
+            methods=["GET", "POST", "DELETE"],
+        )
         from ticket_manager.sandbox.graph_routes import register_routes
 
         register_routes(self)
@@ -120,6 +153,34 @@ class GraphEmulator:
         """Create an empty mailbox with the standard folders."""
         with self._lock:
             self._mailboxes.setdefault(address.lower(), Mailbox(address))
+
+    def set_request_quota(self, requests: int | None, window: float = DEFAULT_QUOTA_WINDOW) -> None:
+        """At most ``requests`` requests per app id and mailbox in any ``window`` seconds.
+
+        ``None`` (or 0) turns the quota off. Every window starts afresh.
+        """
+        if requests is not None and int(requests) < 0:
+            raise ValueError("requests must be a count, or null (or 0) for no quota")
+        if float(window) <= 0:
+            raise ValueError("window must be a positive number of seconds")
+        with self._lock:
+            self.request_quota = int(requests) if requests else None
+            self.quota_window = float(window)
+            self._quota_log.clear()
+
+    def quota_usage(self) -> dict[str, int]:
+        """Requests counted in the current window, by ``"{app id} {mailbox}"``.
+
+        A token without an app id counts as ``"-"``.
+        """
+        with self._lock:
+            now = self.quota_clock()
+            usage = {}
+            for (app, box), times in self._quota_log.items():
+                self._expire(times, now)
+                if times:
+                    usage[f"{app or '-'} {box}"] = len(times)
+            return usage
 
     def deliver_mime(
         self, mailbox: str, raw: bytes, folder: str = "inbox", received: datetime | None = None
@@ -525,11 +586,22 @@ class GraphEmulator:
             return None
         if user == "me":
             user = self.delegated_upn(g.claims) or ""
+        app_id = str(g.claims.get("appid") or g.claims.get("azp") or "")
         with self._lock:
             try:
                 address = self.mailbox(user).address.lower()
             except KeyError:
                 return None
+            now = self.quota_clock()
+            served = self._quota_log.setdefault((app_id, address), deque())
+            wait = self._quota_wait(served, now)
+            if wait is not None:
+                return graph_error(
+                    429,
+                    "ApplicationThrottled",
+                    "Application is over its RequestRate limit.",
+                    {"Retry-After": str(wait)},
+                )
             if self._in_flight[address] >= self.max_concurrent_per_mailbox:
                 return graph_error(
                     429,
@@ -538,8 +610,49 @@ class GraphEmulator:
                     {"Retry-After": str(self.concurrency_retry_after)},
                 )
             self._in_flight[address] += 1
+            if self.request_quota:
+                served.append(now)
         g.slot = address
         return None
+
+    def _expire(self, served: deque[float], now: float) -> None:
+        """Forget requests older than the window (lock held)."""
+        horizon = now - self.quota_window
+        while served and served[0] <= horizon:
+            served.popleft()
+
+    def _quota_wait(self, served: deque[float], now: float) -> int | None:
+        """None when the quota lets a request in now, else whole seconds until it does."""
+        if not self.request_quota:
+            return None
+        self._expire(served, now)
+        over = len(served) - self.request_quota
+        if over < 0:
+            return None
+        # The window has room again once the oldest ``over + 1`` requests have left it.
+        frees_at = served[over] + self.quota_window
+        return max(1, math.ceil(frees_at - now))
+
+    def _quota_view(self) -> Response:
+        """``/_sandbox/quota``: read, set or restore the request quota (see the docstring)."""
+        if request.method == "DELETE":
+            self.set_request_quota(*self._initial_quota)
+        elif request.method == "POST":
+            body = request.get_json(force=True, silent=True) or {}
+            try:
+                self.set_request_quota(
+                    body.get("requests", self.request_quota),
+                    body.get("window", self.quota_window),
+                )
+            except (TypeError, ValueError) as exc:
+                return jsonify({"error": str(exc)}), 400
+        return jsonify(
+            {
+                "requests": self.request_quota,
+                "window": self.quota_window,
+                "usage": self.quota_usage(),
+            }
+        )
 
     def _release_slot(self, _exc: BaseException | None) -> None:
         address = g.pop("slot", None)
