@@ -113,6 +113,25 @@ def test_throttling_is_retried_after_the_time_graph_asks(sandbox, graph):
     assert statuses == [429, 429, 200]
 
 
+def test_a_throttled_call_waits_out_more_429s_than_its_attempts(sandbox, graph):
+    # Under a mailbox's request quota, a 429 that says when to come back spends no attempt:
+    # five of them in a row (the client makes three attempts) are waited out, and the call
+    # succeeds; a 429 without Retry-After counts as a failed attempt.
+    deliver_many(sandbox, 1)
+    sandbox.graph.controls.fail_next(5, status=429, retry_after=1, path_contains="/delta")
+    pages = list(graph.delta_pages(MAILBOX))
+    assert len(pages[0].messages) == 1
+    statuses = [r.status for r in sandbox.graph.controls.requests if "delta" in r.path]
+    assert statuses == [429] * 5 + [200]
+
+    sandbox.graph.controls.reset_log()
+    sandbox.graph.controls.fail_next(5, status=429, retry_after=None, path_contains="/users")
+    with pytest.raises(GraphUnavailableError) as caught:
+        graph.get_folder(MAILBOX)
+    assert caught.value.status == 429
+    assert [r.status for r in sandbox.graph.controls.requests] == [429] * 3
+
+
 def test_throttling_past_the_retry_budget_raises_with_the_advice(sandbox, graph):
     # When Graph keeps refusing, the caller gets GraphUnavailableError with Retry-After.
     sandbox.graph.controls.fail_next(5, status=503, retry_after=1, path_contains="/users")

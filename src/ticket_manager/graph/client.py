@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, unquote, urlsplit
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from ticket_manager.graph.errors import (
     DeltaTokenExpiredError,
@@ -41,6 +41,10 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_CONCURRENT_PER_MAILBOX = 4
 _MAILBOX_IN_PATH = re.compile(r"/users/([^/?]+)", re.IGNORECASE)
 MAX_RETRY_AFTER = 300.0
+# How long, and how many times, one call waits out 429s that carry a Retry-After: one window
+# of Outlook's per-mailbox quota (10,000 requests in 10 minutes).
+THROTTLE_BUDGET = 600.0
+THROTTLED_ATTEMPTS = 100
 # Codes with which Graph says a delta token is spent (410 for mail, 400 for some resources).
 DELTA_RESTART_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 
@@ -274,10 +278,16 @@ class GraphClient:
         json: dict | None = None,
         prefer: str | None = None,
     ) -> requests.Response:
-        """Send one request, retrying what Graph says is transient."""
+        """Send one request, retrying what Graph says is transient.
+
+        A 429 that says how long to wait is waited out without spending one of the
+        ``max_attempts``: under a mailbox's request quota every thread is told to wait, and
+        giving up would only leave the work for a later, equally throttled, pass. Those waits
+        are bounded by THROTTLE_BUDGET seconds and THROTTLED_ATTEMPTS answers.
+        """
         retrying = Retrying(
             retry=retry_if_exception_type(GraphUnavailableError),
-            stop=stop_after_attempt(self._max_attempts),
+            stop=_Stop(self._max_attempts),
             wait=_wait_as_told,
             before_sleep=_log_retry,
             reraise=True,
@@ -371,6 +381,26 @@ def _error_for(response: requests.Response) -> GraphError:
     if status == 404:
         return GraphNotFoundError(message, status=status, code=code)
     return GraphRequestError(message, status=status, code=code)
+
+
+class _Stop:
+    """Tenacity's stop rule: attempts count, but for throttled answers told when to retry."""
+
+    def __init__(self, max_attempts: int) -> None:
+        self.max_attempts = max_attempts
+        self.untold = 0
+        self.throttled = 0
+
+    def __call__(self, state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, GraphUnavailableError) and exc.status == 429 and exc.retry_after:
+            self.throttled += 1
+            return (
+                self.throttled >= THROTTLED_ATTEMPTS
+                or (state.seconds_since_start or 0) + exc.retry_after > THROTTLE_BUDGET
+            )
+        self.untold += 1
+        return self.untold >= self.max_attempts
 
 
 def _wait_as_told(state: RetryCallState) -> float:
