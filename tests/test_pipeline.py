@@ -346,6 +346,29 @@ def test_reconciliation_and_the_worker_at_once_make_each_ticket_once(pipeline):
     assert {r.state for r in pipeline.rows()} == {MessageState.TICKET_CREATED}
 
 
+def test_a_large_backlog_is_fetched_as_fast_as_it_is_processed(pipeline):
+    # A first sync over 300 emails fetches a delta page only once at most two pages are
+    # left to process: memory holds a few pages, not the whole backlog.
+    for n in range(300):
+        pipeline.deliver(subject=f"Backlog {n}", sender=f"p{n % 20}@example.com")
+    pipeline.sandbox.jira.controls.set_latency(0.1)
+    pipeline.sandbox.graph.controls.reset_log()
+    pipeline.sandbox.jira.controls.reset_log()
+    pipeline.run_once()
+
+    pages = [r for r in pipeline.sandbox.graph.controls.requests if "/delta" in r.path]
+    creates = sorted(
+        r.at
+        for r in pipeline.sandbox.jira.controls.requests
+        if r.method == "POST" and r.path == "/rest/api/3/issue"
+    )
+    assert len(creates) == 300 and len(pages) >= 6
+    for number, page in enumerate(pages[:6]):
+        started = page.at - page.duration_ms / 1000
+        finished = sum(1 for at in creates if at < started)
+        assert finished >= number * 50 - 2 * 50, (number, finished)
+
+
 def test_graph_never_sees_more_than_four_calls_on_the_mailbox(pipeline):
     # With 16 emails processed at once and slow Graph answers, Exchange's limit of 4
     # concurrent requests per mailbox is never crossed (no 429 MailboxConcurrency).

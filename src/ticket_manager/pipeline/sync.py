@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -34,6 +34,10 @@ from ticket_manager.pipeline.processor import MessageProcessor, Outcome
 log = logging.getLogger("ticket_manager.sync")
 
 DELTA_PAGE_SIZE = 50
+# Pages of messages waiting to be processed before the next page is fetched: enough to keep
+# every processing thread busy, few enough that a first sync of a mailbox with a large
+# backlog holds a few pages in memory, not the whole backlog.
+IN_FLIGHT_PAGES = 2
 SENT_ITEMS_LOOKBACK = timedelta(days=1)
 
 
@@ -141,13 +145,14 @@ class MailboxSync:
             ):
                 result.seen += len(page.messages)
                 pending.extend(self._record_and_submit(address, page.messages, folder))
+                _collect_finished(pending, result, keep=IN_FLIGHT_PAGES * DELTA_PAGE_SIZE)
                 if self.should_stop():
                     return None
                 if page.delta_link:
                     return page.delta_link
             return None
         finally:
-            result.outcomes.extend(future.result() for future in pending)
+            _collect_finished(pending, result, keep=0)
 
     def _record_and_submit(
         self, address: str, messages: list[MailMessage], folder: str = "inbox"
@@ -191,3 +196,17 @@ class MailboxSync:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _collect_finished(pending: list[Future], result: RoundResult, *, keep: int) -> None:
+    """Wait until at most ``keep`` messages are unfinished; move the finished ones' outcomes.
+
+    ``pending`` is emptied of the finished futures in place.
+    """
+    while len(waiting := [future for future in pending if not future.done()]) > keep:
+        wait(waiting, return_when=FIRST_COMPLETED)
+    unfinished, finished = [], []
+    for future in pending:
+        (finished if future.done() else unfinished).append(future)
+    pending[:] = unfinished
+    result.outcomes.extend(future.result() for future in finished)
