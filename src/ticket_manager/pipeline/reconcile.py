@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from flask import Flask
 
@@ -87,24 +89,50 @@ class Reconciler:
     def process(
         self, address: str, report: MissingReport, *, progress: Callable[[int], None]
     ) -> Counter[str]:
-        """Record and process the missing messages, then the unfinished rows."""
+        """Record and process the missing messages, then the unfinished rows.
+
+        They are processed PROCESSING_CONCURRENCY at a time, as the worker does: after a week
+        of downtime the missing mail is thousands of emails, each waiting on Graph and Jira.
+        """
         processor = self.services.processor()
+        jobs: list[Callable[[], str]] = [
+            partial(self._process_missing, processor, address, item) for item in report.missing
+        ]
+        jobs += [partial(self._process_row, processor, row_id) for row_id in report.unfinished]
         outcomes: Counter[str] = Counter()
-        for item in report.missing:
-            try:
-                message = self.services.graph.get_message(address, item.id)
-            except GraphNotFoundError:
-                outcomes["gone from the mailbox"] += 1
+        if self.settings.processing_concurrency == 1 or len(jobs) < 2:
+            for job in jobs:
+                outcomes[job()] += 1
                 progress(1)
-                continue
-            ledger.record([message])
-            row = ledger.find(address, ledger.message_key(message))
-            db.session.rollback()
-            outcome = processor.process(row.id, message)
-            outcomes[outcome.state.value if outcome.state else "taken by another worker"] += 1
-            progress(1)
-        for row_id in report.unfinished:
-            outcome = processor.process(row_id)
-            outcomes[outcome.state.value if outcome.state else "taken by another worker"] += 1
-            progress(1)
+            return outcomes
+        workers = min(self.settings.processing_concurrency, len(jobs))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
+            futures = [pool.submit(self._in_app_context, job) for job in jobs]
+            for future in as_completed(futures):
+                outcomes[future.result()] += 1
+                progress(1)
         return outcomes
+
+    def _in_app_context(self, job: Callable[[], str]) -> str:
+        with self.app.app_context():
+            try:
+                return job()
+            finally:
+                db.session.remove()
+
+    def _process_missing(self, processor, address: str, item: ListedMessage) -> str:
+        try:
+            message = self.services.graph.get_message(address, item.id)
+        except GraphNotFoundError:
+            return "gone from the mailbox"
+        ledger.record([message])
+        row = ledger.find(address, ledger.message_key(message))
+        db.session.rollback()
+        return _outcome_name(processor.process(row.id, message))
+
+    def _process_row(self, processor, row_id: int) -> str:
+        return _outcome_name(processor.process(row_id))
+
+
+def _outcome_name(outcome) -> str:
+    return outcome.state.value if outcome.state else "taken by another worker"
