@@ -169,6 +169,47 @@ def test_attachments_and_inline_images_are_uploaded_and_oversized_ones_listed(ma
     assert "screen.png" in issue["description"]
 
 
+def test_a_file_too_large_to_upload_is_never_downloaded(make_pipeline):
+    # Graph lists the files' sizes first: one over JIRA_MAX_ATTACHMENT_SIZE is named in the
+    # ticket without its content ever crossing the wire; the small one is uploaded.
+    harness = make_pipeline(JIRA_MAX_ATTACHMENT_SIZE="100KB")
+    harness.deliver(
+        attachments=[
+            ("huge.iso", b"\x00" * 400_000, "application/octet-stream"),
+            ("small.txt", b"fine", "text/plain"),
+        ]
+    )
+    graph = harness.sandbox.graph.controls
+    graph.reset_log()
+    harness.run_once()
+    issue = only_issue(harness)
+    assert [a["filename"] for a in issue["attachments"]] == ["small.txt"]
+    assert "huge.iso" in issue["description"]
+    reads = [r for r in graph.requests if "/attachments" in r.path]
+    assert len(reads) == 2  # the sizes, then small.txt alone
+    assert "select" in reads[0].query
+    assert reads[1].path.count("/attachments/") == 1 and not reads[1].path.endswith("$value")
+
+
+def test_a_large_file_is_fetched_raw_and_uploaded_whole(make_pipeline):
+    # A 5 MB file comes as raw bytes ($value), not base64 in JSON, and reaches Jira intact.
+    harness = make_pipeline(JIRA_MAX_ATTACHMENT_SIZE="30MB")
+    content = bytes(range(256)) * (5 * 4096)
+    harness.deliver(attachments=[("dump.bin", content, "application/octet-stream")])
+    graph = harness.sandbox.graph.controls
+    graph.reset_log()
+    harness.run_once()
+    issue = only_issue(harness)
+    [attachment] = issue["attachments"]
+    assert attachment["filename"] == "dump.bin" and attachment["size"] == len(content)
+    stored = harness.sandbox.jira.store.attachments[str(attachment["id"])]
+    assert stored["data"] == content
+    assert [r.path.endswith("/$value") for r in graph.requests if "/attachments" in r.path] == [
+        False,
+        True,
+    ]
+
+
 def test_an_email_s_files_go_to_jira_in_one_upload_with_their_types(pipeline):
     # Three files are one multipart request, each with the type the email gave it.
     pipeline.deliver(

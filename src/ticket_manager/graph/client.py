@@ -46,6 +46,13 @@ MAX_RETRY_AFTER = 300.0
 THROTTLE_BUDGET = 600.0
 THROTTLED_ATTEMPTS = 100
 # Codes with which Graph says a delta token is spent (410 for mail, 400 for some resources).
+# Attachments are listed by these properties of Graph's attachment type first (no content).
+ATTACHMENT_METADATA = "id,name,contentType,size,isInline"
+# Files up to this many bytes in all come in one listing with their content; a larger file is
+# fetched raw. Graph's ``size`` is a little above the file's own: the slack keeps a file at
+# exactly the upload limit from being mistaken for a larger one.
+SMALL_FILES_BYTES = 4 * 1024 * 1024
+SIZE_SLACK = 64 * 1024
 DELTA_RESTART_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 
 
@@ -156,22 +163,56 @@ class GraphClient:
             self._request("GET", path, params=params).json(), mailbox=mailbox
         )
 
-    def list_attachments(self, mailbox: str, message_id: str) -> list[FileAttachment]:
-        """The message's file attachments with their content (item attachments as .eml)."""
+    def list_attachments(
+        self, mailbox: str, message_id: str, *, max_size: int | None = None
+    ) -> list[FileAttachment]:
+        """The message's file attachments with their content (item attachments as .eml).
+
+        Files are listed first without their content, so that one over ``max_size`` is never
+        downloaded (it comes back empty, with its declared size) and a large one is fetched
+        raw (``$value``) instead of as base64 inside JSON, at a quarter of the memory. Small
+        files, the usual case, then come in one more listing with their content.
+        """
         path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}/attachments"
-        found: list[FileAttachment] = []
-        url: str | None = path
-        while url:
-            body = self._request("GET", url).json()
-            for item in body.get("value", []):
+        listed = self._attachment_pages(path, {"$select": ATTACHMENT_METADATA})
+        limit = max_size if max_size is not None else float("inf")
+        too_large = {a["id"] for a in listed if _is_file(a) and _declared(a) > limit + SIZE_SLACK}
+        wanted = [a for a in listed if _is_file(a) and a["id"] not in too_large]
+        contents: dict[str, FileAttachment] = {}
+        if wanted and not too_large and sum(map(_declared, wanted)) <= SMALL_FILES_BYTES:
+            for item in self._attachment_pages(path, None):
                 attachment = FileAttachment.from_graph(item)
-                if attachment is None and item.get("@odata.type", "").endswith("itemAttachment"):
-                    raw = self._request("GET", f"{path}/{quote(item['id'])}/$value").content
-                    attachment = FileAttachment.from_item(item, raw)
+                if attachment is not None:
+                    contents[item["id"]] = attachment
+        found: list[FileAttachment] = []
+        for item in listed:
+            item_path = f"{path}/{quote(item['id'])}"
+            if item.get("@odata.type", "").endswith("itemAttachment"):
+                raw = self._request("GET", f"{item_path}/$value").content
+                found.append(FileAttachment.from_item(item, raw))
+            elif item["id"] in too_large:
+                found.append(FileAttachment.not_downloaded(item, _declared(item)))
+            elif _is_file(item):
+                attachment = contents.get(item["id"]) or self._file_attachment(item, item_path)
                 if attachment is not None:
                     found.append(attachment)
-            url = body.get("@odata.nextLink")
         return found
+
+    def _attachment_pages(self, path: str, params: dict | None) -> list[dict]:
+        items: list[dict] = []
+        url: str | None = path
+        while url:
+            body = self._request("GET", url, params=params if url == path else None).json()
+            items.extend(body.get("value", []))
+            url = body.get("@odata.nextLink")
+        return items
+
+    def _file_attachment(self, item: dict, item_path: str) -> FileAttachment | None:
+        """One file: small ones as JSON (with their Content-ID), large ones as raw bytes."""
+        if _declared(item) <= SMALL_FILES_BYTES:
+            return FileAttachment.from_graph(self._request("GET", item_path).json())
+        raw = self._request("GET", f"{item_path}/$value").content
+        return FileAttachment.from_listing(item, raw)
 
     def mark_message(
         self, mailbox: str, message_id: str, *, categories: list[str], is_read: bool | None
@@ -422,3 +463,11 @@ def _log_retry(state: RetryCallState) -> None:
             "wait_s": round(state.next_action.sleep, 2) if state.next_action else None,
         },
     )
+
+
+def _is_file(item: dict) -> bool:
+    return item.get("@odata.type", "").endswith("fileAttachment")
+
+
+def _declared(item: dict) -> int:
+    return int(item.get("size") or 0)

@@ -131,10 +131,12 @@ class FileAttachment:
     content: bytes
     is_inline: bool = False
     content_id: str | None = None
+    # Set when the content was not downloaded (larger than could be uploaded): Graph's size.
+    declared_size: int | None = None
 
     @property
     def size(self) -> int:
-        return len(self.content)
+        return len(self.content) if self.declared_size is None else self.declared_size
 
     @classmethod
     def from_graph(cls, item: dict) -> FileAttachment | None:
@@ -147,6 +149,27 @@ class FileAttachment:
             content=base64.b64decode(item.get("contentBytes") or ""),
             is_inline=bool(item.get("isInline")),
             content_id=(item.get("contentId") or "").strip("<>") or None,
+        )
+
+    @classmethod
+    def from_listing(cls, item: dict, content: bytes) -> FileAttachment:
+        """A file whose raw bytes were fetched apart from its listed properties."""
+        return cls(
+            name=item.get("name") or "attachment",
+            content_type=item.get("contentType") or "application/octet-stream",
+            content=content,
+            is_inline=bool(item.get("isInline")),
+        )
+
+    @classmethod
+    def not_downloaded(cls, item: dict, size: int) -> FileAttachment:
+        """A file too large to upload: its name and size, for the description to list."""
+        return cls(
+            name=item.get("name") or "attachment",
+            content_type=item.get("contentType") or "application/octet-stream",
+            content=b"",
+            is_inline=bool(item.get("isInline")),
+            declared_size=size,
         )
 
     @classmethod

@@ -292,7 +292,9 @@ class MessageProcessor:
         # Exchange reports hasAttachments false when only inline images are attached.
         if not message.has_attachments and "cid:" not in message.body:
             return []
-        return self.graph.list_attachments(message.mailbox, message.id)
+        return self.graph.list_attachments(
+            message.mailbox, message.id, max_size=self.settings.max_attachment_size
+        )
 
     def _create_once(self, row: LedgerMessage, draft: TicketDraft) -> tuple[str, bool]:
         """Create the issue, unless an interrupted earlier attempt already did.
