@@ -33,13 +33,11 @@ import random
 import re
 import shlex
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +45,7 @@ from urllib.parse import urlencode
 
 from flask import Flask
 from flask_migrate import upgrade
+from harness import free_port, load_average, throwaway_postgres
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.engine import make_url
 
@@ -160,21 +159,6 @@ def seed(app: Flask, count: int, rng: random.Random) -> list[str]:
     return keys
 
 
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new PostgreSQL database, dropped afterwards."""
-    name = f"tm_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def postgres_available() -> bool:
     engine = create_engine(POSTGRES_ADMIN_URL)
     try:
@@ -188,12 +172,6 @@ def postgres_available() -> bool:
 
 
 # -- the servers ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -434,7 +412,7 @@ def run_database(kind: str, args, rng: random.Random) -> dict:
         database = (
             contextlib.nullcontext(f"sqlite:///{directory / 'bench.db'}")
             if kind == "sqlite"
-            else postgres_database()
+            else throwaway_postgres("tm_bench", POSTGRES_ADMIN_URL)
         )
         with database as url:
             env = {
@@ -475,10 +453,6 @@ def machine() -> dict:
         "arch": platform.machine(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
     }
-
-
-def load_average() -> list[float]:
-    return [float(value) for value in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 def main() -> None:

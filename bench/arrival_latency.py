@@ -29,12 +29,10 @@ import contextlib
 import json
 import multiprocessing
 import os
-import platform
 import random
 import re
 import shlex
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -47,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flask_migrate import upgrade
+from harness import free_port, load_average, machine
 from werkzeug.serving import make_server
 
 from ticket_manager import create_app
@@ -90,12 +89,6 @@ def serve_sandbox(connection, state_dir: str) -> None:
                     )
             elif command == "notifications":
                 connection.send(dict(Counter(d.status for d in sandbox.graph.notifications)))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class NotificationEndpoint:
@@ -256,17 +249,6 @@ def run_mode(mode: str, emails: int, mean_interval: float, rng: random.Random) -
         },
         "latencies": [round(value, 3) for value in latencies],
     }
-
-
-def machine() -> str:
-    return (
-        f"{platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}, {os.cpu_count()} cores"
-    )
-
-
-def load_average() -> list[float]:
-    return [float(value) for value in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 def main() -> None:

@@ -23,20 +23,15 @@ import platform
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from harness import throwaway_postgres
 
 from ticket_manager.sandbox.crash_run import CrashPlan, CrashRun
 from ticket_manager.sandbox.sandbox import Sandbox
 
 RESULTS = Path(__file__).parent / "results" / "crash_suite.json"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 @contextmanager
@@ -45,16 +40,8 @@ def database(kind: str, workdir: Path):
     if kind == "sqlite":
         yield f"sqlite:///{workdir / 'crash.db'}"
         return
-    name = f"tm_crash_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_postgres("tm_crash") as url:
+        yield url
 
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict:

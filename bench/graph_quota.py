@@ -26,8 +26,6 @@ import argparse
 import json
 import math
 import multiprocessing
-import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -39,6 +37,7 @@ from pathlib import Path
 
 import requests
 from flask_migrate import upgrade
+from harness import control, load_average, machine
 
 from ticket_manager import create_app
 from ticket_manager.app import get_settings
@@ -87,23 +86,6 @@ def serve_sandbox(connection, emails: int, state_dir: str) -> None:
                 inbox = sandbox.graph.messages(mailbox, "inbox")
                 marked = [any(c.startswith("Ticket ") for c in m["categories"]) for m in inbox]
                 connection.send(marked.count(False))
-
-
-def control(session: requests.Session, env: dict, path: str, body: dict | None = None) -> dict:
-    """Call every emulator's control route; returns their answers by name."""
-    bases = {
-        "identity": env["O365_AUTHORITY_HOST"],
-        "graph": env["O365_GRAPH_URL"].removesuffix("/v1.0"),
-        "jira": env["ATLASSIAN_URL"],
-    }
-    answers = {}
-    for name, base in bases.items():
-        if body is None:
-            answers[name] = session.get(f"{base}/_sandbox/{path}", timeout=30).json()
-        else:
-            response = session.post(f"{base}/_sandbox/{path}", json=body, timeout=30)
-            answers[name] = response.json() if response.content else {}
-    return answers
 
 
 def set_quota(session: requests.Session, env: dict, requests_: int | None, window: float) -> dict:
@@ -218,17 +200,6 @@ def compare(baseline: dict, throttled: dict, quota: int, window: float) -> dict:
         "ratio_to_run_bound": round(achieved / run_bound, 3),
         "quota_use": round(throttled["graph_requests_admitted_per_second"] / (quota / window), 3),
     }
-
-
-def machine() -> str:
-    return (
-        f"{platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}, {os.cpu_count()} cores"
-    )
-
-
-def load_average() -> list[float]:
-    return [float(value) for value in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 def main() -> None:

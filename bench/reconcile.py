@@ -28,11 +28,8 @@ Writes bench/results/reconcile.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import multiprocessing
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -43,10 +40,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask_migrate import upgrade
+from harness import SpawnedEmulators, load_average, machine
 
 from ticket_manager import create_app
 from ticket_manager.extensions import db
-from ticket_manager.http import build_session
 from ticket_manager.models import LedgerMessage
 from ticket_manager.sandbox.sandbox import Sandbox
 
@@ -93,56 +90,18 @@ def serve_sandbox(connection, state_dir: str) -> None:
                 )
 
 
-class Emulators:
-    """The sandbox in a spawned process, and its configuration."""
+class Emulators(SpawnedEmulators):
+    """The sandbox of ``serve_sandbox`` in a spawned process, with Graph's quota route."""
 
     def __init__(self, state_dir: str) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.connection, child = context.Pipe()
-        self.process = context.Process(target=serve_sandbox, args=(child, state_dir))
-        self.process.start()
-        if not self.connection.poll(60):
-            raise RuntimeError("the emulators did not start within 60 s")
-        self.env = self.connection.recv()
-        self.session = build_session(self.env["REQUESTS_CA_BUNDLE"])
-        self.bases = {
-            "identity": self.env["O365_AUTHORITY_HOST"],
-            "graph": self.env["O365_GRAPH_URL"].removesuffix("/v1.0"),
-            "jira": self.env["ATLASSIAN_URL"],
-        }
-
-    def ask(self, command: str, timeout: float = 300.0, **arguments):
-        self.connection.send((command, arguments))
-        if not self.connection.poll(timeout):
-            raise RuntimeError(f"the emulators did not answer {command!r} within {timeout} s")
-        return self.connection.recv()
-
-    def control(self, path: str, body: dict | None = None) -> dict:
-        """Call every emulator's control route; returns their answers by name."""
-        answers = {}
-        for name, base in self.bases.items():
-            url = f"{base}/_sandbox/{path}"
-            if body is None:
-                answers[name] = self.session.get(url, timeout=60).json()
-            else:
-                response = self.session.post(url, json=body, timeout=60)
-                answers[name] = response.json() if response.content else {}
-        return answers
+        super().__init__(serve_sandbox, state_dir)
 
     def graph_quota(self, method: str, body: dict | None = None) -> dict | None:
         """Graph's request quota (Exchange Online's 10,000 requests per 10 minutes per app and
         mailbox) through ``/_sandbox/quota``; None where the emulator has no quota."""
-        url = f"{self.bases['graph']}/_sandbox/quota"
-        response = self.session.request(method, url, json=body, timeout=60)
+        base = self.env["O365_GRAPH_URL"].removesuffix("/v1.0")
+        response = self.session.request(method, f"{base}/_sandbox/quota", json=body, timeout=60)
         return response.json() if response.ok else None
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.connection.send(("stop", {}))
-        self.process.join(30)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(10)
 
 
 def run_cli(env: dict, arguments: list[str], log_path: Path) -> dict:
@@ -372,12 +331,11 @@ def main() -> None:
             emulators.close()
 
     report = {
-        "machine": f"{platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "command": f"python bench/reconcile.py --emails {args.emails} --missing {args.missing} "
         f"--latency {args.latency} --repeat {args.repeat}",
         "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "load_average_after": load_average(),
         "minutes": round((time.monotonic() - started) / 60, 1),
         "graph_request_quota_during_checks": quota,
         "setup": {

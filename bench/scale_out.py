@@ -46,14 +46,13 @@ import tempfile
 import threading
 import time
 import traceback
-import uuid
 from collections import Counter
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from harness import throwaway_postgres
+from sqlalchemy import func, select
 
 from ticket_manager import create_app
 from ticket_manager.extensions import db
@@ -70,9 +69,6 @@ from ticket_manager.pipeline.tickets import SOURCE_PROPERTY
 from ticket_manager.sandbox.sandbox import Sandbox, SandboxAccounts
 
 RESULTS = Path(__file__).parent / "results" / "scale_out.json"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SENDERS_PER_MAILBOX = 50
 SPREAD_TIMEOUT = 60.0  # seconds for the workers to share the mailboxes out
 TAKEOVER_TIMEOUT = 60.0  # seconds for the survivors to own every mailbox again
@@ -316,21 +312,6 @@ def workers(count: int, env: dict[str, str], log_dir: Path):
 # -- the database ----------------------------------------------------------------------------------
 
 
-@contextmanager
-def database():
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
-    name = f"tm_scale_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def mailbox_owners(app) -> dict[str, int]:
     """Mailbox → pid of the worker holding its lease, for leases that have not lapsed."""
     with app.app_context():
@@ -550,7 +531,7 @@ def run_case(args: argparse.Namespace, name: str, worker_count: int, kill: bool 
     with ExitStack() as stack:
         try:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="scale-out-")))
-            url = stack.enter_context(database())
+            url = stack.enter_context(throwaway_postgres("tm_scale"))
             emulators = stack.enter_context(Emulators(mailboxes, tmp / "sandbox"))
             env = worker_env(emulators, url, mailboxes)
             app = create_app(env)

@@ -24,11 +24,8 @@ Writes bench/results/worker_memory.json and prints Markdown tables.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import multiprocessing
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -39,6 +36,7 @@ from collections import Counter
 from pathlib import Path
 
 from flask_migrate import upgrade
+from harness import SpawnedEmulators, load_average, machine
 
 from ticket_manager import create_app
 from ticket_manager.extensions import db
@@ -100,31 +98,11 @@ def serve_sandbox(connection, state_dir: str) -> None:
                 )
 
 
-class Emulators:
-    """The sandbox in a spawned process, and its configuration."""
+class Emulators(SpawnedEmulators):
+    """The sandbox of ``serve_sandbox`` in a spawned process."""
 
     def __init__(self, state_dir: str) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.connection, child = context.Pipe()
-        self.process = context.Process(target=serve_sandbox, args=(child, state_dir))
-        self.process.start()
-        if not self.connection.poll(60):
-            raise RuntimeError("the emulators did not start within 60 s")
-        self.env = self.connection.recv()
-
-    def ask(self, command: str, timeout: float = 300.0, **arguments):
-        self.connection.send((command, arguments))
-        if not self.connection.poll(timeout):
-            raise RuntimeError(f"the emulators did not answer {command!r} within {timeout} s")
-        return self.connection.recv()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.connection.send(("stop", {}))
-        self.process.join(30)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(10)
+        super().__init__(serve_sandbox, state_dir)
 
 
 def worker_env(sandbox_env: dict, database: str, **extra: str) -> dict:
@@ -377,13 +355,12 @@ def main() -> None:
         print(f"  {label}: {cases[-1]['peak_rss_mb']} MB", file=sys.stderr)
     long_running = long_running_case(args.long_emails, args.batch)
     report = {
-        "machine": f"{platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "command": f"python bench/worker_memory.py --emails {args.emails} "
         f"--long-emails {args.long_emails} --batch {args.batch} "
         f"--attachment-mb {args.attachment_mb} --attachment-emails {args.attachment_emails}",
         "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "load_average_after": load_average(),
         "minutes": round((time.monotonic() - started) / 60, 1),
         "once": cases,
         "long_running": long_running,
