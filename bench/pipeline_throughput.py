@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-import requests
 from flask_migrate import upgrade
+from harness import control, machine
 
 from ticket_manager import create_app
 from ticket_manager.app import get_settings
@@ -57,23 +56,6 @@ def serve_sandbox(connection, emails: int, state_dir: str, attachments: bool) ->
             )
         connection.send(sandbox.environment())
         connection.recv()
-
-
-def control(session: requests.Session, env: dict, path: str, body: dict | None = None) -> dict:
-    """Call every emulator's control route; returns their answers by name."""
-    bases = {
-        "identity": env["O365_AUTHORITY_HOST"],
-        "graph": env["O365_GRAPH_URL"].removesuffix("/v1.0"),
-        "jira": env["ATLASSIAN_URL"],
-    }
-    answers = {}
-    for name, base in bases.items():
-        if body is None:
-            answers[name] = session.get(f"{base}/_sandbox/{path}", timeout=30).json()
-        else:
-            response = session.post(f"{base}/_sandbox/{path}", json=body, timeout=30)
-            answers[name] = response.json() if response.content else {}
-    return answers
 
 
 def run_case(
@@ -156,8 +138,7 @@ def main() -> None:
     ]
     speedup = round(cases[2]["seconds"] / cases[3]["seconds"], 2)
     report = {
-        "machine": f"{platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}, {__import__('os').cpu_count()} cores",
+        "machine": machine(),
         "command": f"python bench/pipeline_throughput.py --emails {args.emails} "
         f"--latency {args.latency}",
         "cases": cases,
