@@ -127,6 +127,15 @@ def test_check_for_missing_tickets_finds_and_fixes_what_the_worker_never_saw(pip
     assert len(pipeline.issues()) == 3  # the worker's later round adds nothing
 
 
+def test_status_before_the_schema_exists_says_to_create_it(pipeline, tmp_path):
+    # A newcomer asking for the status before `flask db upgrade` is told to run it.
+    env = {**pipeline.env, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'empty.db'}"}
+    result = run(["status"], env)
+    assert result.returncode == 1
+    assert "flask db upgrade" in result.stdout
+    assert "SQLALCHEMY_DATABASE_URI" in result.stdout
+
+
 def test_failed_messages_are_listed_and_retried(pipeline):
     # A message Jira refuses is listed with Jira's reason; fixed, retry-failed creates it.
     pipeline.deliver(subject="Needs a valid type")

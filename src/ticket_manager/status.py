@@ -113,7 +113,11 @@ def _database() -> DependencyStatus:
         version = db.session.execute(text("select version_num from alembic_version")).scalar()
     except Exception as exc:  # whatever the database says is itself the finding
         db.session.rollback()
-        return DependencyStatus("failing", f"unreachable ({exc.__class__.__name__})")
+        return DependencyStatus(
+            "failing",
+            f"not usable ({exc.__class__.__name__}): check SQLALCHEMY_DATABASE_URI, and create "
+            "the schema with `flask db upgrade`",
+        )
     head = ScriptDirectory(MIGRATIONS_DIR).get_current_head()
     if version != head:
         return DependencyStatus(
