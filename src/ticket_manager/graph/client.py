@@ -45,7 +45,6 @@ MAX_RETRY_AFTER = 300.0
 # of Outlook's per-mailbox quota (10,000 requests in 10 minutes).
 THROTTLE_BUDGET = 600.0
 THROTTLED_ATTEMPTS = 100
-# Codes with which Graph says a delta token is spent (410 for mail, 400 for some resources).
 # Attachments are listed by these properties of Graph's attachment type first (no content).
 ATTACHMENT_METADATA = "id,name,contentType,size,isInline"
 # Files up to this many bytes in all come in one listing with their content; a larger file is
@@ -53,6 +52,7 @@ ATTACHMENT_METADATA = "id,name,contentType,size,isInline"
 # exactly the upload limit from being mistaken for a larger one.
 SMALL_FILES_BYTES = 4 * 1024 * 1024
 SIZE_SLACK = 64 * 1024
+# Codes with which Graph says a delta token is spent (410 for mail, 400 for some resources).
 DELTA_RESTART_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 
 
