@@ -418,6 +418,9 @@ class GraphEmulator:
             props["bccRecipients"] = extra_bcc
         props["isRead"] = is_read
         props["isDraft"] = is_draft
+        if folder.well_known == "sentitems":
+            # Exchange keeps no internet headers on the copy in Sent Items.
+            props["internetMessageHeaders"] = None
         conversation_id, index = box.conversation(
             parsed["messageId"], parsed["parents"], parsed["subject"], parsed["threadIndex"]
         )
@@ -493,8 +496,9 @@ class GraphEmulator:
         }
         if full or (select and "uniqueBody" in select):
             rendered["uniqueBody"] = self._convert_body(p["uniqueBody"], body_type)
-        if full or (select and "internetMessageHeaders" in select):
-            rendered["internetMessageHeaders"] = [dict(h) for h in p["internetMessageHeaders"]]
+        headers = p["internetMessageHeaders"]
+        if headers is not None and (full or (select and "internetMessageHeaders" in select)):
+            rendered["internetMessageHeaders"] = [dict(h) for h in headers]
         if select:
             keep = {"@odata.etag", "id", *select}
             rendered = {k: v for k, v in rendered.items() if k in keep}

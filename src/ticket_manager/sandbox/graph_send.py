@@ -354,6 +354,8 @@ def transmit(emu: GraphEmulator, box: Mailbox, outgoing: dict, *, save: bool = T
         notify=save,
     )
     sent = emu.render_message(holder, item, full=True)
+    # What went out carries its headers, even though the Sent Items copy keeps none.
+    sent["internetMessageHeaders"] = [dict(h) for h in parse_rfc822(raw)["headers"]]
     emu.record_sent(box, sent)
     delivered: set[str] = set()
     for recipient in everyone:
