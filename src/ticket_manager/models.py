@@ -133,10 +133,12 @@ class Ticket(db.Model):
     source: Mapped[str] = mapped_column(String(16), default="email", server_default="email")
     # The ledger row of the email that opened it.
     source_ledger_id: Mapped[int | None] = mapped_column(Integer)
-    # The reporter's email address, lower-cased.
+    # Who asked (the sender of the first email, or the API key's person), lower-cased: kept
+    # by the service, never overwritten by Jira's reporter (often the service account).
     requester: Mapped[str | None] = mapped_column(String(320), index=True)
-    # Lower-cased addresses that took part by email: only they may name the key in a subject.
-    participants: Mapped[str] = mapped_column(Text, default="")
+    requester_name: Mapped[str | None] = mapped_column(String(255))
+    # Jira's reporter, as Jira last said.
+    reporter_email: Mapped[str | None] = mapped_column(String(320), index=True)
     summary: Mapped[str | None] = mapped_column(String(512))
     conversation_id: Mapped[str | None] = mapped_column(String(512), index=True)
     # The newest email of the thread in the mailbox: replies to the customer answer it.
@@ -166,13 +168,13 @@ class Ticket(db.Model):
     watchers: Mapped[list[TicketWatcher]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", lazy="selectin"
     )
+    # Who may continue the ticket by email (pipeline/participants.py decides who they are).
+    participants: Mapped[list[TicketParticipant]] = relationship(
+        back_populates="ticket", cascade="all, delete-orphan", lazy="selectin"
+    )
 
     def participant_set(self) -> set[str]:
-        return {p for p in (self.participants or "").split(",") if p}
-
-    def add_participants(self, addresses) -> None:
-        merged = self.participant_set() | {a.strip().lower() for a in addresses if a}
-        self.participants = ",".join(sorted(merged))
+        return {p.email for p in self.participants}
 
     def label_list(self) -> list[str]:
         return [label for label in (self.labels or "").split(" ") if label]
@@ -197,6 +199,27 @@ class TicketWatcher(db.Model):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320), index=True)
     ticket: Mapped[Ticket] = relationship(back_populates="watchers")
+
+
+class TicketParticipant(db.Model):
+    """Someone who may continue a ticket by email, and how they became one.
+
+    ``how``: ``requester``, ``first-email`` (To/Cc of the email that opened it),
+    ``added`` (put in To/Cc by a participant), ``watcher`` (added in Jira), ``api``.
+    """
+
+    __tablename__ = "ticket_participants"
+    __table_args__ = (UniqueConstraint("ticket_id", "email"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    how: Mapped[str] = mapped_column(String(32))
+    # Who put them in To/Cc (for ``added``).
+    added_by: Mapped[str | None] = mapped_column(String(320))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ticket: Mapped[Ticket] = relationship(back_populates="participants")
 
 
 class ApiKey(db.Model):

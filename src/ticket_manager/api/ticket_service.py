@@ -35,6 +35,7 @@ from ticket_manager.models import Ticket
 from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
 from ticket_manager.pipeline.ledger import as_utc, now
 from ticket_manager.pipeline.outbox import enqueue
+from ticket_manager.pipeline.participants import record_requester
 from ticket_manager.pipeline.ticket_records import (
     ISSUE_FIELDS,
     new_ticket,
@@ -234,7 +235,6 @@ class TicketService:
             source="api",
             created_by_key=principal.key_id,
             idempotency_key=idempotency_key,
-            participants="",
             created_at=now(),
             jira_updated_at=now(),
         )
@@ -283,6 +283,7 @@ class TicketService:
             ticket = placeholder
         else:
             db.session.add(ticket)
+        record_requester(ticket, reporter)
         db.session.commit()
         return ticket
 

@@ -28,8 +28,8 @@ from ticket_manager.jira.errors import (
 )
 from ticket_manager.metrics import count_processed, count_ticket_created
 from ticket_manager.models import LedgerMessage, MessageState, Ticket
-from ticket_manager.pipeline import leases, ledger
-from ticket_manager.pipeline.conversations import find_thread, participants_of
+from ticket_manager.pipeline import leases, ledger, participants
+from ticket_manager.pipeline.conversations import ThreadMatch, find_thread, sent_by_us
 from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
 from ticket_manager.pipeline.outbox import enqueue
 from ticket_manager.pipeline.rules import (
@@ -141,19 +141,24 @@ class MessageProcessor:
             rejection = first_rejection(message, context, waived=row.rules_waived)
             if rejection is not None:
                 return self._finish(row, MessageState.REJECTED, rejection.rule, rejection.reason)
-            match = find_thread(message)
-            if match is not None and not match.ticket.deleted_in_jira:
+            match = find_thread(message, is_participant=self._is_participant)
+            if match is not None and match.participant and not match.ticket.deleted_in_jira:
                 return self._comment(row, message, match.ticket)
-            follow_up_of = match.ticket.key if match else None
+            follow_up_of = match
         else:
             ticket = _ticket(row.ticket_key)
             if ticket is not None and ticket.source_ledger_id != row.id:
                 return self._comment(row, message, ticket)  # resuming a comment
         return self._create(row, message, follow_up_of)
 
+    def _is_participant(self, ticket: Ticket, address: str | None) -> bool:
+        # Jira is asked (watchers) only about a live ticket and a sender not known yet.
+        jira = None if ticket.deleted_in_jira else self.jira
+        return participants.is_participant(ticket, address, jira)
+
     # -- a new ticket ----------------------------------------------------------------------
 
-    def _create(self, row: LedgerMessage, message: MailMessage, follow_up_of: str | None):
+    def _create(self, row: LedgerMessage, message: MailMessage, follow_up_of: ThreadMatch | None):
         attachments = self._attachments(message)
         board = self.settings.board_for(row.mailbox)
         project_key = self.jira.project_key_for_board(board.name)
@@ -163,7 +168,7 @@ class MessageProcessor:
             settings=self.settings,
             jira=self.jira,
             project_key=project_key,
-            follow_up_of=follow_up_of,
+            follow_up_of=_reference(follow_up_of),
         )
         fresh = False
         if row.ticket_key is None:
@@ -208,8 +213,10 @@ class MessageProcessor:
         ticket.conversation_id = message.conversation_id
         ticket.last_graph_id = message.id
         ticket.last_internet_message_id = message.internet_message_id
+        reporter = (draft.fields.get("reporter") or {}).get("emailAddress")
+        ticket.reporter_email = reporter.lower() if reporter else None
         ticket.set_watchers(w.email for w in draft.watchers if w.email)
-        ticket.add_participants(participants_of(message, self.settings.mailboxes))
+        participants.record_first_email(ticket, message, self.settings.mailboxes)
         db.session.add(ticket)
 
     # -- a follow-up -----------------------------------------------------------------------
@@ -217,9 +224,11 @@ class MessageProcessor:
     def _staff_reply(self, row: LedgerMessage, message: MailMessage) -> Outcome:
         """A reply staff sent from Outlook: a comment on its ticket, never a new ticket."""
         if row.ticket_key is None:
-            if message.header(LOOP_HEADER) is not None:
+            if message.header(LOOP_HEADER) is not None or sent_by_us(
+                row.mailbox, message.internet_message_id
+            ):
                 return self._finish(row, MessageState.REJECTED, "own-mailbox", "sent by us")
-            match = find_thread(message)
+            match = find_thread(message, staff=True)
             if match is None or match.ticket.deleted_in_jira:
                 return self._finish(
                     row,
@@ -269,11 +278,13 @@ class MessageProcessor:
                     row.jira_attempt_at = None
                     db.session.commit()
                     log.warning("follow-up of a deleted ticket", extra={"ticket": key})
-                    return self._create(row, message, follow_up_of=key)
+                    return self._create(row, message, ThreadMatch(ticket, "deleted"))
             row.ticket_key = key
-            ticket.add_participants(participants_of(message, self.settings.mailboxes))
-            ticket.last_graph_id = message.id
-            ticket.last_internet_message_id = message.internet_message_id
+            participants.record_follow_up(ticket, message, self.settings.mailboxes)
+            if not sent_to_customer:
+                # Emails to the customer answer the customer's newest email, never our own.
+                ticket.last_graph_id = message.id
+                ticket.last_internet_message_id = message.internet_message_id
             db.session.commit()
             log.info(
                 "comment added",
@@ -380,6 +391,15 @@ class MessageProcessor:
         row.next_attempt_at = ledger.now() + min(backoff, MAX_BACKOFF)
         ledger.release(row)
         db.session.commit()
+
+
+def _reference(match: ThreadMatch | None) -> tuple[str, str] | None:
+    """How the new ticket names the one the email referred to: deleted, or not the sender's."""
+    if match is None:
+        return None
+    if match.ticket.deleted_in_jira:
+        return match.ticket.key, "deleted"
+    return match.ticket.key, "not-a-participant"
 
 
 def _ticket(key: str | None) -> Ticket | None:

@@ -49,7 +49,6 @@ def new_ticket(
         board=board.name if board else None,
         project_key=(fields.get("project") or {}).get("key"),
         priority=(fields.get("priority") or {}).get("name"),
-        participants="",
         created_at=moment,
         jira_updated_at=moment,
     )
@@ -83,7 +82,9 @@ def refresh_from_issue(ticket: Ticket, issue: dict, settings: Settings) -> None:
         ticket.assignee_email = email.lower() if email else None
         ticket.assignee_name = assignee.get("displayName") or assignee.get("name")
     if "reporter" in fields and (fields.get("reporter") or {}).get("emailAddress"):
-        ticket.requester = fields["reporter"]["emailAddress"].lower()
+        # Jira's reporter only: the requester is the service's (often the reporter is the
+        # service account, for customers who are not Jira users).
+        ticket.reporter_email = fields["reporter"]["emailAddress"].lower()
     if "project" in fields and (fields.get("project") or {}).get("key"):
         ticket.project_key = fields["project"]["key"]
     updated = parse_jira_time(fields.get("updated"))

@@ -82,7 +82,7 @@ def build_ticket(
     settings: Settings,
     jira: JiraClient,
     project_key: str,
-    follow_up_of: str | None = None,
+    follow_up_of: tuple[str, str] | None = None,
 ) -> TicketDraft:
     """Decide the issue's fields from the email: summary, description, labels, people, files."""
     category, title = category_and_title(message.subject, settings)
@@ -91,7 +91,11 @@ def build_ticket(
     sender = message.from_ or message.sender
     header = [("From", _format_addresses((sender,)) if sender else "(unknown)")]
     if follow_up_of:
-        header.insert(0, ("Follows", f"{follow_up_of}, which no longer exists in Jira"))
+        key, why = follow_up_of
+        if why == "deleted":
+            header.insert(0, ("Follows", f"{key}, which no longer exists in Jira"))
+        else:
+            header.insert(0, ("Refers to", f"{key} (the sender is not one of its participants)"))
     if message.to:
         header.append(("To", _format_addresses(message.to)))
     if message.cc:
