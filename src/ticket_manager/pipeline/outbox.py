@@ -34,7 +34,7 @@ from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.metrics import count_comment_relayed
 from ticket_manager.models import OutboundMessage, OutboundState, Ticket
-from ticket_manager.pipeline import leases
+from ticket_manager.pipeline import leases, participants
 from ticket_manager.pipeline.ledger import now
 
 log = logging.getLogger("ticket_manager.outbox")
@@ -213,18 +213,16 @@ class Outbox:
                 return
         else:
             payload = json.loads(row.payload or "{}")
-            draft_body = self._draft_body(row, ticket, payload)
-            reply_all = row.kind == "acknowledgement" and self.settings.acknowledge_all
+            draft_body = {**self._draft_body(row, ticket, payload), **self._recipients(row, ticket)}
             try:
+                # Threaded to the ticket's conversation; the recipients are ours, never
+                # whoever wrote the email it answers.
                 draft = self.graph.create_reply_draft(
-                    row.mailbox, ticket.last_graph_id, reply_all=reply_all, message=draft_body
+                    row.mailbox, ticket.last_graph_id, reply_all=False, message=draft_body
                 )
             except GraphNotFoundError:
-                # The email of the thread is gone from the mailbox: write to the requester.
-                draft = self.graph.create_draft(
-                    row.mailbox,
-                    {**draft_body, "toRecipients": [_recipient(ticket.requester)]},
-                )
+                # The email of the thread is gone from the mailbox: a new email instead.
+                draft = self.graph.create_draft(row.mailbox, draft_body)
             row.draft_id = draft.id
             row.internet_message_id = draft.internet_message_id
             row.state = OutboundState.DRAFTED
@@ -235,6 +233,16 @@ class Outbox:
         if row.kind == "comment":
             count_comment_relayed()
         log.info("email sent", extra={"ticket": row.ticket_key, "state": row.kind})
+
+    def _recipients(self, row: OutboundMessage, ticket: Ticket) -> dict:
+        """To the requester, Cc the other participants (never a monitored mailbox).
+
+        An acknowledgement goes to the requester alone unless EMAIL_ACKNOWLEDGE_ALL.
+        """
+        to, cc = participants.recipients(ticket, self.settings.mailboxes)
+        if row.kind == "acknowledgement" and not self.settings.acknowledge_all:
+            cc = []
+        return {"toRecipients": to, "ccRecipients": cc}
 
     def _draft_body(self, row: OutboundMessage, ticket: Ticket, payload: dict) -> dict:
         link = (
@@ -289,7 +297,3 @@ class Outbox:
         if state == OutboundState.SENT:
             row.sent_at = now()
         db.session.commit()
-
-
-def _recipient(address: str | None) -> dict:
-    return {"emailAddress": {"address": address or ""}}

@@ -28,7 +28,7 @@ from ticket_manager.jira.errors import (
 )
 from ticket_manager.metrics import count_processed, count_ticket_created
 from ticket_manager.models import LedgerMessage, MessageState, Ticket
-from ticket_manager.pipeline import leases, ledger, participants
+from ticket_manager.pipeline import leases, ledger, ordering, participants
 from ticket_manager.pipeline.conversations import ThreadMatch, find_thread, sent_by_us
 from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
 from ticket_manager.pipeline.outbox import enqueue
@@ -127,6 +127,11 @@ class MessageProcessor:
     def _process_claimed(self, row: LedgerMessage, message: MailMessage | None) -> Outcome:
         if message is None:
             message = self.graph.get_message(row.mailbox, row.graph_id)
+        if row.ticket_key is None and ordering.earlier_undecided(
+            row, message, self.settings.max_attempts
+        ):
+            # A reply waits for its original's outcome (one ticket, then comments in order).
+            raise RetryLater(ordering.WAIT_FOR_ORIGINAL)
 
         if row.folder == "sentitems":
             return self._staff_reply(row, message)

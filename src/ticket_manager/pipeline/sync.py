@@ -6,9 +6,11 @@ delta link is stored only after the whole round is recorded, so a crash replays 
 and the ledger makes the replay harmless. Rows left pending or failed earlier are retried at
 the end of the round.
 
-The rows of a page, and the retries, are claimed in one batch (ledger.claim_new,
-ledger.claim_due) before they go to the pool; a row the worker no longer gets to, because it
-is stopping or lost the mailbox, is given back unstarted.
+Emails of one conversation are processed one after the other, in received order
+(pipeline/ordering.py); unrelated ones side by side. The rows of a page, and the retries,
+are claimed in one batch (ledger.claim_new, ledger.claim_due) before they go to the pool; a
+row the worker no longer gets to, because it is stopping or lost the mailbox, is given back
+unstarted.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import timedelta
 
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
@@ -28,7 +31,7 @@ from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import DeltaTokenExpiredError
 from ticket_manager.graph.messages import MailMessage
 from ticket_manager.models import LedgerMessage, Mailbox, MessageState
-from ticket_manager.pipeline import ledger
+from ticket_manager.pipeline import leases, ledger, ordering
 from ticket_manager.pipeline.processor import MessageProcessor, Outcome
 
 log = logging.getLogger("ticket_manager.sync")
@@ -172,27 +175,40 @@ class MailboxSync:
         )
         db.session.rollback()
         claimed = ledger.claim_new(address, list(rows))
-        return [self._submit(row_id, keys[rows[row_id]]) for row_id in claimed]
+        messages = {row_id: keys[rows[row_id]] for row_id in claimed}
+        return [self._submit(chain, messages) for chain in ordering.chains(claimed, messages)]
 
     def retry_due(self, address: str) -> list[Outcome]:
         """Process pending rows left by an earlier run and failed rows whose time has come."""
         claimed = ledger.claim_due(address, self.settings.max_attempts)
-        return [future.result() for future in [self._submit(row_id, None) for row_id in claimed]]
+        futures = [self._submit(chain, {}) for chain in ordering.chains(claimed, {})]
+        return [outcome for future in futures for outcome in future.result()]
 
-    def _submit(self, row_id: int, message: MailMessage | None) -> Future:
-        """Process one claimed row on the pool, in an app context of its own."""
+    def _submit(self, chain: list[int], messages: dict[int, MailMessage | None]) -> Future:
+        """Process claimed rows of one conversation on the pool, one after the other."""
 
-        def one() -> Outcome:
+        def run_chain() -> list[Outcome]:
+            outcomes = []
             with self.app.app_context():
                 try:
-                    if self.should_stop():
-                        ledger.unclaim([row_id])
-                        return Outcome(state=None)
-                    return self.processor.process(row_id, message, claimed=True)
+                    for n, row_id in enumerate(chain):
+                        if self.should_stop():
+                            ledger.unclaim(chain[n:])
+                            break
+                        message = messages.get(row_id)
+                        try:
+                            outcome = self.processor.process(row_id, message, claimed=True)
+                        except SQLAlchemyError:
+                            for untouched in chain[n + 1 :]:  # claimed, never started
+                                leases.strand(LedgerMessage, untouched, ledger.CLAIM_DURATION)
+                            raise
+                        outcomes.append(outcome)
+                        db.session.remove()
                 finally:
                     db.session.remove()
+            return outcomes
 
-        return self.executor.submit(one)
+        return self.executor.submit(run_chain)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -209,4 +225,4 @@ def _collect_finished(pending: list[Future], result: RoundResult, *, keep: int) 
     for future in pending:
         (finished if future.done() else unfinished).append(future)
     pending[:] = unfinished
-    result.outcomes.extend(future.result() for future in finished)
+    result.outcomes.extend(outcome for future in finished for outcome in future.result())
