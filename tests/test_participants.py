@@ -222,3 +222,38 @@ def test_a_backlog_of_an_original_and_its_replies_makes_one_ticket(make_pipeline
     assert [r.state for r in harness.rows() if r.folder == "inbox"].count(
         MessageState.COMMENTED
     ) == 2
+
+
+def test_our_own_email_back_in_the_inbox_without_its_marker_is_ours(pipeline):
+    # A gateway that strips X- headers bounces our acknowledgement back: no loop, no comment.
+    key, _ = open_ticket(pipeline)
+    [ack] = sent(pipeline)
+    pipeline.deliver(
+        subject=ack["subject"],
+        sender=CAROL,
+        body="Your ticket is open.",
+        message_id=ack["internetMessageId"],
+    )
+    pipeline.run_once()
+    assert pipeline.issues()[0]["comments"] == []
+    assert (pipeline.rows()[-1].rule, len(sent(pipeline))) == ("own-mailbox", 1)
+    assert key in ack["subject"]
+
+
+def test_the_api_shows_the_requester_beside_jiras_reporter(api):
+    # Zoe is no Jira user: Jira's reporter is the service account, the requester is Zoe,
+    # and ?requester= finds her ticket.
+    api.pipeline.deliver(sender="Zoe <zoe.nojira@example.com>", subject="Invoice missing")
+    api.pipeline.run_once()
+    client = api.client("tickets:read", user=None)
+    [ticket] = client.get("/tickets", params={"requester": "ZOE.nojira@example.com"}).json()[
+        "items"
+    ]
+    assert ticket["requester"] == {"email": "zoe.nojira@example.com", "name": "Zoe"}
+    [issue] = api.sandbox.jira.issues()
+    fresh = client.get(f"/tickets/{ticket['key']}").json()
+    assert fresh["requester"]["email"] == "zoe.nojira@example.com"
+    assert fresh["reporter"] == issue["reporter"] != "zoe.nojira@example.com"
+    assert (
+        client.get("/tickets", params={"reporter": "zoe.nojira@example.com"}).json()["items"] == []
+    )

@@ -71,7 +71,22 @@ class TicketSchema(ma.Schema):
         metadata={"description": "new, indeterminate or done.", "example": "new"},
     )
     priority = ma.fields.String(allow_none=True, metadata={"example": "Medium"})
-    reporter = ma.fields.String(allow_none=True, metadata={"example": "customer@example.com"})
+    reporter = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Jira's reporter (the service account when the requester is no "
+            "Jira user).",
+            "example": "customer@example.com",
+        },
+    )
+    requester = ma.fields.Nested(
+        PersonSchema,
+        allow_none=True,
+        metadata={
+            "description": "Who asked: the sender of the first email, or the API key's person. "
+            "Kept by the service; emails about the ticket go to them."
+        },
+    )
     assignee = ma.fields.Nested(PersonSchema, allow_none=True)
     watchers = ma.fields.List(ma.fields.String(), metadata={"example": ["boss@example.com"]})
     mailbox = ma.fields.String(
@@ -119,7 +134,8 @@ class TicketQuerySchema(FieldsQuerySchema):
     board = _text("A board name (see GET /boards).")
     category = _text("A category (see GET /categories).")
     status = _text("Jira status name, e.g. Done.")
-    reporter = ma.fields.Email(metadata={"description": "Reporter's email address."})
+    reporter = ma.fields.Email(metadata={"description": "Jira reporter's email address."})
+    requester = ma.fields.Email(metadata={"description": "Requester's email address."})
     assignee = ma.fields.Email(metadata={"description": "Assignee's email address."})
     watcher = ma.fields.Email(metadata={"description": "A watcher's email address."})
     mailbox = ma.fields.Email(metadata={"description": "The mailbox the ticket came through."})

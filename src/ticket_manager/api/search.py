@@ -78,7 +78,8 @@ def filtered(args: dict, *, with_placeholders: bool = False) -> Select:
         if args.get(name) is not None:
             query = query.where(column == args[name])
     lowered = {
-        "reporter": Ticket.requester,
+        "reporter": Ticket.reporter_email,
+        "requester": Ticket.requester,
         "assignee": Ticket.assignee_email,
         "mailbox": Ticket.mailbox,
     }

@@ -75,7 +75,10 @@ def ticket_view(ticket: Ticket, extra: dict | None = None) -> dict:
         "status": ticket.status,
         "status_category": ticket.status_category,
         "priority": ticket.priority,
-        "reporter": ticket.requester,
+        "reporter": ticket.reporter_email,
+        "requester": (
+            {"email": ticket.requester, "name": ticket.requester_name} if ticket.requester else None
+        ),
         "assignee": assignee,
         "watchers": ticket.watcher_emails(),
         "mailbox": ticket.mailbox,

@@ -142,6 +142,7 @@ class MessageProcessor:
                 recent_from_sender=lambda sender: ledger.earlier_from_sender(
                     row.mailbox, sender, row.id
                 ),
+                sent_by_us=lambda message_id: sent_by_us(row.mailbox, message_id),
             )
             rejection = first_rejection(message, context, waived=row.rules_waived)
             if rejection is not None:
@@ -218,8 +219,8 @@ class MessageProcessor:
         ticket.conversation_id = message.conversation_id
         ticket.last_graph_id = message.id
         ticket.last_internet_message_id = message.internet_message_id
-        reporter = (draft.fields.get("reporter") or {}).get("emailAddress")
-        ticket.reporter_email = reporter.lower() if reporter else None
+        # Jira's reporter is the sender when they are a Jira user (refreshed from Jira later).
+        ticket.reporter_email = sender_address(message) if "reporter" in draft.fields else None
         ticket.set_watchers(w.email for w in draft.watchers if w.email)
         participants.record_first_email(ticket, message, self.settings.mailboxes)
         db.session.add(ticket)

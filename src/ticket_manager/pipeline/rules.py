@@ -41,6 +41,8 @@ class RuleContext:
     settings: Settings
     # Mail from a sender recorded earlier in 24 hours and not rejected (the storm cap).
     recent_from_sender: Callable[[str], int]
+    # Is this Message-ID one of the emails the service sent? (headers may be stripped)
+    sent_by_us: Callable[[str | None], bool] = lambda _message_id: False
 
 
 def sender_address(message: MailMessage) -> str | None:
@@ -51,11 +53,13 @@ def sender_address(message: MailMessage) -> str | None:
 
 class OwnMailboxRule:
     name = "own-mailbox"
-    description = "Mail from a monitored mailbox, or carrying our loop marker, is our own."
+    description = "Mail from a monitored mailbox, carrying our loop marker or our Message-ID."
 
     def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
         if message.header(LOOP_HEADER) is not None:
             return Rejection(self.name, "carries the X-Ticket-Manager loop marker: sent by us")
+        if context.sent_by_us(message.internet_message_id):
+            return Rejection(self.name, "its Message-ID is one of the emails we sent")
         ours = {m.lower() for m in context.settings.mailboxes}
         address = sender_address(message)
         if address and address in ours:
