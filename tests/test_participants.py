@@ -257,3 +257,29 @@ def test_the_api_shows_the_requester_beside_jiras_reporter(api):
     assert (
         client.get("/tickets", params={"reporter": "zoe.nojira@example.com"}).json()["items"] == []
     )
+
+
+def test_check_for_missing_tickets_keeps_a_conversation_in_order(pipeline):
+    # Mail the worker never saw: the original becomes the ticket, its replies its comments.
+    from ticket_manager.pipeline.reconcile import Reconciler
+    from ticket_manager.pipeline.worker import Services
+
+    start = datetime.now(UTC) - timedelta(hours=3)
+    pipeline.deliver(sender=CAROL, message_id="<missed-1@example.com>", received=start)
+    for n in (2, 3):
+        pipeline.deliver(
+            sender=CAROL,
+            subject="RE: Printer jammed",
+            body=f"Missed reply {n}.",
+            message_id=f"<missed-{n}@example.com>",
+            in_reply_to=f"<missed-{n - 1}@example.com>",
+            received=start + timedelta(minutes=n),
+        )
+    with pipeline.app.app_context():
+        reconciler = Reconciler(pipeline.app, pipeline.settings, Services(pipeline.settings))
+        report = reconciler.find_missing(pipeline.mailbox, timedelta(days=1))
+        outcomes = reconciler.process(pipeline.mailbox, report, progress=lambda _n: None)
+        db.session.remove()
+    assert outcomes == {"ticket_created": 1, "commented": 2}
+    [issue] = pipeline.issues()
+    assert ["Missed reply 2." in c["body"] for c in issue["comments"]] == [True, False]

@@ -72,6 +72,11 @@ def find_thread(
     if not candidates:
         return None
     if staff:
+        # Staff answer someone: the ticket whose participants the email is addressed to.
+        addressed = {p.address.lower() for p in (*message.to, *message.cc) if p and p.address}
+        for ticket, how in candidates:
+            if addressed & ticket.participant_set():
+                return ThreadMatch(ticket, how)
         ticket, how = candidates[0]
         return ThreadMatch(ticket, how)
     sender = sender_address(message)

@@ -23,7 +23,14 @@ from ticket_manager.graph.errors import GraphNotFoundError
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline import ledger
 
-LISTED_FIELDS = ("id", "internetMessageId", "receivedDateTime", "subject", "from")
+LISTED_FIELDS = (
+    "id",
+    "internetMessageId",
+    "receivedDateTime",
+    "subject",
+    "from",
+    "conversationId",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class ListedMessage:
     received: datetime
     sender: str
     subject: str
+    conversation_id: str | None = None
 
 
 @dataclass
@@ -68,6 +76,7 @@ class Reconciler:
                     received=datetime.fromisoformat(item["receivedDateTime"]),
                     sender=sender,
                     subject=item.get("subject") or "(no subject)",
+                    conversation_id=item.get("conversationId"),
                 )
             )
         known = ledger.known_keys(address, [m.key for m in listed])
@@ -95,25 +104,42 @@ class Reconciler:
         of downtime the missing mail is thousands of emails, each waiting on Graph and Jira.
         """
         processor = self.services.processor()
-        jobs: list[Callable[[], str]] = [
-            partial(self._process_missing, processor, address, item) for item in report.missing
+        # One conversation's emails one after the other, oldest first (pipeline/ordering.py):
+        # the original makes the ticket before its replies look for it.
+        conversations: dict[str, list[ListedMessage]] = {}
+        for item in sorted(report.missing, key=lambda m: m.received):
+            conversations.setdefault(item.conversation_id or item.key, []).append(item)
+        jobs: list[Callable[[], list[str]]] = [
+            partial(self._process_conversation, processor, address, items)
+            for items in conversations.values()
         ]
         jobs += [partial(self._process_row, processor, row_id) for row_id in report.unfinished]
         outcomes: Counter[str] = Counter()
         if self.settings.processing_concurrency == 1 or len(jobs) < 2:
             for job in jobs:
-                outcomes[job()] += 1
-                progress(1)
+                for name in job():
+                    outcomes[name] += 1
+                    progress(1)
             return outcomes
         workers = min(self.settings.processing_concurrency, len(jobs))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
             futures = [pool.submit(self._in_app_context, job) for job in jobs]
             for future in as_completed(futures):
-                outcomes[future.result()] += 1
-                progress(1)
+                for name in future.result():
+                    outcomes[name] += 1
+                    progress(1)
         return outcomes
 
-    def _in_app_context(self, job: Callable[[], str]) -> str:
+    def _process_conversation(
+        self, processor, address: str, items: list[ListedMessage]
+    ) -> list[str]:
+        names = []
+        for item in items:
+            names.append(self._process_missing(processor, address, item))
+            db.session.remove()
+        return names
+
+    def _in_app_context(self, job: Callable[[], list[str]]) -> list[str]:
         with self.app.app_context():
             try:
                 return job()
@@ -130,8 +156,8 @@ class Reconciler:
         db.session.rollback()
         return _outcome_name(processor.process(row.id, message))
 
-    def _process_row(self, processor, row_id: int) -> str:
-        return _outcome_name(processor.process(row_id))
+    def _process_row(self, processor, row_id: int) -> list[str]:
+        return [_outcome_name(processor.process(row_id))]
 
 
 def _outcome_name(outcome) -> str:
