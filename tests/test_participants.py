@@ -283,3 +283,15 @@ def test_check_for_missing_tickets_keeps_a_conversation_in_order(pipeline):
     assert outcomes == {"ticket_created": 1, "commented": 2}
     [issue] = pipeline.issues()
     assert ["Missed reply 2." in c["body"] for c in issue["comments"]] == [True, False]
+
+
+@pytest.mark.parametrize("everyone", ["false", "true"])
+def test_the_acknowledgement_copies_the_others_only_when_asked(make_pipeline, everyone):
+    # The acknowledgement goes To the requester; EMAIL_ACKNOWLEDGE_ALL adds the other people
+    # of the email in Cc, never the support mailbox itself.
+    harness = make_pipeline(EMAIL_ACKNOWLEDGE_ALL=everyone)
+    open_ticket(harness, cc=["Dave <dave@example.com>"])
+    [ack] = sent(harness)
+    assert addresses(ack["toRecipients"]) == ["carol.customer@example.com"]
+    expected = ["dave@example.com"] if everyone == "true" else []
+    assert addresses(ack["ccRecipients"]) == expected
