@@ -274,7 +274,6 @@ def test_a_create_interrupted_after_jira_answered_is_adopted_on_retry(api):
                 source="api",
                 created_by_key=key_id,
                 idempotency_key="retry-me",
-                participants="",
                 created_at=now() - timedelta(minutes=5),
             )
         )
@@ -301,7 +300,6 @@ def test_a_recent_placeholder_means_the_same_request_is_in_progress(api):
                 source="api",
                 created_by_key=token.split("_")[1],
                 idempotency_key="busy",
-                participants="",
             )
         )
         db.session.commit()

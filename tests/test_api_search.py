@@ -164,7 +164,6 @@ def test_placeholders_of_pending_creates_are_neither_listed_nor_counted(api):
             db.session.add(
                 Ticket(
                     key=key,
-                    participants="",
                     status="Done",
                     category="bug",
                     board="support",
