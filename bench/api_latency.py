@@ -111,7 +111,6 @@ def ticket_row(ticket_id: int, key: str, board: str, project: str, rng: random.R
         "mailbox": f"{board}@example.com" if by_email else None,
         "source": "email" if by_email else "api",
         "requester": rng.choices(REQUESTERS, cum_weights=REQUESTER_WEIGHTS)[0],
-        "participants": "",
         "summary": f"Request {ticket_id}: {category} problem reported",
         "board": board,
         "project_key": project,
