@@ -60,6 +60,8 @@ MAX_RETRY_WAIT = 60.0
 
 # What the poller reads of an updated issue: relay needs status, files and comments; the
 # service's copy of the ticket (what the API serves) needs the rest.
+# Jira Service Management's mark of an internal note (the only one on Server/Data Center).
+INTERNAL_NOTE_PROPERTY = "sd.public.comment"
 UPDATED_ISSUE_FIELDS = (
     "status",
     "attachment",
@@ -99,9 +101,6 @@ class JiraComment:
     @classmethod
     def from_jira(cls, raw: dict) -> JiraComment:
         author = raw.get("author") or {}
-        # Jira Service Management marks internal notes jsdPublic false; a visibility
-        # restriction (role or group) hides a comment from the customer on any Jira.
-        public = raw.get("jsdPublic", True) is not False and not raw.get("visibility")
         properties = {p.get("key"): p.get("value") for p in raw.get("properties") or []}
         return cls(
             id=str(raw.get("id")),
@@ -109,10 +108,33 @@ class JiraComment:
             author_name=author.get("displayName") or author.get("name") or "Support",
             author_email=author.get("emailAddress"),
             body=raw.get("body") or "",
-            public=public,
+            public=not is_internal_comment(raw, properties),
             created=raw.get("created") or "",
             properties=properties,
         )
+
+
+def is_internal_comment(raw: dict, properties: dict) -> bool:
+    """Whether the customer must not see a comment, on any kind of Jira.
+
+    Cloud Service Management says ``jsdPublic: false``; Server/Data Center Service Management
+    says so only in the comment property ``sd.public.comment`` (``{"internal": true}``), read
+    with ``expand=properties``; any Jira hides a comment restricted to a role or group.
+    """
+    note = properties.get(INTERNAL_NOTE_PROPERTY)
+    return (
+        raw.get("jsdPublic", True) is False
+        or bool(raw.get("visibility"))
+        or (isinstance(note, dict) and note.get("internal") is True)
+    )
+
+
+def says_whether_public(raw: dict) -> bool:
+    """Whether a comment as Jira sent it is enough to tell (else read it with its properties).
+
+    Cloud always sends ``jsdPublic``; a comment read with ``expand=properties`` carries them.
+    """
+    return "jsdPublic" in raw or "properties" in raw or bool(raw.get("visibility"))
 
 
 def quote_jql(value: str) -> str:
@@ -431,6 +453,16 @@ class JiraClient:
         )
         comments = [JiraComment.from_jira(raw) for raw in page.get("comments", [])]
         return comments, int(page.get("total", 0))
+
+    def comment(self, key: str, comment_id: str) -> JiraComment:
+        """One comment with its properties (which say whether a DC comment is internal)."""
+        raw = self._call(
+            lambda: self.jira._get_json(
+                f"issue/{key}/comment/{comment_id}", params={"expand": "properties"}
+            ),
+            "comment",
+        )
+        return JiraComment.from_jira(raw)
 
     def find_comment_with_property(self, key: str, property_key: str, match: dict) -> str | None:
         """The id of a comment whose property matches (an interrupted earlier attempt's)."""

@@ -5,7 +5,8 @@ both call :func:`relay_comment` / :func:`relay_status`, which only *enqueue* an 
 email with a key unique to the comment (``comment:SUP-1:10042``); the outbox sends it once.
 
 A comment is relayed when it is on a ticket this service opened, is public (not a Jira
-Service Management internal note, no visibility restriction) and was not written by the
+Service Management internal note: ``jsdPublic: false`` on Cloud, the ``sd.public.comment``
+property on Server/Data Center; no visibility restriction) and was not written by the
 service account (whose comments are the customer's own emails).
 """
 
@@ -19,7 +20,7 @@ from sqlalchemy import select
 
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
-from ticket_manager.jira.client import JiraClient, JiraComment
+from ticket_manager.jira.client import JiraClient, JiraComment, says_whether_public
 from ticket_manager.jira.errors import JiraNotFoundError, JiraRejectedError
 from ticket_manager.models import Cursor, Ticket
 from ticket_manager.pipeline.ledger import as_utc, now
@@ -133,8 +134,12 @@ class CommentPoller:
         queued = 0
         embedded = (issue.get("fields") or {}).get("comment") or {}
         listed = embedded.get("comments") or []
-        if len(listed) < int(embedded.get("total") or 0):
-            comments = self.jira.comments(key)  # more than the search result carries
+        if len(listed) < int(embedded.get("total") or 0) or not all(
+            says_whether_public(raw) for raw in listed
+        ):
+            # More than the search result carries, or comments without jsdPublic (Server/Data
+            # Center), whose internal-note property comes only with expand=properties.
+            comments = self.jira.comments(key)
         else:
             comments = [JiraComment.from_jira(raw) for raw in listed]
         for comment in comments:
