@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,8 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from ticket_manager.config import Settings
 from ticket_manager.content.outbound import jira_to_email
 from ticket_manager.extensions import db
-from ticket_manager.graph.client import GraphClient
-from ticket_manager.graph.errors import GraphError, GraphNotFoundError
+from ticket_manager.graph.client import MAX_UPLOADED_ATTACHMENT, Draft, GraphClient
+from ticket_manager.graph.errors import GraphError, GraphNotFoundError, GraphUnavailableError
 from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.metrics import count_comment_relayed
@@ -205,6 +206,8 @@ class Outbox:
         if ticket is None or not ticket.last_graph_id:
             self._finish(row, OutboundState.SKIPPED, "no email thread for this ticket")
             return
+        payload = json.loads(row.payload or "{}")
+        attached, named = self._choose_files(payload)
         if row.draft_id is not None:
             still_draft = self.graph.is_draft(row.mailbox, row.draft_id)
             if still_draft is False or still_draft is None:
@@ -212,31 +215,49 @@ class Outbox:
                 self._finish(row, OutboundState.SENT)
                 return
         else:
-            payload = json.loads(row.payload or "{}")
-            draft_body = self._draft_body(row, ticket, payload)
-            reply_all = row.kind == "acknowledgement" and self.settings.acknowledge_all
-            try:
-                draft = self.graph.create_reply_draft(
-                    row.mailbox, ticket.last_graph_id, reply_all=reply_all, message=draft_body
-                )
-            except GraphNotFoundError:
-                # The email of the thread is gone from the mailbox: write to the requester.
-                draft = self.graph.create_draft(
-                    row.mailbox,
-                    {**draft_body, "toRecipients": [_recipient(ticket.requester)]},
-                )
+            draft = self._make_draft(row, ticket, self._draft_body(row, ticket, payload, named))
             row.draft_id = draft.id
             row.internet_message_id = draft.internet_message_id
             row.state = OutboundState.DRAFTED
             db.session.commit()
-            self._attach_files(row, payload)
+        # Before every send, not only the first: a draft never goes without its files.
+        self._attach_files(row, attached)
         self.graph.send_draft(row.mailbox, row.draft_id)
         self._finish(row, OutboundState.SENT)
         if row.kind == "comment":
             count_comment_relayed()
         log.info("email sent", extra={"ticket": row.ticket_key, "state": row.kind})
 
-    def _draft_body(self, row: OutboundMessage, ticket: Ticket, payload: dict) -> dict:
+    def _make_draft(self, row: OutboundMessage, ticket: Ticket, draft_body: dict) -> Draft:
+        """Create the reply draft once: a create whose answer was lost is found, not repeated."""
+        marker = _marker(draft_body)
+        if row.attempts > 1:
+            # An earlier attempt may have made it and died before recording it.
+            found = self.graph.find_draft(row.mailbox, LOOP_HEADER, marker)
+            if found is not None:
+                return found
+        reply_all = row.kind == "acknowledgement" and self.settings.acknowledge_all
+        try:
+            try:
+                return self.graph.create_reply_draft(
+                    row.mailbox, ticket.last_graph_id, reply_all=reply_all, message=draft_body
+                )
+            except GraphNotFoundError:
+                # The email of the thread is gone from the mailbox: write to the requester.
+                return self.graph.create_draft(
+                    row.mailbox,
+                    {**draft_body, "toRecipients": [_recipient(ticket.requester)]},
+                )
+        except GraphUnavailableError:
+            found = self.graph.find_draft(row.mailbox, LOOP_HEADER, marker)
+            if found is None:
+                raise
+            log.info("draft found after a lost answer", extra={"ticket": row.ticket_key})
+            return found
+
+    def _draft_body(
+        self, row: OutboundMessage, ticket: Ticket, payload: dict, named: list[dict]
+    ) -> dict:
         link = (
             f"{self.settings.ticket_client_app.rstrip('/')}/{ticket.key}"
             if (self.settings.ticket_client_app)
@@ -250,6 +271,8 @@ class Outbox:
             "team_name": TEAM_NAME,
             "status": payload.get("status") or "",
             "author": payload.get("author") or "Support",
+            # Files of the comment that are not attached (too large for email): named instead.
+            "files_not_attached": [f.get("filename") or "" for f in named],
         }
         if row.kind == "comment":
             rendered = jira_to_email(payload.get("body") or "")
@@ -260,26 +283,55 @@ class Outbox:
             "subject": email.subject,
             "body": {"contentType": email.content_type, "content": email.body},
             "internetMessageHeaders": [
-                {"name": LOOP_HEADER, "value": f"{row.kind}; ticket={ticket.key}"}
+                {"name": LOOP_HEADER, "value": f"{row.kind}; ticket={ticket.key}; id={row.id}"}
             ],
         }
 
-    def _attach_files(self, row: OutboundMessage, payload: dict) -> None:
-        """Files of a relayed comment, where small enough; bigger ones are only linked."""
-        if self.jira is None:
-            return
+    def _choose_files(self, payload: dict) -> tuple[list[dict], list[dict]]:
+        """The comment's files to attach, and those only named (too large, or no Jira client).
+
+        Each file and all of them together stay within EMAIL_MAX_ATTACHMENT_SIZE (and Graph's
+        150 MB), so that the email fits Exchange's message size limit.
+        """
+        limit = min(self.settings.email_max_attachment_size, MAX_UPLOADED_ATTACHMENT)
+        attached: list[dict] = []
+        named: list[dict] = []
+        total = 0
         for file in payload.get("attachments") or []:
-            if file.get("size", 0) > self.settings.email_max_attachment_size:
+            size = int(file.get("size") or 0)
+            if self.jira is None or total + size > limit:
+                named.append(file)
+            else:
+                attached.append(file)
+                total += size
+        return attached, named
+
+    def _attach_files(self, row: OutboundMessage, files: list[dict]) -> None:
+        """Add to the draft each file it does not carry yet; any failure keeps it unsent."""
+        if not files:
+            return
+        present = Counter(name for name, _size in self.graph.attachment_names(*_draft(row)))
+        limit = min(self.settings.email_max_attachment_size, MAX_UPLOADED_ATTACHMENT)
+        for file in files:
+            name = file.get("filename") or "attachment"
+            if present[name] > 0:
+                present[name] -= 1
                 continue
-            content = self.jira.download(file["content"], self.settings.email_max_attachment_size)
-            if content is not None:
+            content = self.jira.download(file["content"], limit)
+            if content is None:
+                raise JiraError(f"{name} is larger in Jira than its declared size", status=None)
+            try:
                 self.graph.add_attachment(
                     row.mailbox,
                     row.draft_id,
-                    file["filename"],
+                    name,
                     file.get("mimeType") or "application/octet-stream",
                     content,
                 )
+            except GraphUnavailableError:
+                # Graph may have added it before the answer was lost: look before retrying.
+                if name not in {n for n, _size in self.graph.attachment_names(*_draft(row))}:
+                    raise
 
     def _finish(self, row: OutboundMessage, state: OutboundState, reason: str | None = None):
         row.state = state
@@ -289,6 +341,17 @@ class Outbox:
         if state == OutboundState.SENT:
             row.sent_at = now()
         db.session.commit()
+
+
+def _draft(row: OutboundMessage) -> tuple[str, str]:
+    return row.mailbox, row.draft_id
+
+
+def _marker(draft_body: dict) -> str:
+    """The loop header's value, unique to the outbound row: how a lost draft is found."""
+    return next(
+        h["value"] for h in draft_body["internetMessageHeaders"] if h["name"] == LOOP_HEADER
+    )
 
 
 def _recipient(address: str | None) -> dict:
