@@ -166,3 +166,59 @@ def test_a_file_too_large_for_email_is_named_instead(make_pipeline, sandbox):
     [email] = [m for m in sandbox.graph.sent_messages(built.mailbox) if "See the file" in str(m)]
     assert "Too large to attach" in email["body"]["content"]
     assert "video.mp4" in email["body"]["content"]
+
+
+def test_a_webhook_naming_a_foreign_attachment_host_is_not_followed(make_pipeline, sandbox, serve):
+    # A signed webhook whose attachment URL is on another host: nothing is fetched from (or
+    # sent to) that host, Jira's credentials stay home; the comment itself is still emailed.
+    import hashlib
+    import hmac
+    import json
+
+    import requests
+    from flask import Flask, request
+
+    seen: list[dict] = []
+    foreign = Flask("foreign")
+
+    @foreign.route("/<path:path>", methods=["GET", "POST", "HEAD"])
+    def record(path):
+        seen.append({"path": path, "authorization": request.headers.get("Authorization")})
+        return b"stolen"
+
+    from ticket_manager.sandbox.server import EmulatorServer
+
+    # Served with the sandbox's own CA, so that the service would trust it if it asked.
+    foreign_server = EmulatorServer(foreign, ca=sandbox.ca).start()
+    foreign_url = foreign_server.base_url
+    sandbox.graph.add_mailbox(REQUESTER)
+    harness = make_pipeline(JIRA_WEBHOOK_SECRET="s3cret", JIRA_POLL_INTERVAL="0")
+    harness.deliver(sender=f"Carol <{REQUESTER}>")
+    harness.run_once()
+    [issue] = harness.issues()
+    jira = sandbox.jira
+    comment = jira.add_comment_as(issue["key"], "alice.agent@example.com", "See the file.")
+    event = jira.comment_event(sandbox.jira_url, issue["key"], comment["id"])
+    event["comment"]["body"] += " [^evil.pdf]"
+    event["issue"]["fields"]["attachment"] = [
+        {
+            "filename": "evil.pdf",
+            "size": 6,
+            "mimeType": "application/pdf",
+            "content": f"{foreign_url}/rest/api/2/attachment/content/1",
+        }
+    ]
+    body = json.dumps(event).encode()
+    signature = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    url = serve(harness.app, tls=False) + "/api/tickets/v3/jira/webhook"
+    answer = requests.post(
+        url,
+        data=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature": signature},
+        timeout=30,
+    )
+    assert answer.status_code == 202
+    harness.run_once()
+    foreign_server.stop()
+    assert seen == []
+    assert received(harness, "See the file.") == [[]]

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from jira import JIRA, JIRAError
@@ -135,6 +136,24 @@ def says_whether_public(raw: dict) -> bool:
     Cloud always sends ``jsdPublic``; a comment read with ``expand=properties`` carries them.
     """
     return "jsdPublic" in raw or "properties" in raw or bool(raw.get("visibility"))
+
+
+def is_on_site(url: str | None, site_url: str) -> bool:
+    """Whether ``url`` has the scheme, host and port of the Jira site ``site_url``."""
+    try:
+        given, site = urlsplit(url or ""), urlsplit(site_url)
+        return (
+            given.scheme.lower() == site.scheme.lower()
+            and (given.hostname or "") == (site.hostname or "")
+            and _port(given) == _port(site)
+            and not given.username
+        )
+    except ValueError:  # a malformed port
+        return False
+
+
+def _port(parts) -> int | None:
+    return parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
 
 
 def quote_jql(value: str) -> str:
@@ -509,7 +528,13 @@ class JiraClient:
         return status.get("name", ""), (status.get("statusCategory") or {}).get("key", "")
 
     def download(self, url: str, limit: int) -> bytes | None:
-        """An attachment's bytes, or None when it is larger than ``limit``."""
+        """An attachment's bytes, or None when it is larger than ``limit``.
+
+        Only from the configured site (ATLASSIAN_URL): the session carries the service
+        account's credentials, which must never reach another host.
+        """
+        if not is_on_site(url, self.settings.atlassian_url):
+            raise JiraRejectedError("the attachment URL is not on the configured Jira site")
 
         def get() -> bytes | None:
             response = self.jira._session.get(url, stream=True)

@@ -31,7 +31,7 @@ from ticket_manager.content.outbound import jira_to_email
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import MAX_UPLOADED_ATTACHMENT, Draft, GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError, GraphUnavailableError
-from ticket_manager.jira.client import JiraClient
+from ticket_manager.jira.client import JiraClient, is_on_site
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.metrics import count_comment_relayed
 from ticket_manager.models import OutboundMessage, OutboundState, Ticket
@@ -299,7 +299,8 @@ class Outbox:
         total = 0
         for file in payload.get("attachments") or []:
             size = int(file.get("size") or 0)
-            if self.jira is None or total + size > limit:
+            foreign = not is_on_site(file.get("content"), self.settings.atlassian_url)
+            if self.jira is None or foreign or total + size > limit:
                 named.append(file)
             else:
                 attached.append(file)

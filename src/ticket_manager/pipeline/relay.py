@@ -20,7 +20,12 @@ from sqlalchemy import select
 
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
-from ticket_manager.jira.client import JiraClient, JiraComment, says_whether_public
+from ticket_manager.jira.client import (
+    JiraClient,
+    JiraComment,
+    is_on_site,
+    says_whether_public,
+)
 from ticket_manager.jira.errors import JiraNotFoundError, JiraRejectedError
 from ticket_manager.models import Cursor, Ticket
 from ticket_manager.pipeline.ledger import as_utc, now
@@ -57,6 +62,15 @@ def relay_comment(
         return False
     referenced = _referenced_files(comment.body)
     files = [a for a in attachments if a.get("filename") in referenced]
+    foreign = [a for a in files if not is_on_site(a.get("content"), settings.atlassian_url)]
+    if foreign:
+        # Only Jira's own files are fetched (with Jira's credentials): a webhook naming another
+        # host is not followed.
+        log.warning(
+            "attachment not on the Jira site refused",
+            extra={"ticket": ticket.key, "count": len(foreign)},
+        )
+        files = [a for a in files if a not in foreign]
     enqueue(
         "comment",
         ticket.key,
