@@ -5,7 +5,13 @@ webhook, the poller and a retry can all ask for the same email and one is sent. 
 two steps with the state recorded between them: create a reply draft (its Message-ID is
 stored, so replies to it thread back to the ticket), then send it. After a crash between
 the two, the draft tells whether it already went (``isDraft`` false): it is never sent twice.
-Every email carries the loop marker header ``X-Ticket-Manager``.
+Every email carries the loop marker header ``X-Ticket-Manager``, and
+``X-Ticket-Manager-Outbox`` with the row's id.
+
+A draft is never sent without the files it should carry: before each send, the files the
+draft already has are listed and only the missing ones added. Graph calls that create
+something are not repeated blindly after a lost answer: the draft is looked for by its
+marker, the draft's files are listed, and only what is missing is made.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from ticket_manager.pipeline.ledger import now
 log = logging.getLogger("ticket_manager.outbox")
 
 LOOP_HEADER = "X-Ticket-Manager"
+# Names the outbound row on its draft: a draft whose creation answer was lost is found by it.
+DRAFT_MARKER_HEADER = "X-Ticket-Manager-Outbox"
 CLAIM_DURATION = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 TEAM_NAME = "The support team"
@@ -233,7 +241,7 @@ class Outbox:
         marker = _marker(draft_body)
         if row.attempts > 1:
             # An earlier attempt may have made it and died before recording it.
-            found = self.graph.find_draft(row.mailbox, LOOP_HEADER, marker)
+            found = self.graph.find_draft(row.mailbox, DRAFT_MARKER_HEADER, marker)
             if found is not None:
                 return found
         reply_all = row.kind == "acknowledgement" and self.settings.acknowledge_all
@@ -249,7 +257,7 @@ class Outbox:
                     {**draft_body, "toRecipients": [_recipient(ticket.requester)]},
                 )
         except GraphUnavailableError:
-            found = self.graph.find_draft(row.mailbox, LOOP_HEADER, marker)
+            found = self.graph.find_draft(row.mailbox, DRAFT_MARKER_HEADER, marker)
             if found is None:
                 raise
             log.info("draft found after a lost answer", extra={"ticket": row.ticket_key})
@@ -283,7 +291,8 @@ class Outbox:
             "subject": email.subject,
             "body": {"contentType": email.content_type, "content": email.body},
             "internetMessageHeaders": [
-                {"name": LOOP_HEADER, "value": f"{row.kind}; ticket={ticket.key}; id={row.id}"}
+                {"name": LOOP_HEADER, "value": f"{row.kind}; ticket={ticket.key}"},
+                {"name": DRAFT_MARKER_HEADER, "value": str(row.id)},
             ],
         }
 
@@ -349,9 +358,9 @@ def _draft(row: OutboundMessage) -> tuple[str, str]:
 
 
 def _marker(draft_body: dict) -> str:
-    """The loop header's value, unique to the outbound row: how a lost draft is found."""
+    """The value that names the outbound row on its draft: how a lost draft is found."""
     return next(
-        h["value"] for h in draft_body["internetMessageHeaders"] if h["name"] == LOOP_HEADER
+        h["value"] for h in draft_body["internetMessageHeaders"] if h["name"] == DRAFT_MARKER_HEADER
     )
 
 
