@@ -83,3 +83,24 @@ def test_the_webhook_mails_public_comments_and_never_internal_notes(
     bodies = relayed_bodies(harness)
     assert sum("Please restart it." in b for b in bodies) == 1
     assert not any("Only for agents" in b for b in bodies)
+
+
+def test_the_webhook_asks_jira_to_retry_when_it_cannot_tell(make_pipeline, tmp_path, serve):
+    # Data Center: Jira cannot be asked whether the comment is internal, so the webhook answers
+    # 503 and queues nothing (Jira retries); once Jira answers, the public comment goes out.
+    accounts = SandboxAccounts(jira_deployment="Server")
+    with Sandbox(accounts, state_dir=tmp_path / "s") as server:
+        server.jira.set_project_type("SUP", "service_desk")
+        harness = make_pipeline(server, JIRA_WEBHOOK_SECRET=SECRET, JIRA_POLL_INTERVAL="0")
+        key = open_ticket(harness)
+        url = serve(harness.app, tls=False) + "/api/tickets/v3/jira/webhook"
+        answer = server.jira.add_comment_as(key, "alice.agent@example.com", "Please restart it.")
+        event = server.jira.comment_event(server.jira_url, key, answer["id"])
+        server.jira.controls.fail_next(10, status=503, retry_after=0, path_contains="/comment/")
+        assert post_webhook(url, event).status_code == 503
+        harness.run_once()
+        assert not any("Please restart it." in b for b in relayed_bodies(harness))
+        server.jira.controls.clear_faults()
+        assert post_webhook(url, event).status_code == 202
+        harness.run_once()
+        assert sum("Please restart it." in b for b in relayed_bodies(harness)) == 1
