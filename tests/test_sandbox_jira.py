@@ -448,23 +448,57 @@ def test_comments_crud_paging_and_adf_checks(cloud, cloud_url):
     assert http.get(f"{url}/{ids[1]}", auth=AUTH).status_code == 404
 
 
-def test_agent_comments_from_jira_can_be_internal(cloud, cloud_url, server, server_url):
-    # add_comment_as makes public and internal agent comments visible through the API.
+def test_internal_notes_on_cloud_service_management_say_jsd_public_false(cloud, cloud_url):
+    # Cloud JSM: an internal note is jsdPublic false (and the sd.public.comment property).
+    cloud.set_project_type("SUP", "service_desk")
     key = cloud.add_issue("SUP", "Question")
     cloud.add_comment_as(key, "alice.agent@example.com", "Public answer")
     cloud.add_comment_as(key, "bob.agent@example.com", "Internal note", public=False)
-    comments = http.get(f"{cloud_url}/rest/api/3/issue/{key}/comment", auth=AUTH).json()
-    assert [c["jsdPublic"] for c in comments["comments"]] == [True, False]
-    assert comments["comments"][0]["author"]["displayName"] == "Alice Agent"
+    url = f"{cloud_url}/rest/api/3/issue/{key}/comment"
+    comments = http.get(url, params={"expand": "properties"}, auth=AUTH).json()["comments"]
+    assert [c["jsdPublic"] for c in comments] == [True, False]
+    assert "visibility" not in comments[1]
+    assert comments[1]["properties"] == [{"key": "sd.public.comment", "value": {"internal": True}}]
+    assert comments[0]["author"]["displayName"] == "Alice Agent"
     assert [c["public"] for c in cloud.issue(key)["comments"]] == [True, False]
 
-    server_key = server.add_issue("SUP", "Question")
-    server.add_comment_as(server_key, "bob.agent@example.com", "Internal", public=False)
-    server_comment = http.get(
-        f"{server_url}/rest/api/2/issue/{server_key}/comment", auth=("ticketbot", BOT["api_token"])
-    ).json()["comments"][0]
-    assert server_comment["body"] == "Internal"
-    assert server_comment["visibility"] == {"type": "role", "value": "Developers"}
+
+def test_internal_notes_on_data_center_are_only_a_comment_property(server, server_url):
+    # Server/Data Center JSM: no jsdPublic, no visibility; only the property tells.
+    server.set_project_type("SUP", "service_desk")
+    key = server.add_issue("SUP", "Question")
+    server.add_comment_as(key, "bob.agent@example.com", "Internal", public=False)
+    url = f"{server_url}/rest/api/2/issue/{key}/comment"
+    bot = ("ticketbot", BOT["api_token"])
+    [plain] = http.get(url, auth=bot).json()["comments"]
+    assert plain["body"] == "Internal"
+    assert "jsdPublic" not in plain and "visibility" not in plain and "properties" not in plain
+    [expanded] = http.get(url, params={"expand": "properties"}, auth=bot).json()["comments"]
+    assert expanded["properties"] == [{"key": "sd.public.comment", "value": {"internal": True}}]
+    event = server.comment_event(server_url, key, plain["id"])
+    assert "properties" not in event["comment"] and "jsdPublic" not in event["comment"]
+
+
+def test_software_projects_have_no_internal_notes(cloud, cloud_url):
+    # Jira Software: jsdPublic is read-only and always true; a role restriction hides a comment.
+    key = cloud.add_issue("DEV", "Question")
+    url = f"{cloud_url}/rest/api/3/issue/{key}/comment"
+    note = {
+        "body": {
+            "type": "doc",
+            "version": 1,
+            "content": [{"type": "paragraph", "content": [{"type": "text", "text": "x"}]}],
+        },
+        "properties": [{"key": "sd.public.comment", "value": {"internal": True}}],
+    }
+    assert http.post(url, json=note, auth=AUTH).json()["jsdPublic"] is True
+    cloud.add_comment_as(key, "bob.agent@example.com", "Restricted", public=False)
+    restricted = http.get(url, auth=AUTH).json()["comments"][1]
+    assert restricted["jsdPublic"] is True
+    assert restricted["visibility"] == {"type": "role", "value": "Developers"}
+    assert [c["public"] for c in cloud.issue(key)["comments"]] == [True, False]
+    project = http.get(f"{cloud_url}/rest/api/3/project/DEV", auth=AUTH).json()
+    assert project["projectTypeKey"] == "software"
 
 
 def test_user_search_and_lookup(cloud, cloud_url, server_url):

@@ -48,7 +48,7 @@ DEFAULTS: dict[str, str] = {
     "EMAIL_ACKNOWLEDGE_ALL": "false",
     "EMAIL_BODY_FORMAT": "html",
     "EMAIL_NOTIFY_STATUS": "false",
-    "EMAIL_MAX_ATTACHMENT_SIZE": "3MB",
+    "EMAIL_MAX_ATTACHMENT_SIZE": "20MB",
     "JIRA_POLL_INTERVAL": "60",
     "O365_SENT_ITEMS_AS_COMMENTS": "false",
     "API_RATE_LIMIT": "600 per minute",
@@ -202,7 +202,7 @@ class Settings:
     acknowledge_all: bool = False
     email_body_format: str = "html"
     notify_status: bool = False
-    email_max_attachment_size: int = 3 * 1024 * 1024
+    email_max_attachment_size: int = 20 * 1024 * 1024
     templates_dir: str | None = None
     jira_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
     jira_poll_interval: int = 60

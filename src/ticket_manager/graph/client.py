@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, unquote, urlsplit
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
+from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_exception_type
 
 from ticket_manager.graph.errors import (
     DeltaTokenExpiredError,
@@ -52,6 +52,11 @@ ATTACHMENT_METADATA = "id,name,contentType,size,isInline"
 # exactly the upload limit from being mistaken for a larger one.
 SMALL_FILES_BYTES = 4 * 1024 * 1024
 SIZE_SLACK = 64 * 1024
+# Graph takes a file in one POST only "under 3 MB"; from 3 MB to 150 MB it goes through an
+# upload session, in ranges under the 4 MB that any one request may carry.
+MAX_POSTED_ATTACHMENT = 3_000_000
+MAX_UPLOADED_ATTACHMENT = 150_000_000
+UPLOAD_RANGE_BYTES = 12 * 320 * 1024
 # Codes with which Graph says a delta token is spent (410 for mail, 400 for some resources).
 DELTA_RESTART_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 
@@ -224,9 +229,21 @@ class GraphClient:
         self._request("PATCH", f"/users/{quote(mailbox)}/messages/{quote(message_id)}", json=body)
 
     def move_message(self, mailbox: str, message_id: str, folder_id: str) -> str:
-        """Move a message; returns its id (unchanged, since ids are immutable)."""
+        """Move a message; returns its id (unchanged, since ids are immutable).
+
+        Not repeated blindly after a timeout, a reset or a 5xx: the message is looked at first,
+        and if it already is in the folder, the move happened.
+        """
         path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}/move"
-        return self._request("POST", path, json={"destinationId": folder_id}).json()["id"]
+        body = {"destinationId": folder_id}
+        try:
+            return self._request("POST", path, json=body, repeatable=False).json()["id"]
+        except GraphUnavailableError:
+            item_path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}"
+            where = self._request("GET", item_path, params={"$select": "id,parentFolderId"})
+            if where.json().get("parentFolderId") == folder_id:
+                return where.json()["id"]
+            return self._request("POST", path, json=body, repeatable=False).json()["id"]
 
     def find_folder_id(self, mailbox: str, name: str) -> str | None:
         """The id of a top-level folder by display name (or well-known name), if it exists."""
@@ -246,28 +263,101 @@ class GraphClient:
     def create_reply_draft(
         self, mailbox: str, message_id: str, *, reply_all: bool, message: dict
     ) -> Draft:
-        """A reply draft to ``message_id`` (threaded by Exchange), with our fields applied."""
+        """A reply draft to ``message_id`` (threaded by Exchange), with our fields applied.
+
+        Not repeated after a timeout, a reset or a 5xx (Graph may have made it): the caller
+        looks for it with :meth:`find_draft` first.
+        """
         action = "createReplyAll" if reply_all else "createReply"
         path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}/{action}"
-        return Draft.from_graph(self._request("POST", path, json={"message": message}).json())
+        response = self._request("POST", path, json={"message": message}, repeatable=False)
+        return Draft.from_graph(response.json())
 
     def create_draft(self, mailbox: str, message: dict) -> Draft:
-        """A new draft (when the email to reply to is gone)."""
+        """A new draft (when the email to reply to is gone); not repeated, like a reply draft."""
         path = f"/users/{quote(mailbox)}/messages"
-        return Draft.from_graph(self._request("POST", path, json=message).json())
+        return Draft.from_graph(self._request("POST", path, json=message, repeatable=False).json())
+
+    def find_draft(self, mailbox: str, header: str, value: str) -> Draft | None:
+        """The draft in Drafts that carries ``header: value`` (a create whose answer was lost)."""
+        path = f"/users/{quote(mailbox)}/mailFolders/drafts/messages"
+        params = {"$select": "id,internetMessageId,internetMessageHeaders", "$top": "100"}
+        url: str | None = path
+        while url:
+            body = self._request("GET", url, params=params if url == path else None).json()
+            for item in body.get("value", []):
+                for entry in item.get("internetMessageHeaders") or []:
+                    if entry.get("name", "").lower() == header.lower() and (
+                        entry.get("value") == value
+                    ):
+                        return Draft.from_graph(item)
+            url = body.get("@odata.nextLink")
+        return None
+
+    def attachment_names(self, mailbox: str, draft_id: str) -> set[tuple[str, int]]:
+        """(name, size) of the files a draft already carries, so a retry adds only the rest."""
+        path = f"/users/{quote(mailbox)}/messages/{quote(draft_id)}/attachments"
+        listed = self._attachment_pages(path, {"$select": "id,name,size"})
+        return {(a.get("name") or "", _declared(a)) for a in listed}
 
     def add_attachment(
         self, mailbox: str, draft_id: str, name: str, content_type: str, content: bytes
     ) -> None:
-        """Attach a file (up to 3 MB, Graph's limit for a single request) to a draft."""
+        """Attach a file to a draft: one POST under 3 MB, an upload session up to 150 MB.
+
+        Neither is repeated after a timeout, a reset or a 5xx (the file may be there already):
+        the caller lists the draft's files (:meth:`attachment_names`) before trying again.
+        """
         path = f"/users/{quote(mailbox)}/messages/{quote(draft_id)}/attachments"
-        body = {
-            "@odata.type": "#microsoft.graph.fileAttachment",
-            "name": name,
-            "contentType": content_type,
-            "contentBytes": base64.b64encode(content).decode("ascii"),
-        }
-        self._request("POST", path, json=body)
+        if len(content) < MAX_POSTED_ATTACHMENT:
+            body = {
+                "@odata.type": "#microsoft.graph.fileAttachment",
+                "name": name,
+                "contentType": content_type,
+                "contentBytes": base64.b64encode(content).decode("ascii"),
+            }
+            self._request("POST", path, json=body, repeatable=False)
+            return
+        if len(content) > MAX_UPLOADED_ATTACHMENT:
+            raise GraphRequestError(f"{name} is larger than Graph's 150 MB for an attachment")
+        item = {"attachmentType": "file", "name": name, "size": len(content)}
+        item["contentType"] = content_type
+        session = self._request(
+            "POST",
+            f"{path}/createUploadSession",
+            json={"AttachmentItem": item},
+            repeatable=False,
+        ).json()
+        self._upload(session["uploadUrl"], content)
+
+    def _upload(self, upload_url: str, content: bytes) -> None:
+        """PUT the file to an upload session, range after range, where Graph says to go on.
+
+        The URL is pre-authenticated: it gets no Authorization header (Graph refuses one).
+        """
+        start = 0
+        while True:
+            end = min(start + UPLOAD_RANGE_BYTES, len(content))
+            headers = {
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"bytes {start}-{end - 1}/{len(content)}",
+            }
+            try:
+                response = self._session.put(
+                    upload_url, data=content[start:end], headers=headers, timeout=self._timeout
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                name = exc.__class__.__name__
+                raise GraphUnavailableError(f"Graph did not answer an upload: {name}") from exc
+            if response.status_code == 201:
+                return
+            if response.status_code not in (200, 416):
+                raise _error_for(response)
+            expected = (response.json().get("nextExpectedRanges") or [""])[0]
+            next_start = int(expected.split("-")[0] or 0) if expected else end
+            if response.status_code == 416 and next_start == start:
+                raise _error_for(response)
+            start = next_start
 
     def send_draft(self, mailbox: str, draft_id: str) -> None:
         self._request("POST", f"/users/{quote(mailbox)}/messages/{quote(draft_id)}/send")
@@ -318,8 +408,13 @@ class GraphClient:
         params: dict | None = None,
         json: dict | None = None,
         prefer: str | None = None,
+        repeatable: bool = True,
     ) -> requests.Response:
         """Send one request, retrying what Graph says is transient.
+
+        A request that is not ``repeatable`` (a POST that creates something) is retried only
+        after a 429, which Graph answers before doing anything; after a timeout, a reset or
+        a 5xx it may have been carried out, so the caller checks before trying again.
 
         A 429 that says how long to wait is waited out without spending one of the
         ``max_attempts``: under a mailbox's request quota every thread is told to wait, and
@@ -327,7 +422,9 @@ class GraphClient:
         are bounded by THROTTLE_BUDGET seconds and THROTTLED_ATTEMPTS answers.
         """
         retrying = Retrying(
-            retry=retry_if_exception_type(GraphUnavailableError),
+            retry=retry_if_exception_type(GraphUnavailableError)
+            if repeatable
+            else retry_if_exception(_refused_before_doing),
             stop=_Stop(self._max_attempts),
             wait=_wait_as_told,
             before_sleep=_log_retry,
@@ -442,6 +539,11 @@ class _Stop:
             )
         self.untold += 1
         return self.untold >= self.max_attempts
+
+
+def _refused_before_doing(exc: BaseException) -> bool:
+    """A throttled answer (429): Graph did nothing, so even a creating POST may be repeated."""
+    return isinstance(exc, GraphUnavailableError) and exc.status == 429
 
 
 def _wait_as_told(state: RetryCallState) -> float:

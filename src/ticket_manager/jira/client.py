@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from jira import JIRA, JIRAError
@@ -60,6 +61,8 @@ MAX_RETRY_WAIT = 60.0
 
 # What the poller reads of an updated issue: relay needs status, files and comments; the
 # service's copy of the ticket (what the API serves) needs the rest.
+# Jira Service Management's mark of an internal note (the only one on Server/Data Center).
+INTERNAL_NOTE_PROPERTY = "sd.public.comment"
 UPDATED_ISSUE_FIELDS = (
     "status",
     "attachment",
@@ -99,9 +102,6 @@ class JiraComment:
     @classmethod
     def from_jira(cls, raw: dict) -> JiraComment:
         author = raw.get("author") or {}
-        # Jira Service Management marks internal notes jsdPublic false; a visibility
-        # restriction (role or group) hides a comment from the customer on any Jira.
-        public = raw.get("jsdPublic", True) is not False and not raw.get("visibility")
         properties = {p.get("key"): p.get("value") for p in raw.get("properties") or []}
         return cls(
             id=str(raw.get("id")),
@@ -109,10 +109,51 @@ class JiraComment:
             author_name=author.get("displayName") or author.get("name") or "Support",
             author_email=author.get("emailAddress"),
             body=raw.get("body") or "",
-            public=public,
+            public=not is_internal_comment(raw, properties),
             created=raw.get("created") or "",
             properties=properties,
         )
+
+
+def is_internal_comment(raw: dict, properties: dict) -> bool:
+    """Whether the customer must not see a comment, on any kind of Jira.
+
+    Cloud Service Management says ``jsdPublic: false``; Server/Data Center Service Management
+    says so only in the comment property ``sd.public.comment`` (``{"internal": true}``), read
+    with ``expand=properties``; any Jira hides a comment restricted to a role or group.
+    """
+    note = properties.get(INTERNAL_NOTE_PROPERTY)
+    return (
+        raw.get("jsdPublic", True) is False
+        or bool(raw.get("visibility"))
+        or (isinstance(note, dict) and note.get("internal") is True)
+    )
+
+
+def says_whether_public(raw: dict) -> bool:
+    """Whether a comment as Jira sent it is enough to tell (else read it with its properties).
+
+    Cloud always sends ``jsdPublic``; a comment read with ``expand=properties`` carries them.
+    """
+    return "jsdPublic" in raw or "properties" in raw or bool(raw.get("visibility"))
+
+
+def is_on_site(url: str | None, site_url: str) -> bool:
+    """Whether ``url`` has the scheme, host and port of the Jira site ``site_url``."""
+    try:
+        given, site = urlsplit(url or ""), urlsplit(site_url)
+        return (
+            given.scheme.lower() == site.scheme.lower()
+            and (given.hostname or "") == (site.hostname or "")
+            and _port(given) == _port(site)
+            and not given.username
+        )
+    except ValueError:  # a malformed port
+        return False
+
+
+def _port(parts) -> int | None:
+    return parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower())
 
 
 def quote_jql(value: str) -> str:
@@ -432,6 +473,16 @@ class JiraClient:
         comments = [JiraComment.from_jira(raw) for raw in page.get("comments", [])]
         return comments, int(page.get("total", 0))
 
+    def comment(self, key: str, comment_id: str) -> JiraComment:
+        """One comment with its properties (which say whether a DC comment is internal)."""
+        raw = self._call(
+            lambda: self.jira._get_json(
+                f"issue/{key}/comment/{comment_id}", params={"expand": "properties"}
+            ),
+            "comment",
+        )
+        return JiraComment.from_jira(raw)
+
     def find_comment_with_property(self, key: str, property_key: str, match: dict) -> str | None:
         """The id of a comment whose property matches (an interrupted earlier attempt's)."""
         for comment in self.comments(key):
@@ -477,7 +528,13 @@ class JiraClient:
         return status.get("name", ""), (status.get("statusCategory") or {}).get("key", "")
 
     def download(self, url: str, limit: int) -> bytes | None:
-        """An attachment's bytes, or None when it is larger than ``limit``."""
+        """An attachment's bytes, or None when it is larger than ``limit``.
+
+        Only from the configured site (ATLASSIAN_URL): the session carries the service
+        account's credentials, which must never reach another host.
+        """
+        if not is_on_site(url, self.settings.atlassian_url):
+            raise JiraRejectedError("the attachment URL is not on the configured Jira site")
 
         def get() -> bytes | None:
             response = self.jira._session.get(url, stream=True)

@@ -5,13 +5,20 @@ webhook, the poller and a retry can all ask for the same email and one is sent. 
 two steps with the state recorded between them: create a reply draft (its Message-ID is
 stored, so replies to it thread back to the ticket), then send it. After a crash between
 the two, the draft tells whether it already went (``isDraft`` false): it is never sent twice.
-Every email carries the loop marker header ``X-Ticket-Manager``.
+Every email carries the loop marker header ``X-Ticket-Manager``, and
+``X-Ticket-Manager-Outbox`` with the row's id.
+
+A draft is never sent without the files it should carry: before each send, the files the
+draft already has are listed and only the missing ones added. Graph calls that create
+something are not repeated blindly after a lost answer: the draft is looked for by its
+marker, the draft's files are listed, and only what is missing is made.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,9 +35,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from ticket_manager.config import Settings
 from ticket_manager.content.outbound import jira_to_email
 from ticket_manager.extensions import db
-from ticket_manager.graph.client import GraphClient
-from ticket_manager.graph.errors import GraphError, GraphNotFoundError
-from ticket_manager.jira.client import JiraClient
+from ticket_manager.graph.client import MAX_UPLOADED_ATTACHMENT, Draft, GraphClient
+from ticket_manager.graph.errors import GraphError, GraphNotFoundError, GraphUnavailableError
+from ticket_manager.jira.client import JiraClient, is_on_site
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.metrics import count_comment_relayed
 from ticket_manager.models import OutboundMessage, OutboundState, Ticket
@@ -40,6 +47,8 @@ from ticket_manager.pipeline.ledger import now
 log = logging.getLogger("ticket_manager.outbox")
 
 LOOP_HEADER = "X-Ticket-Manager"
+# Names the outbound row on its draft: a draft whose creation answer was lost is found by it.
+DRAFT_MARKER_HEADER = "X-Ticket-Manager-Outbox"
 CLAIM_DURATION = timedelta(minutes=5)
 MAX_ATTEMPTS = 8
 TEAM_NAME = "The support team"
@@ -205,6 +214,8 @@ class Outbox:
         if ticket is None or not ticket.last_graph_id:
             self._finish(row, OutboundState.SKIPPED, "no email thread for this ticket")
             return
+        payload = json.loads(row.payload or "{}")
+        attached, named = self._choose_files(payload)
         if row.draft_id is not None:
             still_draft = self.graph.is_draft(row.mailbox, row.draft_id)
             if still_draft is False or still_draft is None:
@@ -212,22 +223,17 @@ class Outbox:
                 self._finish(row, OutboundState.SENT)
                 return
         else:
-            payload = json.loads(row.payload or "{}")
-            draft_body = {**self._draft_body(row, ticket, payload), **self._recipients(row, ticket)}
-            try:
-                # Threaded to the ticket's conversation; the recipients are ours, never
-                # whoever wrote the email it answers.
-                draft = self.graph.create_reply_draft(
-                    row.mailbox, ticket.last_graph_id, reply_all=False, message=draft_body
-                )
-            except GraphNotFoundError:
-                # The email of the thread is gone from the mailbox: a new email instead.
-                draft = self.graph.create_draft(row.mailbox, draft_body)
+            draft_body = {
+                **self._draft_body(row, ticket, payload, named),
+                **self._recipients(row, ticket),
+            }
+            draft = self._make_draft(row, ticket, draft_body)
             row.draft_id = draft.id
             row.internet_message_id = draft.internet_message_id
             row.state = OutboundState.DRAFTED
             db.session.commit()
-            self._attach_files(row, payload)
+        # Before every send, not only the first: a draft never goes without its files.
+        self._attach_files(row, attached)
         self.graph.send_draft(row.mailbox, row.draft_id)
         self._finish(row, OutboundState.SENT)
         if row.kind == "comment":
@@ -244,7 +250,36 @@ class Outbox:
             cc = []
         return {"toRecipients": to, "ccRecipients": cc}
 
-    def _draft_body(self, row: OutboundMessage, ticket: Ticket, payload: dict) -> dict:
+    def _make_draft(self, row: OutboundMessage, ticket: Ticket, draft_body: dict) -> Draft:
+        """Create the reply draft once: a create whose answer was lost is found, not repeated.
+
+        Threaded to the ticket's conversation; the recipients are ours (``draft_body``), never
+        whoever wrote the email it answers.
+        """
+        marker = _marker(draft_body)
+        if row.attempts > 1:
+            # An earlier attempt may have made it and died before recording it.
+            found = self.graph.find_draft(row.mailbox, DRAFT_MARKER_HEADER, marker)
+            if found is not None:
+                return found
+        try:
+            try:
+                return self.graph.create_reply_draft(
+                    row.mailbox, ticket.last_graph_id, reply_all=False, message=draft_body
+                )
+            except GraphNotFoundError:
+                # The email of the thread is gone from the mailbox: a new email instead.
+                return self.graph.create_draft(row.mailbox, draft_body)
+        except GraphUnavailableError:
+            found = self.graph.find_draft(row.mailbox, DRAFT_MARKER_HEADER, marker)
+            if found is None:
+                raise
+            log.info("draft found after a lost answer", extra={"ticket": row.ticket_key})
+            return found
+
+    def _draft_body(
+        self, row: OutboundMessage, ticket: Ticket, payload: dict, named: list[dict]
+    ) -> dict:
         link = (
             f"{self.settings.ticket_client_app.rstrip('/')}/{ticket.key}"
             if (self.settings.ticket_client_app)
@@ -258,6 +293,8 @@ class Outbox:
             "team_name": TEAM_NAME,
             "status": payload.get("status") or "",
             "author": payload.get("author") or "Support",
+            # Files of the comment that are not attached (too large for email): named instead.
+            "files_not_attached": [f.get("filename") or "" for f in named],
         }
         if row.kind == "comment":
             rendered = jira_to_email(payload.get("body") or "")
@@ -268,26 +305,57 @@ class Outbox:
             "subject": email.subject,
             "body": {"contentType": email.content_type, "content": email.body},
             "internetMessageHeaders": [
-                {"name": LOOP_HEADER, "value": f"{row.kind}; ticket={ticket.key}"}
+                {"name": LOOP_HEADER, "value": f"{row.kind}; ticket={ticket.key}"},
+                {"name": DRAFT_MARKER_HEADER, "value": str(row.id)},
             ],
         }
 
-    def _attach_files(self, row: OutboundMessage, payload: dict) -> None:
-        """Files of a relayed comment, where small enough; bigger ones are only linked."""
-        if self.jira is None:
-            return
+    def _choose_files(self, payload: dict) -> tuple[list[dict], list[dict]]:
+        """The comment's files to attach, and those only named (too large, or no Jira client).
+
+        Each file and all of them together stay within EMAIL_MAX_ATTACHMENT_SIZE (and Graph's
+        150 MB), so that the email fits Exchange's message size limit.
+        """
+        limit = min(self.settings.email_max_attachment_size, MAX_UPLOADED_ATTACHMENT)
+        attached: list[dict] = []
+        named: list[dict] = []
+        total = 0
         for file in payload.get("attachments") or []:
-            if file.get("size", 0) > self.settings.email_max_attachment_size:
+            size = int(file.get("size") or 0)
+            foreign = not is_on_site(file.get("content"), self.settings.atlassian_url)
+            if self.jira is None or foreign or total + size > limit:
+                named.append(file)
+            else:
+                attached.append(file)
+                total += size
+        return attached, named
+
+    def _attach_files(self, row: OutboundMessage, files: list[dict]) -> None:
+        """Add to the draft each file it does not carry yet; any failure keeps it unsent."""
+        if not files:
+            return
+        present = Counter(name for name, _size in self.graph.attachment_names(*_draft(row)))
+        limit = min(self.settings.email_max_attachment_size, MAX_UPLOADED_ATTACHMENT)
+        for file in files:
+            name = file.get("filename") or "attachment"
+            if present[name] > 0:
+                present[name] -= 1
                 continue
-            content = self.jira.download(file["content"], self.settings.email_max_attachment_size)
-            if content is not None:
+            content = self.jira.download(file["content"], limit)
+            if content is None:
+                raise JiraError(f"{name} is larger in Jira than its declared size", status=None)
+            try:
                 self.graph.add_attachment(
                     row.mailbox,
                     row.draft_id,
-                    file["filename"],
+                    name,
                     file.get("mimeType") or "application/octet-stream",
                     content,
                 )
+            except GraphUnavailableError:
+                # Graph may have added it before the answer was lost: look before retrying.
+                if name not in {n for n, _size in self.graph.attachment_names(*_draft(row))}:
+                    raise
 
     def _finish(self, row: OutboundMessage, state: OutboundState, reason: str | None = None):
         row.state = state
@@ -297,3 +365,14 @@ class Outbox:
         if state == OutboundState.SENT:
             row.sent_at = now()
         db.session.commit()
+
+
+def _draft(row: OutboundMessage) -> tuple[str, str]:
+    return row.mailbox, row.draft_id
+
+
+def _marker(draft_body: dict) -> str:
+    """The value that names the outbound row on its draft: how a lost draft is found."""
+    return next(
+        h["value"] for h in draft_body["internetMessageHeaders"] if h["name"] == DRAFT_MARKER_HEADER
+    )

@@ -5,7 +5,8 @@ both call :func:`relay_comment` / :func:`relay_status`, which only *enqueue* an 
 email with a key unique to the comment (``comment:SUP-1:10042``); the outbox sends it once.
 
 A comment is relayed when it is on a ticket this service opened, is public (not a Jira
-Service Management internal note, no visibility restriction) and was not written by the
+Service Management internal note: ``jsdPublic: false`` on Cloud, the ``sd.public.comment``
+property on Server/Data Center; no visibility restriction) and was not written by the
 service account (whose comments are the customer's own emails).
 """
 
@@ -19,7 +20,12 @@ from sqlalchemy import select
 
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
-from ticket_manager.jira.client import JiraClient, JiraComment
+from ticket_manager.jira.client import (
+    JiraClient,
+    JiraComment,
+    is_on_site,
+    says_whether_public,
+)
 from ticket_manager.jira.errors import JiraNotFoundError, JiraRejectedError
 from ticket_manager.models import Cursor, Ticket
 from ticket_manager.pipeline.ledger import as_utc, now
@@ -56,6 +62,15 @@ def relay_comment(
         return False
     referenced = _referenced_files(comment.body)
     files = [a for a in attachments if a.get("filename") in referenced]
+    foreign = [a for a in files if not is_on_site(a.get("content"), settings.atlassian_url)]
+    if foreign:
+        # Only Jira's own files are fetched (with Jira's credentials): a webhook naming another
+        # host is not followed.
+        log.warning(
+            "attachment not on the Jira site refused",
+            extra={"ticket": ticket.key, "count": len(foreign)},
+        )
+        files = [a for a in files if a not in foreign]
     enqueue(
         "comment",
         ticket.key,
@@ -133,8 +148,12 @@ class CommentPoller:
         queued = 0
         embedded = (issue.get("fields") or {}).get("comment") or {}
         listed = embedded.get("comments") or []
-        if len(listed) < int(embedded.get("total") or 0):
-            comments = self.jira.comments(key)  # more than the search result carries
+        if len(listed) < int(embedded.get("total") or 0) or not all(
+            says_whether_public(raw) for raw in listed
+        ):
+            # More than the search result carries, or comments without jsdPublic (Server/Data
+            # Center), whose internal-note property comes only with expand=properties.
+            comments = self.jira.comments(key)
         else:
             comments = [JiraComment.from_jira(raw) for raw in listed]
         for comment in comments:

@@ -53,6 +53,7 @@ from ticket_manager.sandbox.graph_store import (
     render_attachment,
 )
 from ticket_manager.sandbox.graph_subscription_routes import register_subscription_routes
+from ticket_manager.sandbox.graph_uploads import check_posted_attachment, register_upload_routes
 
 if TYPE_CHECKING:
     from ticket_manager.sandbox.graph import GraphEmulator
@@ -392,6 +393,7 @@ def register_routes(emu: GraphEmulator) -> None:
             )
             if request.method == "POST":
                 specs = parse_attachments([json_body()])
+                check_posted_attachment(specs[0]["bytes"])
                 added = new_attachment(specs[0])
                 item.attachments.append(added)
                 item.props["hasAttachments"] = any(not a["isInline"] for a in item.attachments)
@@ -495,3 +497,4 @@ def register_routes(emu: GraphEmulator) -> None:
     register_delta_routes(emu)
     register_subscription_routes(emu)
     register_batch_routes(emu)
+    register_upload_routes(emu)

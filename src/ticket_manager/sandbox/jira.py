@@ -196,22 +196,57 @@ class JiraEmulator:
             issue = self.store.find_issue(key)
             return self.store.issue_summary(issue) if issue else None
 
+    def set_project_type(self, key: str, project_type: str) -> None:
+        """Make a project Jira Software (``software``) or Service Management (``service_desk``)."""
+        if project_type not in ("software", "service_desk"):
+            raise ValueError("project_type must be 'software' or 'service_desk'")
+        project = self.store.find_project(key)
+        if project is None:
+            raise KeyError(key)
+        project["type"] = project_type
+
     def add_comment_as(
         self, key: str, author_email: str, body_text: str, public: bool = True
     ) -> dict:
-        """An agent comments in Jira; internal on Cloud via jsdPublic, on Server via visibility."""
+        """An agent comments in Jira, hiding it from the customer as that kind of project does.
+
+        Service Management: an internal note, the ``sd.public.comment`` property (which Cloud
+        also shows as ``jsdPublic: false``). Software: a comment restricted to a role.
+        """
         issue = self.store.find_issue(key)
         author = self.store.find_user(author_email)
         if issue is None or author is None:
             raise KeyError(key if issue is None else author_email)
         body = text_to_adf(body_text) if self.is_cloud else body_text
-        visibility = None if public or self.is_cloud else {"type": "role", "value": "Developers"}
+        note = not public and self.store.is_service_desk(issue)
+        visibility = None if public or note else {"type": "role", "value": "Developers"}
         comment = self.store.add_comment(
-            issue, author["id"], body, self.clock(), internal=not public, visibility=visibility
+            issue, author["id"], body, self.clock(), internal=note, visibility=visibility
         )
-        if not public and self.is_cloud:
+        if note:
             comment["properties"]["sd.public.comment"] = {"internal": True}
         return {"id": comment["id"], "author": author_email, "body": body_text, "public": public}
+
+    def comment_event(
+        self, base_url: str, key: str, comment_id: str, event: str = "comment_created"
+    ) -> dict:
+        """The webhook payload Jira (at ``base_url``) sends for a comment: the comment as REST
+        v2 shows it, without its properties (a Data Center internal note looks public)."""
+        issue = self.store.find_issue(key)
+        if issue is None:
+            raise KeyError(key)
+        with self.store.lock:
+            comment = next(c for c in issue["comments"] if c["id"] == str(comment_id))
+            views = JiraViews(self.store, base_url.rstrip("/") + "/", "2")
+            rendered_issue = views.issue(
+                issue, self.service_account["id"], fields=["summary", "status", "attachment"]
+            )
+            return {
+                "timestamp": int(self.clock().timestamp() * 1000),
+                "webhookEvent": event,
+                "comment": views.comment(issue, comment),
+                "issue": {k: rendered_issue[k] for k in ("id", "key", "self", "fields")},
+            }
 
     def delete_issue(self, key: str) -> None:
         """Delete an issue as if someone removed it in Jira."""

@@ -359,16 +359,15 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
             for p in body.get("properties") or []
             if isinstance(p, dict) and "key" in p
         }
-        internal = bool((properties.get("sd.public.comment") or {}).get("internal"))
+        # Only a Service Management project reads the property as "internal note"; elsewhere
+        # it is just a stored property, and only a visibility restriction hides a comment.
+        internal = store.is_service_desk(issue) and bool(
+            (properties.get("sd.public.comment") or {}).get("internal")
+        )
         visibility = body.get("visibility")
         with store.lock:
             comment = store.add_comment(
-                issue,
-                g.user["id"],
-                stored,
-                emu.clock(),
-                internal=internal or visibility is not None,
-                visibility=visibility,
+                issue, g.user["id"], stored, emu.clock(), internal=internal, visibility=visibility
             )
             comment["properties"].update(properties)
             return json_response(

@@ -203,6 +203,8 @@ class JiraStore:
                 "lead": lead_id,
                 "next_number": 1,
                 "board_id": next(self._board_ids),
+                # "software" (Jira Software / Work Management) or "service_desk" (JSM).
+                "type": "software",
             }
             self.projects[key] = project
             self.boards[project["board_id"]] = {
@@ -263,6 +265,11 @@ class JiraStore:
             }
             self.issues[key] = issue
             return issue
+
+    def is_service_desk(self, issue: dict) -> bool:
+        """Only Jira Service Management projects have internal notes (and jsdPublic false)."""
+        project = self.projects.get(issue["project"]) or {}
+        return project.get("type") == "service_desk"
 
     def add_comment(
         self,
@@ -410,7 +417,7 @@ class JiraStore:
                     "author": email(c["author"]),
                     "body": self.plain_text(c["body"]),
                     "body_raw": c["body"],
-                    "public": not c["internal"],
+                    "public": not c["internal"] and not c["visibility"],
                     "visibility": c["visibility"],
                 }
                 for c in issue["comments"]

@@ -157,7 +157,7 @@ class JiraViews:
                     ("32x32", "medium"),
                 )
             },
-            "projectTypeKey": "software",
+            "projectTypeKey": project["type"],
         }
         if self.store.cloud:
             body.update(
@@ -221,7 +221,7 @@ class JiraViews:
                 "displayName": label,
                 "projectName": project["name"],
                 "projectKey": project["key"],
-                "projectTypeKey": "software",
+                "projectTypeKey": project["type"],
                 "avatarURI": f"{self.base}/secure/projectavatar?size=small&pid={project['id']}",
                 "name": label,
             },
@@ -240,6 +240,7 @@ class JiraViews:
             "updated": jira_time(comment["updated"]),
         }
         if self.store.cloud:
+            # Cloud always says jsdPublic (true outside Service Management); Server never does.
             body["jsdPublic"] = not comment["internal"]
         if comment["visibility"]:
             body["visibility"] = comment["visibility"]

@@ -16,7 +16,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
 from ticket_manager.extensions import db
-from ticket_manager.jira.client import JiraComment
+from ticket_manager.jira.client import JiraComment, says_whether_public
+from ticket_manager.jira.errors import JiraError
 from ticket_manager.models import Ticket
 from ticket_manager.pipeline.relay import relay_comment, relay_status
 from ticket_manager.pipeline.ticket_records import refresh_from_issue
@@ -57,7 +58,12 @@ def receive_jira_webhook() -> Response | tuple[Response, int]:
     queued = False
     if key and event.get("comment") and kind in ("comment_created", "jira:issue_updated"):
         attachments = (issue.get("fields") or {}).get("attachment") or []
-        queued = relay_comment(key, JiraComment.from_jira(event["comment"]), settings, attachments)
+        try:
+            comment = _comment_as_jira_has_it(key, event["comment"])
+        except JiraError as exc:
+            log.warning("jira webhook: comment not readable", extra={"ticket": key, "error": exc})
+            return jsonify(error="Jira could not be asked whether the comment is public"), 503
+        queued = relay_comment(key, comment, settings, attachments)
     status = ((issue.get("fields") or {}).get("status")) or {}
     if key and kind == "jira:issue_updated" and status:
         queued = (
@@ -72,6 +78,17 @@ def receive_jira_webhook() -> Response | tuple[Response, int]:
     if key and kind == "jira:issue_updated":
         _refresh_copy(key, issue, settings)
     return jsonify(queued=queued), 202
+
+
+def _comment_as_jira_has_it(key: str, raw: dict) -> JiraComment:
+    """The event's comment, or, when the event cannot tell whether it is public (Server/Data
+    Center sends neither jsdPublic nor the internal-note property), the comment read from Jira
+    with its properties."""
+    if says_whether_public(raw):
+        return JiraComment.from_jira(raw)
+    from ticket_manager.api.runtime import jira_client
+
+    return jira_client().comment(key, str(raw.get("id")))
 
 
 def _refresh_copy(key: str, issue: dict, settings) -> None:
