@@ -1,4 +1,4 @@
-# ruff: noqa: E501
+# ruff: noqa: E501, RUF001
 """Write the reply corpus: follow-up emails as each mail client writes them, in 25 languages.
 
 Run ``python tests/replies/make_replies.py`` after changing a client or a language; the
@@ -265,7 +265,6 @@ def outlook_desktop(lang: Language, layout: str) -> Reply:
     )
     if layout == "forward":
         fwd = forward_lines(lang, "outlook")
-        fwd[-1] = fwd[-1].replace("Order 4711", f"{lang.outlook_forward_prefix} Order 4711")
         rows = "<br>".join(
             f"<b>{esc(line.partition(':')[0])}:</b> {esc(line.partition(':')[2].strip())}"
             for line in fwd
@@ -323,7 +322,6 @@ def outlook_web(lang: Language, layout: str) -> Reply:
     new = new_html(lang, "div", "elementToProof")
     if layout == "forward":
         fwd = forward_lines(lang, "outlook")
-        fwd[-1] = fwd[-1].replace("Order 4711", f"{lang.outlook_forward_prefix} Order 4711")
         rows = "<br>".join(
             f"<b>{esc(line.partition(':')[0])}:</b> {esc(line.partition(':')[2].strip())}"
             for line in fwd
@@ -809,6 +807,57 @@ def android(lang: Language, layout: str) -> Reply:
     return Reply(text, markup, new_lines(lang), leak(lang), new_text(lang))
 
 
+def cite_reply(attr: str, lang: Language, layout: str, container: str = "") -> Reply:
+    """A client that writes its attribution line above a ">" / blockquote type=cite quote."""
+    attr_html = esc(attr).replace(
+        esc(DESK_ADDRESS), f'<a href="mailto:{DESK_ADDRESS}">{DESK_ADDRESS}</a>'
+    )
+    quote = f'<blockquote type="cite" style="border-left-color: #cccccc;">{quoted_html(lang)}</blockquote>'
+    section = f"<div{container}>{attr_html}<br>{quote}</div>"
+    if layout == "bottom":
+        text = f"{attr}\n{quoted_text(lang)}\n\n{new_text(lang)}\n"
+        markup = page(f"{section}<div><br></div>{new_html(lang)}")
+    else:
+        text = f"{new_text(lang)}\n\n{attr}\n{quoted_text(lang)}\n"
+        markup = page(f"{new_html(lang)}<div><br></div>{section}")
+    return Reply(text, markup, new_lines(lang), leak(lang), new_text(lang))
+
+
+GMAIL_APP = {
+    "en": "On Mon, Nov 3, 2025, 10:00 AM {name} <{addr}> wrote:",
+    "de": "{name} <{addr}> schrieb am Mo., 3. Nov. 2025, 10:00:",
+    "fr": "Le lun. 3 nov. 2025, 10:00, {name} <{addr}> a écrit :",
+    "es": "El lun., 3 de nov. de 2025 10:00, {name} <{addr}> escribió:",
+    "it": "Il lun 3 nov 2025, 10:00 {name} <{addr}> ha scritto:",
+    "nl": "Op ma 3 nov. 2025 10:00 schreef {name} <{addr}>:",
+    "pl": "pon., 3 lis 2025, 10:00 użytkownik {name} <{addr}> napisał:",
+    "ru": "пн, 3 нояб. 2025 г., 10:00 {name} <{addr}>:",
+}
+
+
+def gmail_app(lang: Language, layout: str) -> Reply:
+    """The Gmail app for Android: the name and address first in some languages."""
+    return cite_reply(attribution(GMAIL_APP[lang.code]), lang, layout, ' class="gmail_quote"')
+
+
+def spark(lang: Language, layout: str) -> Reply:
+    """Spark (Readdle): "On 3 Nov 2025 at 10:00 +0100, Name <addr>, wrote:"."""
+    attr = f"On 3 Nov 2025 at 10:00 +0100, {DESK} <{DESK_ADDRESS}>, wrote:"
+    return cite_reply(attr, lang, layout, ' name="messageReplySection"')
+
+
+def airmail(lang: Language, layout: str) -> Reply:
+    """Airmail: the address in brackets, then "wrote:"."""
+    attr = f"On November 3, 2025 at 10:00:00, {DESK} ({DESK_ADDRESS}) wrote:"
+    return cite_reply(attr, lang, layout, ' id="airmail_on"')
+
+
+def notification_reply(lang: Language, layout: str) -> Reply:
+    """A client that glues the verb to the address and writes no colon."""
+    attr = f"On Mon, Nov 3, 2025 at 10:00 AM {DESK} <{DESK_ADDRESS}>wrote"
+    return cite_reply(attr, lang, layout)
+
+
 # ---------------------------------------------------------------- which emails to write
 
 CLIENTS: dict[str, tuple[str, str, Callable[[Language, str], Reply]]] = {
@@ -838,6 +887,10 @@ CLIENTS: dict[str, tuple[str, str, Callable[[Language, str], Reply]]] = {
     "gmx": ("gmx", "GMX Freemail", gmx),
     "protonmail": ("protonmail", "", protonmail),
     "android": ("samsung-android", "", android),
+    "gmail-app": ("gmail", "", gmail_app),
+    "spark": ("spark-airmail", "Spark 3.16", spark),
+    "airmail": ("spark-airmail", "Airmail (641)", airmail),
+    "no-colon": ("spark-airmail", "", notification_reply),
 }
 
 # Languages each client is written in (webmail services where their users are).
@@ -912,6 +965,11 @@ PLAN: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("gmx", ("de", "en", "fr", "es"), ("top",)),
     ("protonmail", ("en", "de", "fr"), ("top",)),
     ("android", ("en", "de", "ko", "vi", "ar"), ("top",)),
+    ("gmail-app", tuple(GMAIL_APP), ("top",)),
+    ("spark", ("en", "de", "fr", "it"), ("top",)),
+    ("spark", ("en", "es"), ("bottom",)),
+    ("airmail", ("en", "pt", "sv"), ("top",)),
+    ("no-colon", ("en", "nl", "ja"), ("top",)),
 ]
 
 
@@ -926,7 +984,10 @@ def write_email(
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = "Bob Example <bob@example.com>"
     message["To"] = f"{DESK} <{DESK_ADDRESS}>"
-    prefix = lang.forward_prefix if layout == "forward" else lang.reply_prefix
+    prefix = lang.reply_prefix
+    if layout == "forward":
+        outlook = variant.startswith("outlook") or variant == "zimbra"
+        prefix = lang.outlook_forward_prefix if outlook else lang.forward_prefix
     message["Subject"] = f"{prefix} {SUBJECT}"
     message["Date"] = "Mon, 03 Nov 2025 11:30:00 +0100"
     message["Message-ID"] = f"<reply-{number:03d}@example.com>"

@@ -34,6 +34,7 @@ class Sample:
     file: str
     part: str  # "html" or "text"
     body: str
+    subject: str
     language: str
     client: str
     layout: str
@@ -58,6 +59,7 @@ def load_samples() -> list[Sample]:
                     file=entry["file"],
                     part=part,
                     body=body.get_content(),
+                    subject=str(message["Subject"]),
                     language=entry["language"],
                     client=entry["client"],
                     layout=entry["layout"],
@@ -134,4 +136,4 @@ def project_extract(sample: Sample) -> str:
     """The product's extractor, as the pipeline calls it, rendered to visible text."""
     from ticket_manager.content import new_part_of_reply
 
-    return visible(new_part_of_reply(sample.body, sample.part), sample.part)
+    return visible(new_part_of_reply(sample.body, sample.part, sample.subject), sample.part)

@@ -191,7 +191,7 @@ def build_comment(
         header.append(("Cc", _format_addresses(new_cc)))
     text = message.unique_body
     if text is None or not text.strip():
-        text = new_part_of_reply(message.body, message.body_type)
+        text = new_part_of_reply(message.body, message.body_type, message.subject)
     content = EmailContent.from_email(
         body=text,
         body_type=message.body_type,
