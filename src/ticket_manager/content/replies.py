@@ -96,7 +96,19 @@ def _text_reply(body: str, forward: str) -> str:
     kept = _kept_lines(lines, forward)
     if kept is None:
         return body
-    result = "\n".join(lines[index].text.rstrip() for index in kept)
+    out: list[str] = []
+    previous = -1
+    after_gap = False
+    for index in kept:
+        text = lines[index].text.rstrip()
+        after_gap = after_gap or (previous >= 0 and index != previous + 1)
+        previous = index
+        if text.strip():
+            after_gap = False
+        elif after_gap and out and not out[-1].strip():
+            continue  # one blank line where a quote was taken out
+        out.append(text)
+    result = "\n".join(out)
     return result if _NOTHING.fullmatch(result) is None else body
 
 
