@@ -82,6 +82,11 @@ def new_part_of_reply(body: str, body_type: str, subject: str = "") -> str:
     return _text_reply(body, forward)
 
 
+def is_forward(subject: str) -> bool:
+    """Whether a subject says its email forwards a message ("FW:", "Fwd:", "WG:", "TR:" …)."""
+    return bool(words.FORWARD_PREFIX.match(subject or ""))
+
+
 def _forward_kind(subject: str) -> str:
     """ "sure" for a forward's subject, "vs" for the ambiguous "VS:", else ""."""
     match = words.FORWARD_PREFIX.match(subject or "")

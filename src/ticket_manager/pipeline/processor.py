@@ -289,8 +289,11 @@ class MessageProcessor:
         return self._finish(row, MessageState.COMMENTED)
 
     def _attachments(self, message: MailMessage) -> list[FileAttachment]:
-        # Exchange reports hasAttachments false when only inline images are attached.
-        if not message.has_attachments and "cid:" not in message.body:
+        # Exchange reports hasAttachments false when only inline images are attached. An HTML
+        # body shows them through "cid:" references; a text body cannot, so its inline images
+        # are files to carry (they would be lost without a word otherwise).
+        is_html = message.body_type.lower() == "html"
+        if not message.has_attachments and is_html and "cid:" not in message.body:
             return []
         return self.graph.list_attachments(
             message.mailbox, message.id, max_size=self.settings.max_attachment_size
