@@ -428,3 +428,20 @@ def test_html_quote_containers_of_other_clients() -> None:
     ]
     for body in bodies:
         assert visible(new_part_of_reply(body, "html")) == "Works.", body
+
+
+def test_a_greeting_above_an_unmarked_quote_keeps_the_whole_body() -> None:
+    # Only "Hi," above Outlook's header block: the answer may be under the quote, so all stays.
+    body = (
+        "Hi,\n\nFrom: Contoso <support@contoso.com>\nSent: Monday, November 3, 2025\n"
+        "To: Bob\nSubject: RE: [HELP-12]\n\nPlease restart it.\n\nDone, it works now.\n"
+    )
+    assert new_part_of_reply(body, "text") == body
+    html = (
+        "<p>Hi,</p><div style='border-top:solid #E1E1E1 1.0pt'><p><b>From:</b> Contoso<br>"
+        "<b>Sent:</b> Monday<br><b>To:</b> Bob<br><b>Subject:</b> RE: x</p></div>"
+        "<p>Please restart it.</p><p>Done, it works now.</p>"
+    )
+    assert new_part_of_reply(html, "html") == html
+    # With an answer above the header block, the quote goes as usual.
+    assert new_part_of_reply(body.replace("Hi,", "Hi,\nDone."), "text") == "Hi,\nDone."

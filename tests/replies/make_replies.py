@@ -276,6 +276,32 @@ def outlook_desktop(lang: Language, layout: str) -> Reply:
         reply = forward_reply(lang, "", fwd, "", block)
         reply.html = page(f"<div class=WordSection1>{reply.html}</div>", head)
         return reply
+    if layout == "bottom":
+        # A greeting on top, the answer typed under Outlook's unmarked quote: undecidable, so
+        # the extractor must keep everything (it passes "kept" and fails "nothing leaked").
+        block = (
+            "<div style='border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm 0cm 0cm'>"
+            f"<p class=MsoNormal>{header_html(lang)}<o:p></o:p></p></div>"
+        )
+        paragraphs = "".join(
+            f"<p class=MsoNormal>{esc(line) if line else '<o:p>&nbsp;</o:p>'}<o:p></o:p></p>"
+            for line in [*lang.quoted, "", *lang.answers, "", lang.signoff]
+        )
+        markup = page(
+            f"<div class=WordSection1><p class=MsoNormal>{esc(lang.greeting)}<o:p></o:p></p>"
+            f"<p class=MsoNormal><o:p>&nbsp;</o:p></p>{block}{paragraphs}</div>",
+            head,
+        )
+        text = (
+            f"{lang.greeting}\n\n"
+            + "\n".join(header_lines(lang))
+            + "\n\n"
+            + "\n\n".join(lang.quoted)
+            + "\n\n"
+            + "\n".join(lang.answers)
+            + f"\n\n{lang.signoff}\n"
+        )
+        return Reply(text, markup, new_lines(lang), leak(lang), new_text(lang))
     paragraphs = "".join(
         f"<p class=MsoNormal>{esc(line) if line else '<o:p>&nbsp;</o:p>'}<o:p></o:p></p>"
         for line in [lang.greeting, "", *lang.answers, "", lang.signoff, ""]
@@ -905,6 +931,7 @@ PLAN: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("gmail-2017", ("en", "de", "fr"), ("top",)),
     ("outlook-desktop", EVERY, ("top",)),
     ("outlook-desktop", ("en", "de", "fr", "da", "ru", "zh"), ("forward",)),
+    ("outlook-desktop", ("en", "de", "fr"), ("bottom",)),
     ("outlook-desktop-text", ("en", "de", "fr", "da", "it", "no", "ru", "ja", "el"), ("top",)),
     ("outlook-web", EVERY, ("top",)),
     ("outlook-web", ("en", "es", "pl", "uk", "ko"), ("forward",)),

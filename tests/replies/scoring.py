@@ -118,7 +118,7 @@ def score_all(
 
 
 def accuracy(results: list[tuple[Sample, Score]], by: str | None = None) -> dict[str, dict]:
-    """Share of exact and of "kept, nothing leaked" results, overall or per group value."""
+    """Shares of exact, "kept, nothing leaked" and "kept" results, overall or per group value."""
     buckets: dict[str, list[Score]] = defaultdict(list)
     for sample, result in results:
         buckets["all" if by is None else sample.group(by)].append(result)
@@ -127,6 +127,7 @@ def accuracy(results: list[tuple[Sample, Score]], by: str | None = None) -> dict
             "n": len(scores),
             "exact": sum(s.exact for s in scores) / len(scores),
             "good": sum(s.good for s in scores) / len(scores),
+            "kept": sum(s.kept for s in scores) / len(scores),
         }
         for key, scores in sorted(buckets.items())
     }

@@ -15,7 +15,9 @@ Proton's, Zoho's and Zimbra's quote containers). Reading top to bottom:
   marked quote starts the unmarked quoted conversation: it and the rest go;
 * a forwarded message (a "Forwarded message" rule, or a header block in an email whose
   subject says it is a forward) is content: it and the rest are kept;
-* the signature ("-- ", "Sent from my iPhone", the client's signature element) ends the part.
+* the signature ("-- ", "Sent from my iPhone", the client's signature element) ends the part;
+* when all that would be left above an unmarked quoted conversation is a salutation ("Hi,"),
+  the answer may be below the quote, where it cannot be told apart: the whole body is kept.
 
 HTML is cut in the markup itself and the elements left open are closed, so the kept part is
 the sender's own HTML. When nothing would be left, the original is returned unchanged. The
@@ -38,6 +40,7 @@ _NOTHING = re.compile(r"[\s\-_=~*•·.|>]*")
 _MAX_MARKER_LINE = 600
 _HEADER_LOOKAHEAD = 8
 _ATTRIBUTION_LINES = 3
+_GREETING = 60  # at most this many characters in a salutation line
 
 # HTML: elements that start a line; elements whose text is never shown; void elements.
 _BLOCK_TAGS = {
@@ -124,6 +127,7 @@ def _kept_lines(lines: list[_Line], forward: str) -> list[int] | None:
     """
     kept: list[int] = []
     dropped = False
+    history_cut = False  # the rest went as an unmarked quoted conversation
     index = 0
     count = len(lines)
     while index < count:
@@ -141,6 +145,7 @@ def _kept_lines(lines: list[_Line], forward: str) -> list[int] | None:
             continue
         if line.marker or line.signature or _is_signature(text):
             dropped = True
+            history_cut = line.marker
             break
         span = 0 if len(text) > _MAX_MARKER_LINE else _quote_header(lines, index)
         if span:
@@ -149,6 +154,7 @@ def _kept_lines(lines: list[_Line], forward: str) -> list[int] | None:
             if after < count and lines[after].quoted:
                 index = after
                 continue
+            history_cut = True
             break
         kept.append(index)
         index += 1
@@ -158,7 +164,17 @@ def _kept_lines(lines: list[_Line], forward: str) -> list[int] | None:
         kept.pop(0)
     while kept and not _has_content(lines[kept[-1]]):
         kept.pop()
+    if history_cut and _is_only_a_greeting([lines[i] for i in kept]):
+        return None  # the answer may be below the quote (bottom-posting): keep it all
     return kept
+
+
+def _is_only_a_greeting(kept: list[_Line]) -> bool:
+    """Whether the new part would be a salutation alone ("Hi Bob,", "Hola:")."""
+    content = [_plain(line.text) for line in kept if _has_content(line)]
+    return (
+        len(content) == 1 and content[0][-1:] in tuple(",:，،：") and len(content[0]) <= _GREETING
+    )
 
 
 def _has_content(line: _Line) -> bool:
