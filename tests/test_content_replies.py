@@ -445,3 +445,14 @@ def test_a_greeting_above_an_unmarked_quote_keeps_the_whole_body() -> None:
     assert new_part_of_reply(html, "html") == html
     # With an answer above the header block, the quote goes as usual.
     assert new_part_of_reply(body.replace("Hi,", "Hi,\nDone."), "text") == "Hi,\nDone."
+
+
+def test_an_indented_paragraph_is_not_a_quote() -> None:
+    # Gmail's "indent" is a borderless blockquote: the sender's own words, kept.
+    body = (
+        '<div>See the log:</div><blockquote style="margin:0 0 0 40px;border:none;padding:0px">'
+        '<div>E42 paper jam</div></blockquote><div><br></div><div class="gmail_quote">'
+        '<div class="gmail_attr">On Mon, Contoso &lt;support@contoso.com&gt; wrote:<br></div>'
+        '<blockquote class="gmail_quote" style="border-left:1px solid #ccc">old</blockquote></div>'
+    )
+    assert visible(new_part_of_reply(body, "html")) == "See the log: E42 paper jam"

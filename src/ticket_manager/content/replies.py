@@ -342,13 +342,20 @@ def _is_quote_element(tag: str, attributes: dict[str, str], classes: set[str]) -
     """Whether an element holds a quoted message, by the marks each mail client gives it."""
     element_id = attributes.get("id", "").lower()
     return (
-        tag == "blockquote"
+        (tag == "blockquote" and not _is_indent(attributes, classes))
         or bool(classes & words.QUOTE_CLASSES)
         or element_id.startswith("yahoo_quoted")
         or element_id in words.QUOTE_IDS
         or attributes.get("data-marker", "").lower() in words.QUOTE_MARKERS
         or (tag == "div" and attributes.get("name", "").lower() == "quote")
     )
+
+
+def _is_indent(attributes: dict[str, str], classes: set[str]) -> bool:
+    """Gmail's and Apple Mail's "indent" is a borderless blockquote: the sender's own text."""
+    style = re.sub(r"\s+", "", attributes.get("style", "")).lower()
+    cited = attributes.get("type", "").lower() == "cite" or "gmail_quote" in classes
+    return not cited and "border:none" in style
 
 
 class _HtmlLines(HTMLParser):
