@@ -138,3 +138,18 @@ def test_an_email_with_utf8_headers_and_a_non_ascii_domain_becomes_a_ticket(make
     assert "Grüße aus München." in issue["description"]
     [ack] = harness.sandbox.graph.sent_messages(harness.mailbox)
     assert [r["emailAddress"]["address"] for r in ack["toRecipients"]] == ["jürgen@müller.example"]
+
+
+def test_uniquebody_is_used_when_no_quote_is_seen_in_the_body(pipeline):
+    # A bare rule is no quote marker to us; Exchange's uniqueBody knew where the reply ended.
+    key = first_ticket(pipeline, sender="Olga <olga@example.com>")
+    pipeline.deliver(
+        subject=f"RE: [{key}] Printer jammed",
+        sender="Olga <olga@example.com>",
+        html=True,
+        body="<div>Fixed now.</div><hr><div>Earlier text of the thread.</div>",
+    )
+    pipeline.run_once()
+    [comment] = only_issue(pipeline)["comments"]
+    assert "Fixed now." in comment["body"]
+    assert "Earlier text of the thread." not in comment["body"]
