@@ -99,7 +99,7 @@ DATE_LABELS = frozenset(
         "dato",
         "kelt",
     ]
-) | {"envoyé le", "enviado el", "verzonden op", "تم الإرسال", "보낸 날짜", "đã gửi"}
+) | {"envoyé le", "enviado el", "verzonden op", "تم الإرسال", "보낸 날짜", "보낸날짜", "đã gửi"}
 TO_LABELS = frozenset(
     [
         "to",
