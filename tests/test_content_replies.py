@@ -456,3 +456,19 @@ def test_an_indented_paragraph_is_not_a_quote() -> None:
         '<blockquote class="gmail_quote" style="border-left:1px solid #ccc">old</blockquote></div>'
     )
     assert visible(new_part_of_reply(body, "html")) == "See the log: E42 paper jam"
+
+
+def test_wrapped_attribution_lines_are_told_from_the_senders_own() -> None:
+    # An attribution wrapped over three lines goes whole; the sender's wrapped sentence stays.
+    wrapped = (
+        "Thanks.\n\nOn Dec 16, 2011, at 12:47 PM, John Doe\n<reply@reply.github.com>\nwrote:\n"
+        "\n> old\n"
+    )
+    assert new_part_of_reply(wrapped, "text") == "Thanks."
+    sentence = (
+        "I will try to fix the problem as soon as I\nget back to a computer.\n"
+        'On Dec 8, 2013 2:10 PM, "John" <notifications@github.com> wrote:\n\n> old\n'
+    )
+    assert new_part_of_reply(sentence, "text") == (
+        "I will try to fix the problem as soon as I\nget back to a computer."
+    )

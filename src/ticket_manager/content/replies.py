@@ -41,6 +41,7 @@ _MAX_MARKER_LINE = 600
 _HEADER_LOOKAHEAD = 8
 _ATTRIBUTION_LINES = 3
 _GREETING = 60  # at most this many characters in a salutation line
+_SENTENCE_END = re.compile(r"[.!?。！？]\s*$")
 
 # HTML: elements that start a line; elements whose text is never shown; void elements.
 _BLOCK_TAGS = {
@@ -217,7 +218,27 @@ def _quote_header(lines: list[_Line], index: int) -> int:
 
 
 def _attribution(lines: list[_Line], index: int) -> int:
-    """The number of lines (1 to 3) of an "On … wrote:" line starting at ``index``, or 0."""
+    """The number of lines (1 to 3) of an "On … wrote:" line starting at ``index``, or 0.
+
+    When the lines from ``index`` only end in an attribution that starts on a later line, the
+    first lines are the sender's, unless they read like an attribution's start (a date or a
+    time, and no sentence ending): "On 16 Dec 2011, at 12:47, John Doe" + "<a@b> wrote:".
+    """
+    span = _attribution_lines(lines, index)
+    if span <= 1:
+        return span
+    for later in range(index + 1, index + span):
+        if _attribution_lines(lines, later):
+            opening = _plain(lines[index].text)
+            dated = bool(words.TIME.search(opening) or words.YEAR.search(opening))
+            if not dated or _SENTENCE_END.search(opening):
+                return 0
+            break
+    return span
+
+
+def _attribution_lines(lines: list[_Line], index: int) -> int:
+    """The lines of an attribution starting at ``index``, without looking for a later start."""
     joined = ""
     for offset, line in enumerate(lines[index : index + _ATTRIBUTION_LINES]):
         text = _plain(line.text)
@@ -228,8 +249,6 @@ def _attribution(lines: list[_Line], index: int) -> int:
             return 0
         if not words.ATTRIBUTION_END.search(joined):
             continue
-        if offset and _attribution(lines, index + 1):
-            return 0  # the attribution starts on the next line; this one is the sender's
         has_verb = bool(words.WROTE.search(joined))
         has_address = bool(words.EMAIL.search(joined))
         has_date = bool(words.TIME.search(joined) or words.YEAR.search(joined))
