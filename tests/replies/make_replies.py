@@ -897,7 +897,11 @@ CLIENTS: dict[str, tuple[str, str, Callable[[Language, str], Reply]]] = {
     "outlook-mac": ("outlook-mac", "Microsoft-MacOutlook/16.89.24091630", outlook_mac),
     "outlook-com": ("outlook-com", "", outlook_com),
     "apple-mail": ("apple-mail", "iPhone Mail (22A3354)", apple_mail),
-    "thunderbird": ("thunderbird", "Mozilla Thunderbird", thunderbird),
+    "thunderbird": (
+        "thunderbird",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Thunderbird/128.4.2",
+        thunderbird,
+    ),
     "yahoo": ("yahoo", "WebService/1.1.22806 YMailNorrin", yahoo),
     "yahoo-classic": ("yahoo", "YahooMailClassic/15.1.2", yahoo_classic),
     "zoho": ("zoho", "Zoho Mail", zoho),
@@ -1011,17 +1015,20 @@ def write_email(
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = "Bob Example <bob@example.com>"
     message["To"] = f"{DESK} <{DESK_ADDRESS}>"
-    prefix = lang.reply_prefix
+    # Outlook and Notes translate "RE:"/"FW:"; the other clients write "Re:"/"Fwd:" everywhere.
+    localised = variant.startswith(("outlook", "lotus")) or variant == "zimbra"
+    prefix = lang.reply_prefix if localised else "Re:"
     if layout == "forward":
-        outlook = variant.startswith("outlook") or variant == "zimbra"
-        prefix = lang.outlook_forward_prefix if outlook else lang.forward_prefix
+        prefix = lang.outlook_forward_prefix if localised else "Fwd:"
     message["Subject"] = f"{prefix} {SUBJECT}"
     message["Date"] = "Mon, 03 Nov 2025 11:30:00 +0100"
     message["Message-ID"] = f"<reply-{number:03d}@example.com>"
     message["In-Reply-To"] = "<HELP-12.1@contoso.com>"
     message["References"] = "<HELP-12.1@contoso.com>"
     message["Content-Language"] = lang.code
-    if mailer:
+    if mailer.startswith("Mozilla"):
+        message["User-Agent"] = mailer
+    elif mailer:
         message["X-Mailer"] = mailer
     message.set_content(reply.text)
     message.add_alternative(reply.html, subtype="html")
