@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (quote headers in Cyrillic and CJK scripts)
 """The new part of a follow-up email: quoted conversation and signature removed."""
 
 from __future__ import annotations
@@ -249,3 +250,225 @@ def test_random_bodies_never_raise_or_come_back_empty() -> None:
         for body_type in ("html", "text"):
             result = new_part_of_reply(body, body_type)
             assert result.strip() or not body.strip()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # Polish Gmail, no "On": "<date> <name> napisał(a):".
+        (
+            "Działa.\n\npon., 3 lis 2025 o 10:00 Contoso <support@contoso.com> napisał(a):\n"
+            "> Proszę zrestartować.\n",
+            "Działa.",
+        ),
+        # Russian Gmail has no verb at all: the address, the time and the ">" quote say it.
+        (
+            "Работает.\n\nпн, 3 нояб. 2025 г. в 10:00, Contoso <support@contoso.com>:\n> Старое.\n",
+            "Работает.",
+        ),
+        # Russian Outlook's header block.
+        (
+            "Работает.\n\nОт: Contoso <support@contoso.com>\nОтправлено: 3 ноября 2025 г. 10:00\n"
+            "Кому: Bob\nТема: RE: [HELP-12]\n\nСтарое письмо.\n",
+            "Работает.",
+        ),
+        # Japanese Gmail: "2025年11月3日(月) 10:00 Name <addr>:".
+        (
+            "直りました。\n\n2025年11月3日(月) 10:00 Contoso <support@contoso.com>:\n> 古い\n",
+            "直りました。",
+        ),
+        # Gmail before 2018 starts with the date and has no "wrote".
+        ("Works.\n\n2017-11-24 16:32 GMT+01:00 Contoso <support@contoso.com>:\n> old\n", "Works."),
+        # Zoho's "---- On … wrote ----" with an unmarked quote below.
+        (
+            "Works.\n\n---- On Mon, 03 Nov 2025 10:00:00 +0100 Contoso <support@contoso.com> wrote "
+            "----\n\nold text\n",
+            "Works.",
+        ),
+        # "wrote" glued to the address and without a colon.
+        (
+            "Works.\n\nOn Mon, Nov 3, 2025 at 10:00 AM Contoso <notifications@github.com>wrote\n"
+            "> old\n",
+            "Works.",
+        ),
+        # Hotmail's header block starts with "Date:".
+        (
+            "Works.\n\nDate: Mon, 3 Nov 2025 10:00:00 +0100\nFrom: support@contoso.com\n"
+            "To: bob@example.com\nSubject: RE: [HELP-12]\n\nold text\n",
+            "Works.",
+        ),
+        # French Outlook.com writes "Envoyé le :" with a non-breaking space.
+        (
+            "Ça marche.\n\nDe\u00a0: Contoso <support@contoso.com>\nEnvoyé le\u00a0: lundi 3 "
+            "novembre 2025 10:00\nÀ\u00a0: Bob\nObjet\u00a0: RE: [HELP-12]\n\nancien\n",
+            "Ça marche.",
+        ),
+        # Lotus Notes: a tab-aligned header block.
+        (
+            'Works.\n\n\n\nFrom:\t"Contoso" <support@contoso.com>\nTo:\tBob <bob@example.com>\n'
+            "Date:\t03.11.2025 10:00\nSubject:\tRe: [HELP-12]\n\n\n\nold text\n",
+            "Works.",
+        ),
+        # Yahoo's text part: an attribution and an unmarked quote.
+        (
+            "Works.\n\n\nOn Monday, November 3, 2025 at 10:00:00 AM GMT+1, Contoso "
+            "<support@contoso.com> wrote:\n\n\nold text\n",
+            "Works.",
+        ),
+        # Danish "Oprindelig besked" rule.
+        (
+            "Virker.\n\n-----Oprindelig besked-----\nFra: Contoso\nSendt: 3. november 2025 10:00\n"
+            "Til: Bob\nEmne: SV: [HELP-12]\n\ngammel\n",
+            "Virker.",
+        ),
+    ],
+)
+def test_quote_headers_of_other_clients_and_languages(body: str, expected: str) -> None:
+    # Quote headers of many clients and languages end the new part of a text body.
+    assert new_part_of_reply(body, "text") == expected
+
+
+def test_text_reply_below_the_quote_is_kept() -> None:
+    # Bottom-posting: "On … wrote:" and the ">" quote go, the answer below them stays.
+    body = (
+        "On Mon, 3 Nov 2025 at 10:00, Contoso <support@contoso.com> wrote:\n"
+        "> Please restart the printer.\n>\n> Contoso Support\n\nDone, it works now.\n\nBob\n"
+    )
+    assert new_part_of_reply(body, "text") == "Done, it works now.\n\nBob"
+
+
+def test_html_reply_below_the_quote_is_kept() -> None:
+    # Bottom-posting in HTML (Thunderbird): the cite prefix and blockquote go, the answer stays.
+    body = (
+        '<p><br></p><div class="moz-cite-prefix">On 11/3/25 10:00 AM, Contoso wrote:<br></div>'
+        '<blockquote type="cite"><p>Please restart the printer.</p></blockquote>'
+        "<p>Done, it works now.</p><p>Bob</p>"
+    )
+    result = new_part_of_reply(body, "html")
+    assert visible(result) == "Done, it works now. Bob"
+    assert "Contoso" not in result and "restart" not in result
+
+
+def test_text_answers_between_quoted_lines_under_an_attribution() -> None:
+    # Inline answers: the attribution and the ">" lines go, each answer stays.
+    body = (
+        "On 11/3/25 10:00 AM, Contoso wrote:\n> Which model?\n\nLaserJet 400\n\n"
+        "> Which floor?\n\nThird floor\n"
+    )
+    assert new_part_of_reply(body, "text") == "LaserJet 400\n\nThird floor"
+
+
+def test_gmail_html_answers_inside_the_quote_container_are_kept() -> None:
+    # Gmail puts inline answers inside div.gmail_quote, between its blockquotes.
+    body = (
+        '<div dir="ltr">Hi,</div><div class="gmail_quote"><div dir="ltr" class="gmail_attr">'
+        "On Mon, 3 Nov 2025 at 10:00, Contoso &lt;support@contoso.com&gt; wrote:<br></div>"
+        '<blockquote class="gmail_quote">Which model?</blockquote><div>LaserJet 400</div>'
+        '<blockquote class="gmail_quote">Which floor?</blockquote><div>Third floor</div></div>'
+    )
+    assert visible(new_part_of_reply(body, "html")) == "Hi, LaserJet 400 Third floor"
+
+
+def test_text_forwarded_message_is_content() -> None:
+    # "FYI" above Gmail's forwarded message: the forwarded message is kept whole.
+    body = (
+        "FYI, see below.\n\n---------- Forwarded message ---------\n"
+        "From: Fabrikam <orders@fabrikam.example>\nDate: Mon, 3 Nov 2025 at 10:00\n"
+        "Subject: Order 4711\nTo: <bob@example.com>\n\nThe toner ships on 10 November.\n"
+    )
+    assert new_part_of_reply(body, "text", "Fwd: [HELP-12] Printer") == body
+
+
+def test_outlook_forward_is_told_by_the_subject() -> None:
+    # Outlook's forward looks like its reply; the "FW:" subject makes its header block content.
+    body = (
+        "FYI\n\n________________________________\nFrom: Fabrikam <orders@fabrikam.example>\n"
+        "Sent: Monday, November 3, 2025 10:00 AM\nTo: Bob\nSubject: Order 4711\n\nShips soon.\n"
+    )
+    assert new_part_of_reply(body, "text", "FW: [HELP-12] Printer") == body
+    assert new_part_of_reply(body, "text", "RE: [HELP-12] Printer") == "FYI"
+    # "VS:" forwards in Danish and Norwegian but answers in Finnish.
+    finnish = body.replace("From:", "Lähettäjä:").replace("Sent:", "Lähetetty:")
+    finnish = finnish.replace("To:", "Vastaanottaja:").replace("Subject:", "Aihe:")
+    assert new_part_of_reply(finnish, "text", "VS: [HELP-12] Printer") == "FYI"
+    assert new_part_of_reply(body, "text", "VS: [HELP-12] Printer") == body
+
+
+def test_html_forwarded_message_is_content() -> None:
+    # An Outlook on the web forward (FW:) keeps its header block and the forwarded text.
+    body = (
+        '<div>FYI</div><div id="appendonsend"></div><hr><div id="divRplyFwdMsg"><b>From:</b> '
+        "Fabrikam &lt;orders@fabrikam.example&gt;<br><b>Sent:</b> Monday, November 3, 2025<br>"
+        "<b>To:</b> Bob<br><b>Subject:</b> Order 4711</div><div>Ships soon.</div>"
+    )
+    assert new_part_of_reply(body, "html", "FW: [HELP-12]") == body
+    assert visible(new_part_of_reply(body, "html", "RE: [HELP-12]")) == "FYI"
+    # Apple Mail forwards inside a cite blockquote: still content.
+    apple = (
+        '<div>FYI</div><div><br><blockquote type="cite"><div>Begin forwarded message:</div>'
+        "<div><b>From: </b>Fabrikam</div><div>Ships soon.</div></blockquote></div>"
+    )
+    assert visible(new_part_of_reply(apple, "html", "Fwd: x")) == (
+        "FYI Begin forwarded message: From: Fabrikam Ships soon."
+    )
+
+
+def test_html_quote_containers_of_other_clients() -> None:
+    # Yahoo, Zimbra, Yandex/Mail.ru blockquotes, Hotmail's stopSpelling rule each end the part.
+    bodies = [
+        '<div>Works.</div><div id="yahoo_quoted_1" class="yahoo_quoted"><div>On Monday, '
+        "Contoso wrote:</div><div>old</div></div>",
+        '<div>Works.</div><hr id="zwchr" data-marker="__DIVIDER__"><div data-marker="__HEADERS__">'
+        '<b>From: </b>Contoso</div><div data-marker="__QUOTED_TEXT__">old</div>',
+        '<div>Works.</div><div>03.11.2025, 10:00, "Contoso" &lt;support@contoso.com&gt;:</div>'
+        "<blockquote><div>old</div></blockquote>",
+        '<div>Works.</div><hr id="stopSpelling">Date: Mon<br>From: x@contoso.com<br>old',
+        '<div>Works.</div><div class="protonmail_quote">------- Original Message -------<br>'
+        "old</div>",
+    ]
+    for body in bodies:
+        assert visible(new_part_of_reply(body, "html")) == "Works.", body
+
+
+def test_a_greeting_above_an_unmarked_quote_keeps_the_whole_body() -> None:
+    # Only "Hi," above Outlook's header block: the answer may be under the quote, so all stays.
+    body = (
+        "Hi,\n\nFrom: Contoso <support@contoso.com>\nSent: Monday, November 3, 2025\n"
+        "To: Bob\nSubject: RE: [HELP-12]\n\nPlease restart it.\n\nDone, it works now.\n"
+    )
+    assert new_part_of_reply(body, "text") == body
+    html = (
+        "<p>Hi,</p><div style='border-top:solid #E1E1E1 1.0pt'><p><b>From:</b> Contoso<br>"
+        "<b>Sent:</b> Monday<br><b>To:</b> Bob<br><b>Subject:</b> RE: x</p></div>"
+        "<p>Please restart it.</p><p>Done, it works now.</p>"
+    )
+    assert new_part_of_reply(html, "html") == html
+    # With an answer above the header block, the quote goes as usual.
+    assert new_part_of_reply(body.replace("Hi,", "Hi,\nDone."), "text") == "Hi,\nDone."
+
+
+def test_an_indented_paragraph_is_not_a_quote() -> None:
+    # Gmail's "indent" is a borderless blockquote: the sender's own words, kept.
+    body = (
+        '<div>See the log:</div><blockquote style="margin:0 0 0 40px;border:none;padding:0px">'
+        '<div>E42 paper jam</div></blockquote><div><br></div><div class="gmail_quote">'
+        '<div class="gmail_attr">On Mon, Contoso &lt;support@contoso.com&gt; wrote:<br></div>'
+        '<blockquote class="gmail_quote" style="border-left:1px solid #ccc">old</blockquote></div>'
+    )
+    assert visible(new_part_of_reply(body, "html")) == "See the log: E42 paper jam"
+
+
+def test_wrapped_attribution_lines_are_told_from_the_senders_own() -> None:
+    # An attribution wrapped over three lines goes whole; the sender's wrapped sentence stays.
+    wrapped = (
+        "Thanks.\n\nOn Dec 16, 2011, at 12:47 PM, John Doe\n<reply@reply.github.com>\nwrote:\n"
+        "\n> old\n"
+    )
+    assert new_part_of_reply(wrapped, "text") == "Thanks."
+    sentence = (
+        "I will try to fix the problem as soon as I\nget back to a computer.\n"
+        'On Dec 8, 2013 2:10 PM, "John" <notifications@github.com> wrote:\n\n> old\n'
+    )
+    assert new_part_of_reply(sentence, "text") == (
+        "I will try to fix the problem as soon as I\nget back to a computer."
+    )

@@ -306,9 +306,14 @@ class MessageProcessor:
         return self._finish(row, MessageState.COMMENTED)
 
     def _attachments(self, message: MailMessage) -> list[FileAttachment]:
-        # Exchange reports hasAttachments false when only inline images are attached.
-        if not message.has_attachments and "cid:" not in message.body:
-            return []
+        # Exchange reports hasAttachments false when only inline images are attached. An HTML
+        # body shows them through "cid:" references; a text body cannot, so the inline images
+        # of a text email with several MIME parts are files to carry (else lost without a word).
+        if not message.has_attachments:
+            if message.body_type.lower() == "html" and "cid:" not in message.body:
+                return []
+            if message.body_type.lower() != "html" and not _may_carry_files(message):
+                return []
         return self.graph.list_attachments(
             message.mailbox, message.id, max_size=self.settings.max_attachment_size
         )
@@ -429,3 +434,11 @@ def _describe(exc: Exception) -> str:
         cause = getattr(exc, "orig", None) or exc
         return f"database error ({cause.__class__.__name__}): {str(cause).strip()}"
     return f"{exc.__class__.__name__}: {exc}"
+
+
+def _may_carry_files(message: MailMessage) -> bool:
+    """Whether the email's MIME type allows parts besides its text (unknown: assume so)."""
+    content_type = (message.header("Content-Type") or "multipart/").strip().lower()
+    return content_type.startswith("multipart/") and not content_type.startswith(
+        "multipart/alternative"
+    )

@@ -308,6 +308,39 @@ def _attachment(part: Message) -> dict:
     }
 
 
+def _combined_body(parts: list[Message]) -> tuple[str, str]:
+    """The body Exchange shows for the inline text parts of a message, in their order.
+
+    One part is the body as it is. Several (Apple Mail puts text, an image, then more text in
+    a ``multipart/mixed``) are all shown: text parts joined as text, or, when any is HTML,
+    every part as HTML (text escaped, line breaks kept) inside one document.
+    """
+    if not parts:
+        return "text", ""
+    if len(parts) == 1:
+        kind = "html" if parts[0].get_content_type() == "text/html" else "text"
+        return kind, _text_content(parts[0])
+    if all(part.get_content_type() == "text/plain" for part in parts):
+        return "text", "\r\n".join(_text_content(part).rstrip("\r\n") for part in parts)
+    fragments = []
+    for part in parts:
+        content = _text_content(part)
+        if part.get_content_type() == "text/html":
+            match = re.search(r"<body[^>]*>(.*?)(?:</body>|$)", content, re.I | re.S)
+            fragments.append(match.group(1) if match else content)
+        else:
+            fragments.append(f"<div>{text_to_html_fragment(content)}</div>")
+    return "html", (
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8">'
+        "</head><body>" + "".join(fragments) + "</body></html>"
+    )
+
+
+def text_to_html_fragment(text: str) -> str:
+    """Plain text as HTML that shows the same lines."""
+    return html.escape(text or "").replace("\r\n", "\n").replace("\n", "<br>")
+
+
 def parse_rfc822(raw: bytes) -> dict:
     """Everything Exchange derives from a MIME message, as plain Python values."""
     message = BytesParser(policy=_READ_POLICY).parsebytes(raw)
@@ -320,11 +353,7 @@ def parse_rfc822(raw: bytes) -> dict:
             body_parts.append(part)
         else:
             attachments.append(_attachment(part))
-    html_part = next((p for p in body_parts if p.get_content_type() == "text/html"), None)
-    text_part = next((p for p in body_parts if p.get_content_type() == "text/plain"), None)
-    chosen = html_part or text_part
-    content = _text_content(chosen) if chosen is not None else ""
-    content_type = "html" if chosen is html_part and html_part is not None else "text"
+    content_type, content = _combined_body(body_parts)
     references = _message_ids(message.get("References"))
     in_reply_to = _message_ids(message.get("In-Reply-To"))
     parents = references + [m for m in in_reply_to if m not in references]
@@ -395,8 +424,16 @@ def build_mime(
     extra_headers: list[tuple[str, str]] | None = None,
     attachments: list[dict] | None = None,
 ) -> bytes:
-    """A MIME message as Exchange would transmit it; html bodies also get a text alternative."""
-    mail = EmailMessage(policy=policy.SMTP)
+    """A MIME message as Exchange would transmit it; html bodies also get a text alternative.
+
+    An address or Message-ID outside ASCII (an internationalised address, RFC 6531) is sent
+    as Exchange Online sends it: with UTF-8 headers (RFC 6532), not encoded words.
+    """
+    addresses = [sender, *(to or []), *(cc or []), *(reply_to or [])]
+    is_international = not message_id.isascii() or any(
+        not str((item.get("emailAddress") or {}).get("address", "")).isascii() for item in addresses
+    )
+    mail = EmailMessage(policy=policy.SMTPUTF8 if is_international else policy.SMTP)
     mail["From"] = recipient_header([sender])
     if to:
         mail["To"] = recipient_header(to)
