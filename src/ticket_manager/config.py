@@ -36,7 +36,8 @@ DEFAULTS: dict[str, str] = {
     "O365_SCOPES": "offline_access,message_all,message_all_shared",
     "JIRA_TICKET_TYPE": "Task",
     "O365_REDIRECT_URI": "https://login.microsoftonline.com/common/oauth2/nativeclient",
-    "O365_POLL_INTERVAL": "30",
+    "O365_POLL_INTERVAL": "2",
+    "O365_REQUEST_BUDGET": "9500",
     "O365_MARK_AS_READ": "true",
     "EMAIL_MAX_PER_SENDER_PER_DAY": "50",
     "JIRA_MAX_ATTACHMENT_SIZE": "10MB",
@@ -187,7 +188,8 @@ class Settings:
     blacklist: frozenset[str]
     secret_key: Secret = field(default_factory=lambda: Secret(""))
     redirect_uri: str = DEFAULTS["O365_REDIRECT_URI"]
-    poll_interval: int = 30
+    poll_interval: int = 2
+    graph_request_budget: int = 9500
     notification_url: str | None = None
     processed_folder: str | None = None
     mark_as_read: bool = True
@@ -338,6 +340,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret_key=Secret(get("SECRET_KEY")),
         redirect_uri=_url(get, "O365_REDIRECT_URI"),
         poll_interval=_integer(get, "O365_POLL_INTERVAL", minimum=1, maximum=3600),
+        graph_request_budget=_integer(get, "O365_REQUEST_BUDGET", minimum=0, maximum=1_000_000),
         notification_url=_url(get, "O365_NOTIFICATION_URL", required=False, https=True) or None,
         processed_folder=get("O365_PROCESSED_FOLDER") or None,
         mark_as_read=_boolean(get, "O365_MARK_AS_READ"),

@@ -31,6 +31,7 @@ from ticket_manager.graph.errors import (
     GraphUnavailableError,
 )
 from ticket_manager.graph.messages import MESSAGE_FIELDS, FileAttachment, MailMessage
+from ticket_manager.graph.pacing import MailboxPacer
 from ticket_manager.http import DEFAULT_TIMEOUT, retry_after_seconds
 from ticket_manager.metrics import count_graph_requests, count_graph_retry
 
@@ -77,8 +78,10 @@ class GraphClient:
         *,
         max_attempts: int = 6,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        pacer: MailboxPacer | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.pacer = pacer
         self._access_token = access_token
         self._session = session
         count_graph_requests(session)
@@ -335,12 +338,10 @@ class GraphClient:
         )
         return retrying(self._send, method, self._url(path_or_url), params, json, prefer)
 
-    def _slot_for(self, url: str) -> threading.BoundedSemaphore | contextlib.nullcontext:
+    def _slot_for(self, mailbox: str | None) -> threading.BoundedSemaphore | contextlib.nullcontext:
         """The mailbox's share of Graph's concurrency limit (none for calls on no mailbox)."""
-        match = _MAILBOX_IN_PATH.search(urlsplit(url).path)
-        if not match:
+        if mailbox is None:
             return contextlib.nullcontext()
-        mailbox = unquote(match.group(1)).lower()
         with self._slots_lock:
             slot = self._mailbox_slots.get(mailbox)
             if slot is None:
@@ -357,8 +358,11 @@ class GraphClient:
             "Authorization": f"Bearer {self._access_token()}",
             "Prefer": ", ".join(preferences),
         }
+        mailbox = _mailbox_in(url)
+        if mailbox is not None and self.pacer is not None:
+            self.pacer.wait_turn(mailbox)
         try:
-            with self._slot_for(url):
+            with self._slot_for(mailbox):
                 response = self._session.request(
                     method, url, params=params, json=json, headers=headers, timeout=self._timeout
                 )
@@ -366,7 +370,18 @@ class GraphClient:
             raise GraphUnavailableError(f"Graph did not answer: {exc.__class__.__name__}") from exc
         if response.status_code < 400:
             return response
-        raise _error_for(response)
+        error = _error_for(response)
+        throttled = isinstance(error, GraphUnavailableError) and error.status == 429
+        if throttled and mailbox is not None and self.pacer is not None and error.retry_after:
+            # Every thread of the process waits, not only this one: each 429 costs budget.
+            self.pacer.hold(mailbox, error.retry_after)
+        raise error
+
+
+def _mailbox_in(url: str) -> str | None:
+    """The mailbox a request is charged to (``/users/{id}/...``), or None."""
+    match = _MAILBOX_IN_PATH.search(urlsplit(url).path)
+    return unquote(match.group(1)).lower() if match else None
 
 
 @dataclass(frozen=True)
