@@ -359,10 +359,12 @@ class GraphClient:
             "Prefer": ", ".join(preferences),
         }
         mailbox = _mailbox_in(url)
-        if mailbox is not None and self.pacer is not None:
-            self.pacer.wait_turn(mailbox)
         try:
             with self._slot_for(mailbox):
+                if mailbox is not None and self.pacer is not None:
+                    # Paced inside the slot: the request goes out at the moment it reserved,
+                    # not later, bunched with others that waited for a slot.
+                    self.pacer.wait_turn(mailbox)
                 response = self._session.request(
                     method, url, params=params, json=json, headers=headers, timeout=self._timeout
                 )
