@@ -44,6 +44,7 @@ DEFAULTS: dict[str, str] = {
     "JIRA_RECOVERY_DELAY": "30",
     "HTTP_READ_TIMEOUT": "60",
     "PROCESSING_CONCURRENCY": "16",
+    "PROCESSING_ATTACHMENT_MEMORY": "32MB",
     "PROCESSING_MAX_ATTEMPTS": "8",
     "EMAIL_ACKNOWLEDGE": "true",
     "EMAIL_ACKNOWLEDGE_ALL": "false",
@@ -199,6 +200,7 @@ class Settings:
     recovery_delay: int = 30
     http_read_timeout: int = 60
     processing_concurrency: int = 16
+    processing_attachment_memory: int = 32 * 1024 * 1024
     max_attempts: int = 8
     acknowledge: bool = True
     acknowledge_all: bool = False
@@ -350,6 +352,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         recovery_delay=_integer(get, "JIRA_RECOVERY_DELAY", minimum=0, maximum=3600),
         http_read_timeout=_integer(get, "HTTP_READ_TIMEOUT", minimum=1, maximum=600),
         processing_concurrency=_integer(get, "PROCESSING_CONCURRENCY", minimum=1, maximum=64),
+        processing_attachment_memory=_size(get, "PROCESSING_ATTACHMENT_MEMORY"),
         max_attempts=_integer(get, "PROCESSING_MAX_ATTEMPTS", minimum=1, maximum=100),
         acknowledge=_boolean(get, "EMAIL_ACKNOWLEDGE"),
         acknowledge_all=_boolean(get, "EMAIL_ACKNOWLEDGE_ALL"),

@@ -30,6 +30,7 @@ from ticket_manager.graph.errors import (
     GraphRequestError,
     GraphUnavailableError,
 )
+from ticket_manager.graph.memory import AttachmentMemory
 from ticket_manager.graph.messages import MESSAGE_FIELDS, FileAttachment, MailMessage
 from ticket_manager.graph.pacing import MailboxPacer
 from ticket_manager.http import DEFAULT_TIMEOUT, retry_after_seconds
@@ -79,9 +80,11 @@ class GraphClient:
         max_attempts: int = 6,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         pacer: MailboxPacer | None = None,
+        memory: AttachmentMemory | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.pacer = pacer
+        self.memory = memory
         self._access_token = access_token
         self._session = session
         count_graph_requests(session)
@@ -181,6 +184,10 @@ class GraphClient:
         limit = max_size if max_size is not None else float("inf")
         too_large = {a["id"] for a in listed if _is_file(a) and _declared(a) > limit + SIZE_SLACK}
         wanted = [a for a in listed if _is_file(a) and a["id"] not in too_large]
+        if self.memory is not None:
+            # Wait for room in the process's budget before holding these files in memory.
+            items = [a for a in listed if a.get("@odata.type", "").endswith("itemAttachment")]
+            self.memory.reserve(sum(map(_declared, wanted)) + sum(map(_declared, items)))
         contents: dict[str, FileAttachment] = {}
         if wanted and not too_large and sum(map(_declared, wanted)) <= SMALL_FILES_BYTES:
             for item in self._attachment_pages(path, None):

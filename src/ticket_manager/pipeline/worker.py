@@ -21,6 +21,7 @@ from ticket_manager.extensions import db
 from ticket_manager.graph.auth import TokenProvider
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, SignInError
+from ticket_manager.graph.memory import AttachmentMemory
 from ticket_manager.graph.token_store import DatabaseTokenStore
 from ticket_manager.http import build_session, request_timeout
 from ticket_manager.jira.client import JiraClient
@@ -66,6 +67,7 @@ class Services:
             build_session(settings.ca_bundle),
             timeout=request_timeout(settings.http_read_timeout),
             pacer=self.pacer,
+            memory=AttachmentMemory(settings.processing_attachment_memory),
         )
         self._jira: JiraClient | None = None
 
