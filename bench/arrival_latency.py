@@ -6,7 +6,7 @@ database, with the default configuration, acknowledgements included. Emails arri
 a time, at random (exponential) intervals. Two modes, each with a fresh sandbox, database
 and worker:
 
-- ``polling``: delta polling only, every O365_POLL_INTERVAL seconds (default 30);
+- ``polling``: delta polling only, every O365_POLL_INTERVAL seconds (default 2);
 - ``notifications``: O365_NOTIFICATION_URL set; the app's notification endpoint is served
   over HTTPS from this process (a certificate of the sandbox CA, which the emulated Graph
   trusts), Graph POSTs a change notification per new email, the endpoint marks the mailbox
@@ -15,9 +15,11 @@ and worker:
 
 Arrival is when the emulated Graph had stored the email (its ``deliver`` returned); the
 ticket's time is the issue's ``created`` at the emulated Jira. Both are this machine's clock.
+Before the emails, the mailbox is left idle for ``--idle`` seconds, and the Graph requests
+the worker makes meanwhile (as the emulated quota counts them) are scaled to 10 minutes.
 
     .venv/bin/python bench/arrival_latency.py [--emails 120] [--mean-interval 1.5]
-        [--mode both|polling|notifications] [--seed 1]
+        [--mode both|polling|notifications] [--seed 1] [--idle 60]
 
 Writes bench/results/arrival_latency.json and prints a Markdown table.
 """
@@ -44,6 +46,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import requests
 from flask_migrate import upgrade
 from harness import free_port, load_average, machine
 from werkzeug.serving import make_server
@@ -150,7 +153,29 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def run_mode(mode: str, emails: int, mean_interval: float, rng: random.Random) -> dict:
+def measure_idle(sandbox_env: dict, seconds: float) -> dict:
+    """Graph requests an idle mailbox costs: counted by the emulated quota over ``seconds``."""
+    url = sandbox_env["O365_GRAPH_URL"].removesuffix("/v1.0") + "/_sandbox/quota"
+    verify = sandbox_env["REQUESTS_CA_BUNDLE"]
+
+    def used() -> int:
+        return sum(requests.get(url, verify=verify, timeout=30).json()["usage"].values())
+
+    before = used()
+    time.sleep(seconds)
+    spent = used() - before
+    per_window = spent * 600 / seconds
+    return {
+        "seconds": seconds,
+        "requests": spent,
+        "requests_per_10_minutes": round(per_window),
+        "share_of_10000": round(per_window / 10_000, 4),
+    }
+
+
+def run_mode(
+    mode: str, emails: int, mean_interval: float, rng: random.Random, idle_seconds: float = 0
+) -> dict:
     notifications = mode == "notifications"
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
@@ -187,6 +212,7 @@ def run_mode(mode: str, emails: int, mean_interval: float, rng: random.Random) -
                 stdin=subprocess.DEVNULL,
             )
             wait_until(lambda: mailbox_ready(app, notifications), 120, "the worker's first round")
+            idle = measure_idle(sandbox_env, idle_seconds) if idle_seconds else None
 
             arrived: dict[int, float] = {}
             started = time.time()
@@ -239,6 +265,7 @@ def run_mode(mode: str, emails: int, mean_interval: float, rng: random.Random) -
         "duplicate_tickets": duplicates,
         "missing_tickets": missing,
         "notification_posts_by_status": posted,
+        "idle": idle,
         "latency_seconds": {
             "p50": round(percentile(latencies, 50), 3),
             "p90": round(percentile(latencies, 90), 3),
@@ -257,6 +284,9 @@ def main() -> None:
     parser.add_argument("--mean-interval", type=float, default=1.5, help="seconds")
     parser.add_argument("--mode", choices=("both", "polling", "notifications"), default="both")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--idle", type=float, default=60, help="seconds of an idle mailbox to count requests over"
+    )
     args = parser.parse_args()
     modes = ["polling", "notifications"] if args.mode == "both" else [args.mode]
     rng = random.Random(args.seed)
@@ -268,7 +298,7 @@ def main() -> None:
         "runs": [],
     }
     for mode in modes:
-        report["runs"].append(run_mode(mode, args.emails, args.mean_interval, rng))
+        report["runs"].append(run_mode(mode, args.emails, args.mean_interval, rng, args.idle))
         report["load_average_after_" + mode] = load_average()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
@@ -277,9 +307,10 @@ def main() -> None:
 
 def print_table(report: dict) -> None:
     print(
-        "| mode | emails | mean interval s | p50 s | p90 s | p99 s | max s | tickets | duplicates |"
+        "| mode | emails | mean interval s | p50 s | p90 s | p99 s | max s | tickets | duplicates "
+        "| idle Graph requests per 10 min (share of 10,000) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for run in report["runs"]:
         lat = run["latency_seconds"]
         name = (
@@ -290,9 +321,15 @@ def print_table(report: dict) -> None:
         print(
             f"| {name} | {run['emails']} | {run['mean_interval_seconds']} | {lat['p50']} "
             f"| {lat['p90']} | {lat['p99']} | {lat['max']} | {run['tickets']} "
-            f"| {run['duplicate_tickets']} |"
+            f"| {run['duplicate_tickets']} | {_idle(run.get('idle'))} |"
         )
     print(f"\nload average before {report['load_average_before']}")
+
+
+def _idle(idle: dict | None) -> str:
+    if not idle:
+        return "not measured"
+    return f"{idle['requests_per_10_minutes']} ({idle['share_of_10000']:.1%})"
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from ticket_manager.models import LedgerMessage, MessageState, OutboundMessage, 
 from ticket_manager.sandbox.sandbox import Sandbox
 
 RESULTS = Path(__file__).parent / "results" / "worker_memory.json"
+ATTACHMENT_RESULTS = Path(__file__).parent / "results" / "worker_memory_attachments.json"
 MB = 1024 * 1024
 WORKER_TIMEOUT = 300.0  # seconds any one worker run may take before it is killed
 
@@ -227,16 +228,23 @@ def prepared_database(env: dict):
 
 
 def once_case(
-    label: str, emails: int, attached: int = 0, attachment: int = 0, **extra: str
+    label: str, emails: int, attached: int = 0, attachment: int = 0, mix=(), **extra: str
 ) -> dict:
-    """A fresh sandbox and database, the mail delivered, then one `--once` pass."""
+    """A fresh sandbox and database, the mail delivered, then one `--once` pass.
+
+    ``mix``: more ``(count, bytes)`` groups of emails with one attachment each.
+    """
+    groups = [(attached, attachment), *mix]
+    attached = sum(count for count, _ in groups)
+    attachment = max(size for _, size in groups)
     with tempfile.TemporaryDirectory() as tmp:
         emulators = Emulators(f"{tmp}/s")
         try:
             if emails:
                 emulators.ask("deliver", first=0, count=emails)
-            if attached:
-                emulators.ask("deliver_attachment", bytes=attachment, count=attached)
+            for count, size in groups:
+                if count:
+                    emulators.ask("deliver_attachment", bytes=size, count=count)
             env = worker_env(emulators.env, f"{tmp}/bench.db", **extra)
             app = prepared_database(env)
             worker = WorkerProcess(env, Path(tmp) / "worker.log", once=True)
@@ -333,6 +341,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--attachment-mb", type=int, default=25)
     parser.add_argument("--attachment-emails", type=int, default=4)
+    parser.add_argument(
+        "--only-attachments", action="store_true", help="only the cases with attachments"
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()
     started = time.monotonic()
@@ -347,26 +358,57 @@ def main() -> None:
         (f"1 email, {mb} MB attachment, default limit (10MB)", 0, 1, size, {}),
         (f"1 email, {mb} MB attachment, limit {mb + 5}MB", 0, 1, size, raised),
         (f"{many} emails, {mb} MB attachment each, limit {mb + 5}MB", 0, many, size, raised),
+        (
+            f"mix: 2 emails with {mb} MB, 8 with 3 MB, 8 with 200 KB, limit {mb + 5}MB",
+            0,
+            2,
+            size,
+            {**raised, "mix": ((8, 3 * MB), (8, 200 * 1024))},
+        ),
+        (
+            f"{many} emails, {mb} MB attachment each, limit {mb + 5}MB, no memory bound",
+            0,
+            many,
+            size,
+            {**raised, "PROCESSING_ATTACHMENT_MEMORY": "0"},
+        ),
+        (
+            "mix as above, no memory bound (PROCESSING_ATTACHMENT_MEMORY=0)",
+            0,
+            2,
+            size,
+            {
+                **raised,
+                "mix": ((8, 3 * MB), (8, 200 * 1024)),
+                "PROCESSING_ATTACHMENT_MEMORY": "0",
+            },
+        ),
         *((f"{n} plain emails", n, 0, 0, {}) for n in counts),
     ]
+    if args.only_attachments:
+        plan = [case for case in plan if case[2] or case[1] == 0]
     cases = []
     for label, emails, attached, attachment, extra in plan:
         cases.append(once_case(label, emails, attached, attachment, **extra))
         print(f"  {label}: {cases[-1]['peak_rss_mb']} MB", file=sys.stderr)
-    long_running = long_running_case(args.long_emails, args.batch)
+    long_running = (
+        None if args.only_attachments else long_running_case(args.long_emails, args.batch)
+    )
     report = {
         "machine": machine(),
         "command": f"python bench/worker_memory.py --emails {args.emails} "
         f"--long-emails {args.long_emails} --batch {args.batch} "
-        f"--attachment-mb {args.attachment_mb} --attachment-emails {args.attachment_emails}",
+        f"--attachment-mb {args.attachment_mb} --attachment-emails {args.attachment_emails}"
+        + (" --only-attachments" if args.only_attachments else ""),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": load_average(),
         "minutes": round((time.monotonic() - started) / 60, 1),
         "once": cases,
         "long_running": long_running,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    results = ATTACHMENT_RESULTS if args.only_attachments else RESULTS
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(report, indent=2) + "\n")
     print("| one pass (`--once`) | peak RSS MB | seconds | Jira attachments |")
     print("|---|---|---|---|")
     for c in cases:
@@ -375,11 +417,12 @@ def main() -> None:
         if c["attachment_bytes"] and not c["jira_attachment_bytes"]:
             files += f" (named in the description: {c['descriptions_naming_the_file']})"
         print(f"| {c['case']} | {c['peak_rss_mb']} | {c['seconds']} | {files} |")
-    print("\n| long-running worker, emails processed | VmRSS MB | VmHWM (peak so far) MB |")
-    print("|---|---|---|")
-    for p in long_running["points"]:
-        print(f"| {p['emails']:,} | {p['rss_mb']} | {p['hwm_mb']} |")
-    print(f"\npeak RSS of the long-running worker: {long_running['peak_rss_mb']} MB")
+    if long_running:
+        print("\n| long-running worker, emails processed | VmRSS MB | VmHWM (peak so far) MB |")
+        print("|---|---|---|")
+        for p in long_running["points"]:
+            print(f"| {p['emails']:,} | {p['rss_mb']} | {p['hwm_mb']} |")
+        print(f"\npeak RSS of the long-running worker: {long_running['peak_rss_mb']} MB")
     print(
         f"load average before/after: {report['load_average_before']} / "
         f"{report['load_average_after']}"

@@ -196,12 +196,15 @@ def test_cli_prints_one_clear_line_and_no_traceback(tmp_path, key, value):
 def test_pipeline_settings_have_defaults_and_are_checked():
     # The worker's knobs default sensibly and reject nonsense with the key named.
     settings = settings_with()
-    assert settings.poll_interval == 30
+    assert settings.poll_interval == 2
+    assert settings.graph_request_budget == 9500
+    assert settings_with(O365_REQUEST_BUDGET="0").graph_request_budget == 0  # pacing off
     assert settings.max_attachment_size == 10 * 1024 * 1024
     assert settings.mark_as_read is True
     assert settings_with(JIRA_MAX_ATTACHMENT_SIZE="512KB").max_attachment_size == 512 * 1024
     for key, value in [
         ("O365_POLL_INTERVAL", "soon"),
+        ("O365_REQUEST_BUDGET", "-1"),
         ("PROCESSING_CONCURRENCY", "65"),
         ("O365_MARK_AS_READ", "maybe"),
         ("JIRA_MAX_ATTACHMENT_SIZE", "big"),

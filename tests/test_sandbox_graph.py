@@ -618,8 +618,10 @@ def test_concurrency_cap_per_mailbox_answers_429(graph, base, http):
 def test_request_quota_per_app_and_mailbox_answers_429_until_the_window_frees(serve):
     # Outlook allows 10,000 requests per 10 minutes per app id and mailbox; scaled down to 5
     # per 60 s (on a clock the test moves): the 6th request gets 429 RequestRate with a
-    # Retry-After saying when the window frees up. Other mailboxes and other apps are not
-    # affected, and once the window has moved on the mailbox answers again.
+    # Retry-After saying when the window frees up. Throttled requests count against the window
+    # too ("Microsoft Graph continues to log resource usage while a client is being
+    # throttled"), so a client that keeps knocking stays locked out longer. Other mailboxes and
+    # other apps are not affected, and once the window has moved on the mailbox answers again.
     tokens = {
         f"{name}-token": {"roles": ["Mail.ReadWrite"], "tid": TENANT, "appid": f"{name}-id"}
         for name in ("app-a", "app-b")
@@ -641,7 +643,9 @@ def test_request_quota_per_app_and_mailbox_answers_429_until_the_window_frees(se
     assert statuses == [200] * 5
     throttled = _get(support, headers=app_a)  # t = 50 s
     assert throttled.status_code == 429
-    assert throttled.headers["Retry-After"] == "10"  # the request at t = 0 leaves at t = 60
+    # The window holds t = 0 ... 40 and the refused request at 50: room for one more once
+    # the requests at 0 and 10 have left, at t = 70 s.
+    assert throttled.headers["Retry-After"] == "20"
     error = throttled.json()["error"]
     assert error["code"] == "ApplicationThrottled"
     assert error["message"] == "Application is over its RequestRate limit."
@@ -657,18 +661,20 @@ def test_request_quota_per_app_and_mailbox_answers_429_until_the_window_frees(se
     assert batch.status_code == 200
     assert batch.json()["responses"][0]["status"] == 429  # a batch step counts like a request
     assert graph.quota_usage() == {
-        f"app-a-id {SUPPORT}": 5,
+        f"app-a-id {SUPPORT}": 7,  # five let in, two refused
         f"app-a-id {ALICE}": 1,
         f"app-b-id {SUPPORT}": 1,
     }
 
-    now[0] += 9  # t = 59 s: still full, one second to go
-    assert _get(support, headers=app_a).headers["Retry-After"] == "1"
-    now[0] += 1  # t = 60 s: the first request has left the window
-    assert _get(support, headers=app_a).status_code == 200
+    now[0] += 20  # t = 70 s: 0 and 10 have left, but the two refused requests still count
     assert _get(support, headers=app_a).status_code == 429
-    now[0] += 60  # a whole window later everything is free again
+    now[0] += 10  # t = 80 s: 20 has left, but 30, 40, 50, 50, 70 fill the window
+    knocked = _get(support, headers=app_a)
+    assert knocked.status_code == 429
+    assert knocked.headers["Retry-After"] == "20"  # and 80 counts too: free when 40 leaves
+    now[0] += 60  # a whole window after the last request everything is free again
     assert [_get(support, headers=app_a).status_code for _ in range(5)] == [200] * 5
+    assert _get(support, headers=app_a).status_code == 429
 
 
 def test_request_quota_is_set_from_another_process_through_the_control_route(graph, base, http):
@@ -687,7 +693,7 @@ def test_request_quota_is_set_from_another_process_through_the_control_route(gra
         200,
         429,
     ]
-    assert requests.get(control, timeout=10).json()["usage"] == {f"- {SUPPORT}": 2}
+    assert requests.get(control, timeout=10).json()["usage"] == {f"- {SUPPORT}": 3}  # refused too
     assert requests.post(control, json={"requests": None}, timeout=10).json()["requests"] is None
     assert http.get(f"{base}/users/{SUPPORT}/messages").status_code == 200
     assert requests.post(control, json={"requests": -1}, timeout=10).status_code == 400

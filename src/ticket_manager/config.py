@@ -36,13 +36,15 @@ DEFAULTS: dict[str, str] = {
     "O365_SCOPES": "offline_access,message_all,message_all_shared",
     "JIRA_TICKET_TYPE": "Task",
     "O365_REDIRECT_URI": "https://login.microsoftonline.com/common/oauth2/nativeclient",
-    "O365_POLL_INTERVAL": "30",
+    "O365_POLL_INTERVAL": "2",
+    "O365_REQUEST_BUDGET": "9500",
     "O365_MARK_AS_READ": "true",
     "EMAIL_MAX_PER_SENDER_PER_DAY": "50",
     "JIRA_MAX_ATTACHMENT_SIZE": "10MB",
     "JIRA_RECOVERY_DELAY": "30",
     "HTTP_READ_TIMEOUT": "60",
     "PROCESSING_CONCURRENCY": "16",
+    "PROCESSING_ATTACHMENT_MEMORY": "32MB",
     "PROCESSING_MAX_ATTEMPTS": "8",
     "EMAIL_ACKNOWLEDGE": "true",
     "EMAIL_ACKNOWLEDGE_ALL": "false",
@@ -187,7 +189,8 @@ class Settings:
     blacklist: frozenset[str]
     secret_key: Secret = field(default_factory=lambda: Secret(""))
     redirect_uri: str = DEFAULTS["O365_REDIRECT_URI"]
-    poll_interval: int = 30
+    poll_interval: int = 2
+    graph_request_budget: int = 9500
     notification_url: str | None = None
     processed_folder: str | None = None
     mark_as_read: bool = True
@@ -197,6 +200,7 @@ class Settings:
     recovery_delay: int = 30
     http_read_timeout: int = 60
     processing_concurrency: int = 16
+    processing_attachment_memory: int = 32 * 1024 * 1024
     max_attempts: int = 8
     acknowledge: bool = True
     acknowledge_all: bool = False
@@ -338,6 +342,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         secret_key=Secret(get("SECRET_KEY")),
         redirect_uri=_url(get, "O365_REDIRECT_URI"),
         poll_interval=_integer(get, "O365_POLL_INTERVAL", minimum=1, maximum=3600),
+        graph_request_budget=_integer(get, "O365_REQUEST_BUDGET", minimum=0, maximum=1_000_000),
         notification_url=_url(get, "O365_NOTIFICATION_URL", required=False, https=True) or None,
         processed_folder=get("O365_PROCESSED_FOLDER") or None,
         mark_as_read=_boolean(get, "O365_MARK_AS_READ"),
@@ -347,6 +352,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         recovery_delay=_integer(get, "JIRA_RECOVERY_DELAY", minimum=0, maximum=3600),
         http_read_timeout=_integer(get, "HTTP_READ_TIMEOUT", minimum=1, maximum=600),
         processing_concurrency=_integer(get, "PROCESSING_CONCURRENCY", minimum=1, maximum=64),
+        processing_attachment_memory=_size(get, "PROCESSING_ATTACHMENT_MEMORY"),
         max_attempts=_integer(get, "PROCESSING_MAX_ATTEMPTS", minimum=1, maximum=100),
         acknowledge=_boolean(get, "EMAIL_ACKNOWLEDGE"),
         acknowledge_all=_boolean(get, "EMAIL_ACKNOWLEDGE_ALL"),

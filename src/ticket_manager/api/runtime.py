@@ -35,11 +35,17 @@ def graph_client() -> GraphClient:
     """The process's Graph client, with the stored sign-in (ConfigError if not configured)."""
 
     def build() -> GraphClient:
+        from ticket_manager.pipeline.pacing import api_pacer
         from ticket_manager.pipeline.worker import token_provider
 
         config = settings()
         tokens = token_provider(config)
-        return GraphClient(config.graph_url, tokens.access_token, build_session(config.ca_bundle))
+        return GraphClient(
+            config.graph_url,
+            tokens.access_token,
+            build_session(config.ca_bundle),
+            pacer=api_pacer(config.graph_request_budget),
+        )
 
     return _once(GRAPH_EXTENSION, build)
 

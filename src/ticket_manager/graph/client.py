@@ -30,7 +30,9 @@ from ticket_manager.graph.errors import (
     GraphRequestError,
     GraphUnavailableError,
 )
+from ticket_manager.graph.memory import AttachmentMemory
 from ticket_manager.graph.messages import MESSAGE_FIELDS, FileAttachment, MailMessage
+from ticket_manager.graph.pacing import MailboxPacer
 from ticket_manager.http import DEFAULT_TIMEOUT, retry_after_seconds
 from ticket_manager.metrics import count_graph_requests, count_graph_retry
 
@@ -82,8 +84,12 @@ class GraphClient:
         *,
         max_attempts: int = 6,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        pacer: MailboxPacer | None = None,
+        memory: AttachmentMemory | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.pacer = pacer
+        self.memory = memory
         self._access_token = access_token
         self._session = session
         count_graph_requests(session)
@@ -183,6 +189,10 @@ class GraphClient:
         limit = max_size if max_size is not None else float("inf")
         too_large = {a["id"] for a in listed if _is_file(a) and _declared(a) > limit + SIZE_SLACK}
         wanted = [a for a in listed if _is_file(a) and a["id"] not in too_large]
+        if self.memory is not None:
+            # Wait for room in the process's budget before holding these files in memory.
+            items = [a for a in listed if a.get("@odata.type", "").endswith("itemAttachment")]
+            self.memory.reserve(sum(map(_declared, wanted)) + sum(map(_declared, items)))
         contents: dict[str, FileAttachment] = {}
         if wanted and not too_large and sum(map(_declared, wanted)) <= SMALL_FILES_BYTES:
             for item in self._attachment_pages(path, None):
@@ -432,12 +442,10 @@ class GraphClient:
         )
         return retrying(self._send, method, self._url(path_or_url), params, json, prefer)
 
-    def _slot_for(self, url: str) -> threading.BoundedSemaphore | contextlib.nullcontext:
+    def _slot_for(self, mailbox: str | None) -> threading.BoundedSemaphore | contextlib.nullcontext:
         """The mailbox's share of Graph's concurrency limit (none for calls on no mailbox)."""
-        match = _MAILBOX_IN_PATH.search(urlsplit(url).path)
-        if not match:
+        if mailbox is None:
             return contextlib.nullcontext()
-        mailbox = unquote(match.group(1)).lower()
         with self._slots_lock:
             slot = self._mailbox_slots.get(mailbox)
             if slot is None:
@@ -454,8 +462,13 @@ class GraphClient:
             "Authorization": f"Bearer {self._access_token()}",
             "Prefer": ", ".join(preferences),
         }
+        mailbox = _mailbox_in(url)
         try:
-            with self._slot_for(url):
+            with self._slot_for(mailbox):
+                if mailbox is not None and self.pacer is not None:
+                    # Paced inside the slot: the request goes out at the moment it reserved,
+                    # not later, bunched with others that waited for a slot.
+                    self.pacer.wait_turn(mailbox)
                 response = self._session.request(
                     method, url, params=params, json=json, headers=headers, timeout=self._timeout
                 )
@@ -463,7 +476,18 @@ class GraphClient:
             raise GraphUnavailableError(f"Graph did not answer: {exc.__class__.__name__}") from exc
         if response.status_code < 400:
             return response
-        raise _error_for(response)
+        error = _error_for(response)
+        throttled = isinstance(error, GraphUnavailableError) and error.status == 429
+        if throttled and mailbox is not None and self.pacer is not None and error.retry_after:
+            # Every thread of the process waits, not only this one: each 429 costs budget.
+            self.pacer.hold(mailbox, error.retry_after)
+        raise error
+
+
+def _mailbox_in(url: str) -> str | None:
+    """The mailbox a request is charged to (``/users/{id}/...``), or None."""
+    match = _MAILBOX_IN_PATH.search(urlsplit(url).path)
+    return unquote(match.group(1)).lower() if match else None
 
 
 @dataclass(frozen=True)

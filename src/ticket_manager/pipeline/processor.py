@@ -8,6 +8,7 @@ only repeat the cheap, idempotent steps (attachments, marking), never the create
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -92,8 +93,11 @@ class MessageProcessor:
         """
         if not claimed and not ledger.claim(row_id, force=force):
             return Outcome(state=None)
+        memory = getattr(self.graph, "memory", None)
         try:
-            return self._process_and_record(row_id, message)
+            # The email's files count against the process's attachment memory until it is done.
+            with memory.holding() if memory is not None else contextlib.nullcontext():
+                return self._process_and_record(row_id, message)
         except SQLAlchemyError:
             # The database went away before the outcome was recorded: the claim is given
             # back as soon as it answers again, and the email is retried then.

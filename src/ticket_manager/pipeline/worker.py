@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from sqlalchemy import select, update
 
 from ticket_manager.config import Settings
@@ -21,6 +21,7 @@ from ticket_manager.extensions import db
 from ticket_manager.graph.auth import TokenProvider
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, SignInError
+from ticket_manager.graph.memory import AttachmentMemory
 from ticket_manager.graph.token_store import DatabaseTokenStore
 from ticket_manager.http import build_session, request_timeout
 from ticket_manager.jira.client import JiraClient
@@ -28,6 +29,7 @@ from ticket_manager.jira.errors import JiraError
 from ticket_manager.models import Mailbox, MessageState
 from ticket_manager.pipeline.outbox import Outbox
 from ticket_manager.pipeline.ownership import HEARTBEAT_INTERVAL, JIRA_POLLER, Ownership
+from ticket_manager.pipeline.pacing import shared_pacer
 from ticket_manager.pipeline.processor import MessageProcessor
 from ticket_manager.pipeline.relay import CommentPoller, remember_service_account
 from ticket_manager.pipeline.subscriptions import ensure_subscription
@@ -50,16 +52,22 @@ def token_provider(settings: Settings) -> TokenProvider:
 class Services:
     """The clients the pipeline needs, built once; Jira is connected lazily and retried."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, app: Flask | None = None) -> None:
         settings.require_microsoft()
         settings.require_jira()
         self.settings = settings
         self.tokens = token_provider(settings)
+        if app is None and has_app_context():
+            app = current_app._get_current_object()
+        # Each mailbox's Graph budget is split with the other processes that use it at once.
+        self.pacer = shared_pacer(app, settings.graph_request_budget) if app else None
         self.graph = GraphClient(
             settings.graph_url,
             self.tokens.access_token,
             build_session(settings.ca_bundle),
             timeout=request_timeout(settings.http_read_timeout),
+            pacer=self.pacer,
+            memory=AttachmentMemory(settings.processing_attachment_memory),
         )
         self._jira: JiraClient | None = None
 
@@ -68,6 +76,11 @@ class Services:
         if self._jira is None:
             self._jira = JiraClient(self.settings)
         return self._jira
+
+    def close(self) -> None:
+        """Give back this process's share of the mailboxes' Graph budget."""
+        if self.pacer is not None:
+            self.pacer.close()
 
     def processor(self) -> MessageProcessor:
         return MessageProcessor(self.settings, self.graph, self.jira)
@@ -83,7 +96,7 @@ class Worker:
         self.app = app
         self.settings = settings
         self.mailboxes = mailboxes
-        self.services = Services(settings)
+        self.services = Services(settings, app)
         self.ownership = Ownership(app, mailboxes)
         self._stop = threading.Event()
         self._sync: MailboxSync | None = None
@@ -122,6 +135,7 @@ class Worker:
         finally:
             if self._sync is not None:
                 self._sync.close()
+            self.services.close()
             self.ownership.stop()
 
     def _should_stop_round(self) -> bool:
@@ -216,7 +230,7 @@ class Worker:
                 next_rebalance = time.monotonic() + HEARTBEAT_INTERVAL
                 if self.ownership.rebalance():
                     return
-            self._stop.wait(1.0)
+            self._stop.wait(max(0.0, min(1.0, deadline - time.monotonic())))
 
     def _sync_requested(self) -> bool:
         addresses = [m.lower() for m in self.ownership.held_mailboxes()]

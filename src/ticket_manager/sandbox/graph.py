@@ -598,8 +598,14 @@ class GraphEmulator:
                 return None
             now = self.quota_clock()
             served = self._quota_log.setdefault((app_id, address), deque())
-            wait = self._quota_wait(served, now)
-            if wait is not None:
+            throttled = self._quota_wait(served, now) is not None
+            if self.request_quota:
+                # Graph "continues to log resource usage while a client is being throttled":
+                # a refused request counts against the window like one let in.
+                served.append(now)
+            if throttled:
+                # The refused request is in the window now: Retry-After says when the next gets in.
+                wait = self._quota_wait(served, now)
                 return graph_error(
                     429,
                     "ApplicationThrottled",
@@ -614,8 +620,6 @@ class GraphEmulator:
                     {"Retry-After": str(self.concurrency_retry_after)},
                 )
             self._in_flight[address] += 1
-            if self.request_quota:
-                served.append(now)
         g.slot = address
         return None
 
