@@ -17,7 +17,8 @@ from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.http import build_session
 from ticket_manager.jira.client import JiraClient
-from ticket_manager.jira.errors import JiraError
+from ticket_manager.jira.errors import JiraError, JiraRejectedError
+from ticket_manager.pipeline.service_requests import OPTIONAL_REQUEST_FIELDS
 from ticket_manager.pipeline.worker import token_provider
 
 
@@ -110,9 +111,36 @@ def run_checks(app: Flask) -> list[CheckResult]:
         for board in settings.boards:
             check(
                 f"board {board.name} ({board.setting})",
-                lambda board=board: f"files into project {jira.project_key_for_board(board.name)}",
+                lambda board=board: _describe_route(jira, settings, board.name),
             )
     return results
+
+
+def _describe_route(jira: JiraClient, settings, board_name: str) -> str:
+    """Where a board's mail goes; for a service desk, its request type and customers."""
+    project_key = jira.project_key_for_board(board_name)
+    desk = jira.service_desks.for_project(project_key)
+    if desk is None:
+        return f"files into project {project_key}"
+    request_type = jira.service_desks.request_type(desk, settings.request_type)
+    fillable = {"summary", "description", *OPTIONAL_REQUEST_FIELDS}
+    unfillable = [f.name for f in request_type.required if f.id not in fillable]
+    if unfillable:
+        raise JiraRejectedError(
+            f"service desk {project_key}: request type {request_type.name!r} requires fields "
+            f"the service cannot fill: {', '.join(unfillable)}"
+        )
+    required = ", ".join(f.name for f in request_type.required) or "none"
+    customers = (
+        "the service account can create customers"
+        if jira.service_desks.can_create_customers()
+        else "the service account cannot create customers: senders who are not customers "
+        "yet get requests raised by the service account"
+    )
+    return (
+        f"service desk {project_key} (id {desk.id}): customer requests of type "
+        f"{request_type.name!r} (required fields: {required}); {customers}"
+    )
 
 
 def _describe_inbox(folder: dict) -> str:

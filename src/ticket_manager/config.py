@@ -35,6 +35,7 @@ DEFAULTS: dict[str, str] = {
     "O365_GRAPH_URL": "https://graph.microsoft.com/v1.0",
     "O365_SCOPES": "offline_access,message_all,message_all_shared",
     "JIRA_TICKET_TYPE": "Task",
+    "JIRA_REQUEST_TYPE": "Emailed request",
     "O365_REDIRECT_URI": "https://login.microsoftonline.com/common/oauth2/nativeclient",
     "O365_POLL_INTERVAL": "30",
     "O365_MARK_AS_READ": "true",
@@ -112,6 +113,7 @@ _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _SETTING_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _LABEL = re.compile(r"^\S+$")
+_PROJECT_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,254}$")
 _SCOPE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*$")
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
@@ -198,6 +200,7 @@ class Settings:
     http_read_timeout: int = 60
     processing_concurrency: int = 16
     max_attempts: int = 8
+    request_type: str = DEFAULTS["JIRA_REQUEST_TYPE"]
     acknowledge: bool = True
     acknowledge_all: bool = False
     email_body_format: str = "html"
@@ -324,6 +327,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         atlassian_user=get("ATLASSIAN_USER") or None,
         atlassian_api_token=Secret(get("ATLASSIAN_API_TOKEN")),
         ticket_type=get("JIRA_TICKET_TYPE"),
+        request_type=get("JIRA_REQUEST_TYPE"),
         ticket_labels=tuple(labels),
         label_categories=tuple(categories),
         default_category=default_category,
@@ -667,7 +671,15 @@ def _boards(env: Mapping[str, str], get) -> tuple[tuple[Board, ...], Board | Non
         board_name = (env.get(name) or "").strip()
         if not board_name:
             raise ConfigError(
-                name, "is listed in JIRA_BOARDS but has no value: set it to a Jira board name"
+                name,
+                "is listed in JIRA_BOARDS but has no value: set it to a Jira board name "
+                "or to project:KEY",
+            )
+        if board_name.lower().startswith("project:") and not _PROJECT_KEY.match(
+            board_name[len("project:") :].strip()
+        ):
+            raise ConfigError(
+                name, f"expected project:KEY with a Jira project key, got {board_name!r}"
             )
         boards.append(Board(setting=name, name=board_name))
     default_name = get("JIRA_DEFAULT_BOARD")

@@ -44,12 +44,15 @@ from ticket_manager.jira.errors import (
     JiraRejectedError,
     JiraUnavailableError,
 )
+from ticket_manager.jira.service_desk import ServiceDeskClient
 from ticket_manager.metrics import count_jira_requests
 
 log = logging.getLogger("ticket_manager.jira")
 
 T = TypeVar("T")
 
+# A board key's value naming a project directly: JIRA_HELPDESK_BOARD=project:HD
+PROJECT_PREFIX = "project:"
 # Jira's answers that mean "not done, try again" (Atlassian: 429 with Retry-After, and 503
 # "when a resource limit has been reached", which may also carry Retry-After).
 REFUSED_STATUSES = frozenset({429, 503})
@@ -133,6 +136,7 @@ class JiraClient:
         self._users: dict[str, JiraUser | None] = {}
         self._key_locks: dict[str, threading.Lock] = {}
         self._me: dict | None = None
+        self._service_desks: ServiceDeskClient | None = None
         self._lock = threading.Lock()
         options = {
             "headers": {"User-Agent": USER_AGENT},
@@ -164,15 +168,78 @@ class JiraClient:
     def api_version(self) -> str:
         return self.jira._options["rest_api_version"]
 
+    @property
+    def service_desks(self) -> ServiceDeskClient:
+        """Jira Service Management's API on this site (service desks, customers, requests)."""
+        with self._lock:
+            if self._service_desks is None:
+                self._service_desks = ServiceDeskClient(self)
+            return self._service_desks
+
+    def rest(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        body: object = None,
+        params: dict | None = None,
+        repeatable: bool = True,
+        **kwargs,
+    ) -> object:
+        """One call to any REST path of the site (``/rest/servicedeskapi/...``); its JSON.
+
+        Goes through the same session, retries and error translation as every other call;
+        204 and empty answers give None.
+        """
+        url = self.settings.atlassian_url.rstrip("/") + path
+        if body is not None:
+            kwargs["data"] = json.dumps(body)
+
+        def send() -> object:
+            response = self.jira._session.request(method, url, params=params, **kwargs)
+            if response.status_code == 204 or not response.content:
+                return None
+            return response.json()
+
+        return self._call(send, operation, repeatable=repeatable)
+
+    def set_issue_property(self, key: str, property_key: str, value: dict) -> None:
+        """Set one issue property (what a create through JSM cannot carry)."""
+        self.rest(
+            "PUT",
+            f"/rest/api/{self.api_version}/issue/{key}/properties/{property_key}",
+            "set issue property",
+            body=value,
+        )
+
+    def set_comment_property(self, comment_id: str, property_key: str, value: dict) -> None:
+        """Set one comment property (what a JSM request comment cannot carry)."""
+        self.rest(
+            "PUT",
+            f"/rest/api/{self.api_version}/comment/{comment_id}/properties/{property_key}",
+            "set comment property",
+            body=value,
+        )
+
     def myself(self) -> dict:
         """The service account as Jira sees it: proves the credentials work."""
         return self._call(self.jira.myself, "myself")
 
     def project_key_for_board(self, board_name: str) -> str:
-        """The project a board files into (Agile API ``location.projectKey``), cached."""
+        """The project a board files into (Agile API ``location.projectKey``), cached.
+
+        ``project:KEY`` names the project directly, for projects without a board (JSM
+        service desks, and sites without Jira Software's Agile API).
+        """
         with self._key_lock(f"board:{board_name}"):
             if board_name in self._board_projects:
                 return self._board_projects[board_name]
+            if board_name.lower().startswith(PROJECT_PREFIX):
+                wanted = board_name[len(PROJECT_PREFIX) :].strip()
+                project = self._call(lambda: self.jira._get_json(f"project/{wanted}"), "project")
+                self._board_projects[board_name] = project["key"]
+                return project["key"]
             boards = self._call(lambda: self.jira.boards(name=board_name, maxResults=50), "boards")
             # The name filter also matches parts of names: only an exact name will do.
             exact = [b for b in boards if b.name == board_name] or [
@@ -203,13 +270,17 @@ class JiraClient:
                 ),
                 "user search",
             )
-            user = None
-            for raw in found or []:
-                if (raw.get("emailAddress") or "").lower() == wanted and raw.get("active", True):
-                    user = _user(raw)
-                    break
-            self._users[wanted] = user
+            self._users[wanted] = user = _exact_user(found or [], wanted)
             return user
+
+    def forget_user(self, email: str) -> None:
+        """Drop the cached search for ``email`` (a customer was just created for it)."""
+        with self._lock:
+            self._users.pop(email.strip().lower(), None)
+
+    def user_from_json(self, raw: dict) -> JiraUser:
+        """A user as Jira's JSON gives it (platform or servicedeskapi)."""
+        return _user(raw)
 
     def _key_lock(self, key: str) -> threading.Lock:
         with self._lock:
@@ -583,6 +654,23 @@ def _may_have_arrived(exc: requests.RequestException) -> bool:
     return not isinstance(reason, NewConnectionError)
 
 
+def _exact_user(found: list[dict], email: str) -> JiraUser | None:
+    """The one user an email search found, never a guess.
+
+    A result showing that email address is the user. Jira Cloud hides most users' email
+    (profile visibility), so a search by email may return the right user without it: that
+    is accepted only when it is the single active result and shows no other address,
+    since the query matched it on the hidden email. A name match is never taken.
+    """
+    active = [raw for raw in found if raw.get("active", True)]
+    for raw in active:
+        if (raw.get("emailAddress") or "").lower() == email:
+            return _user(raw)
+    if len(active) == 1 and not active[0].get("emailAddress") and active[0].get("accountId"):
+        return _user({**active[0], "emailAddress": email})
+    return None
+
+
 def _user(raw: dict) -> JiraUser:
     return JiraUser(
         account_id=raw.get("accountId"),
@@ -631,6 +719,8 @@ def _translate(exc: JIRAError, operation: str) -> JiraError:
             body = response.json()
             errors = body.get("errors") or {}
             messages = body.get("errorMessages") or []
+            if body.get("errorMessage"):  # Jira Service Management's own error body
+                messages = [body["errorMessage"]]
         except ValueError:
             pass
     detail = "; ".join([*messages, *(f"{k}: {v}" for k, v in errors.items())]) or exc.text

@@ -250,6 +250,8 @@ class Outbox:
             "team_name": TEAM_NAME,
             "status": payload.get("status") or "",
             "author": payload.get("author") or "Support",
+            # A JSM customer request's page in the customer portal (``_links.web``).
+            "portal_link": payload.get("portal_url") or None,
         }
         if row.kind == "comment":
             rendered = jira_to_email(payload.get("body") or "")

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ticket_manager.config import Settings
+from ticket_manager.content import to_wiki
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError, GraphUnavailableError
@@ -26,6 +27,7 @@ from ticket_manager.jira.errors import (
     JiraNotFoundError,
     JiraUnavailableError,
 )
+from ticket_manager.jira.service_desk import ServiceDesk
 from ticket_manager.metrics import count_processed, count_ticket_created
 from ticket_manager.models import LedgerMessage, MessageState, Ticket
 from ticket_manager.pipeline import leases, ledger
@@ -38,9 +40,11 @@ from ticket_manager.pipeline.rules import (
     first_rejection,
     sender_address,
 )
+from ticket_manager.pipeline.service_requests import RaisedRequest, raise_request
 from ticket_manager.pipeline.ticket_records import new_ticket
 from ticket_manager.pipeline.tickets import (
     SOURCE_PROPERTY,
+    CommentDraft,
     TicketDraft,
     build_comment,
     build_ticket,
@@ -157,6 +161,7 @@ class MessageProcessor:
         attachments = self._attachments(message)
         board = self.settings.board_for(row.mailbox)
         project_key = self.jira.project_key_for_board(board.name)
+        desk = self.jira.service_desks.for_project(project_key)
         draft = build_ticket(
             message,
             attachments,
@@ -165,10 +170,13 @@ class MessageProcessor:
             project_key=project_key,
             follow_up_of=follow_up_of,
         )
+        if desk is not None:
+            draft.watchers = []  # a request's people are its customer and participants
         fresh = False
+        raised: RaisedRequest | None = None
         if row.ticket_key is None:
-            row.ticket_key, fresh = self._create_once(row, draft)
-            self._register_ticket(row, message, draft)
+            row.ticket_key, fresh, raised = self._create_once(row, draft, desk, message)
+            self._register_ticket(row, message, draft, raised)
             db.session.commit()
             count_ticket_created("email", message.received_at)
             log.info(
@@ -183,16 +191,22 @@ class MessageProcessor:
         self._mark_email(message, row.ticket_key)
         if self.settings.acknowledge:
             sender = message.from_ or message.sender
+            payload = {"requester_name": sender.name if sender else ""}
+            if raised is not None and raised.portal_url:
+                payload["portal_url"] = raised.portal_url
             enqueue(
                 "acknowledgement",
                 row.ticket_key,
                 row.mailbox,
                 f"acknowledgement:{row.ticket_key}",
-                {"requester_name": sender.name if sender else ""},
+                payload,
             )
-        return self._finish(row, MessageState.TICKET_CREATED)
+        note = raised.note if raised is not None else None
+        return self._finish(row, MessageState.TICKET_CREATED, reason=note)
 
-    def _register_ticket(self, row: LedgerMessage, message: MailMessage, draft) -> None:
+    def _register_ticket(
+        self, row: LedgerMessage, message: MailMessage, draft, raised: RaisedRequest | None
+    ) -> None:
         if _ticket(row.ticket_key) is not None:
             return
         ticket = new_ticket(
@@ -210,6 +224,9 @@ class MessageProcessor:
         ticket.last_internet_message_id = message.internet_message_id
         ticket.set_watchers(w.email for w in draft.watchers if w.email)
         ticket.add_participants(participants_of(message, self.settings.mailboxes))
+        if raised is not None:
+            # The request's participants in Jira count as the ticket's participants.
+            ticket.add_participants(raised.participants)
         db.session.add(ticket)
 
     # -- a follow-up -----------------------------------------------------------------------
@@ -261,7 +278,7 @@ class MessageProcessor:
                 row.jira_attempt_at = ledger.now()
                 db.session.commit()
                 try:
-                    self.jira.add_comment(key, draft.body, draft.properties)
+                    self._add_comment(ticket, message, draft, sent_to_customer)
                 except JiraNotFoundError:
                     if sent_to_customer:
                         raise
@@ -288,6 +305,29 @@ class MessageProcessor:
             self._mark_email(message, key)
         return self._finish(row, MessageState.COMMENTED)
 
+    def _add_comment(
+        self, ticket: Ticket, message: MailMessage, draft: CommentDraft, sent_to_customer: bool
+    ) -> None:
+        """A platform comment, or on a service desk a request comment.
+
+        On a request, what the requester or a participant writes (and staff's own replies
+        to them) is public: the customer sees it in the portal. Mail from anyone else is
+        an internal comment.
+        """
+        desk = self.jira.service_desks.for_project(ticket.project_key or _project_of(ticket.key))
+        if desk is None or draft.content is None:
+            self.jira.add_comment(ticket.key, draft.body, draft.properties)
+            return
+        sender = sender_address(message)
+        people = ticket.participant_set() | ({ticket.requester} if ticket.requester else set())
+        public = sent_to_customer or (sender is not None and sender.lower() in people)
+        comment_id = self.jira.service_desks.add_comment(
+            ticket.key, to_wiki(draft.content), public=public
+        )
+        self.jira.set_comment_property(
+            comment_id, SOURCE_PROPERTY, draft.properties[SOURCE_PROPERTY]
+        )
+
     def _attachments(self, message: MailMessage) -> list[FileAttachment]:
         # Exchange reports hasAttachments false when only inline images are attached.
         if not message.has_attachments and "cid:" not in message.body:
@@ -296,10 +336,18 @@ class MessageProcessor:
             message.mailbox, message.id, max_size=self.settings.max_attachment_size
         )
 
-    def _create_once(self, row: LedgerMessage, draft: TicketDraft) -> tuple[str, bool]:
-        """Create the issue, unless an interrupted earlier attempt already did.
+    def _create_once(
+        self,
+        row: LedgerMessage,
+        draft: TicketDraft,
+        desk: ServiceDesk | None,
+        message: MailMessage,
+    ) -> tuple[str, bool, RaisedRequest | None]:
+        """Create the issue (a customer request on a service desk), unless an interrupted
+        earlier attempt already did.
 
-        Returns the key and whether this call created it (rather than adopted it).
+        Returns the key, whether this call created it (rather than adopted it), and the
+        request made when it is a customer request.
         """
         if row.jira_attempt_at is not None:
             waited = ledger.now() - ledger.as_utc(row.jira_attempt_at)
@@ -317,11 +365,21 @@ class MessageProcessor:
                     "adopted a ticket created by an interrupted attempt",
                     extra={"message_id": row.internet_message_id, "ticket": found},
                 )
-                return found, False
+                return found, False, None
         row.jira_attempt_at = ledger.now()
         db.session.commit()
+        if desk is not None:
+            raised = raise_request(
+                self.jira,
+                desk,
+                draft,
+                message,
+                request_type_name=self.settings.request_type,
+                own_addresses=self.settings.mailboxes,
+            )
+            return raised.key, True, raised
         key = create_issue(self.jira, draft.fields, draft.properties, draft.optional_fields)
-        return key, True
+        return key, True, None
 
     def _mark_email(self, message: MailMessage, key: str) -> None:
         """Show the outcome in the mailbox; a failure here is logged, the ticket stands."""
@@ -386,6 +444,10 @@ def _ticket(key: str | None) -> Ticket | None:
     if key is None:
         return None
     return db.session.scalar(select(Ticket).where(Ticket.key == key))
+
+
+def _project_of(key: str) -> str:
+    return key.rsplit("-", 1)[0]
 
 
 def _is_transient(exc: Exception) -> bool:

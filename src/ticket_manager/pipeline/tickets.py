@@ -29,6 +29,8 @@ class TicketDraft:
     attachments: list[FileAttachment] = field(default_factory=list)
     watchers: list[JiraUser] = field(default_factory=list)
     optional_fields: tuple[str, ...] = ("priority", "reporter")
+    # The description as a document, for a JSM request (whose API takes text, not ADF).
+    content: EmailContent | None = None
 
 
 def category_and_title(subject: str, settings: Settings) -> tuple[str | None, str]:
@@ -69,6 +71,7 @@ class CommentDraft:
     properties: dict[str, dict]
     attachments: list[FileAttachment] = field(default_factory=list)
     watchers: list[JiraUser] = field(default_factory=list)
+    content: EmailContent | None = None
 
 
 def _format_addresses(addresses: tuple[Address, ...]) -> str:
@@ -138,6 +141,7 @@ def build_ticket(
         },
         attachments=uploads,
         watchers=watchers,
+        content=content,
     )
 
 
@@ -214,4 +218,5 @@ def build_comment(
         },
         attachments=uploads,
         watchers=watchers,
+        content=content,
     )

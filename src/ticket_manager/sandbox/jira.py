@@ -21,6 +21,7 @@ from ticket_manager.sandbox.jira_adf import is_valid_adf, text_to_adf
 from ticket_manager.sandbox.jira_api import register_routes
 from ticket_manager.sandbox.jira_http import JiraError, jira_error_response
 from ticket_manager.sandbox.jira_jql import Catalog, JqlError, Query, compile_jql
+from ticket_manager.sandbox.jira_servicedesk import RequestType, ServiceDesk, ServiceDeskState
 from ticket_manager.sandbox.jira_store import (
     ISSUE_TYPES,
     PRIORITIES,
@@ -86,6 +87,7 @@ class JiraEmulator:
         lead = self.store.find_user("alice.agent@example.com")
         self.store.add_project("SUP", "Support", "support", lead["id"] if lead else None)
         self.store.add_project("DEV", "Development", "development", lead["id"] if lead else None)
+        self.service_desks = ServiceDeskState()
         self.app = Flask(f"jira-emulator-{deployment.lower()}")
         self.controls = SandboxControls("jira", self.render_error)
         self.controls.state_dumper = self.store.dump
@@ -113,8 +115,13 @@ class JiraEmulator:
         username: str | None = None,
         account_type: str = "atlassian",
         active: bool = True,
+        email_hidden: bool = False,
     ) -> dict:
-        """Add a user; returns ``{"accountId"|"key", "name", "emailAddress", "displayName"}``."""
+        """Add a user; returns ``{"accountId"|"key", "name", "emailAddress", "displayName"}``.
+
+        ``email_hidden``: on Cloud the user hides their email (profile visibility), so
+        answers leave ``emailAddress`` out; a search by the address still finds them.
+        """
         user = self.store.add_user(
             email,
             display_name,
@@ -123,7 +130,15 @@ class JiraEmulator:
             account_type=account_type,
             active=active,
         )
+        user["email_hidden"] = email_hidden and self.is_cloud
         return self.user_info(user)
+
+    def set_time_zone(self, email: str, time_zone: str) -> None:
+        """A user's profile time zone: Jira reads absolute JQL dates in the caller's zone."""
+        user = self.store.find_user(email)
+        if user is None:
+            raise KeyError(email)
+        user["time_zone"] = time_zone
 
     def user_info(self, user: dict) -> dict:
         """The identifiers a test needs to refer to a user through the API."""
@@ -150,6 +165,32 @@ class JiraEmulator:
             "name": project["name"],
             "boardId": project["board_id"],
         }
+
+    def add_service_desk(
+        self, key: str, name: str, *, request_type: str = "Emailed request", **type_options
+    ) -> ServiceDesk:
+        """A JSM project (no board) with its service desk and one request type."""
+        project = self.store.add_project(key.upper(), name, None, self.service_account["id"])
+        desk = self.service_desks.add_desk(project["key"])
+        self.service_desks.add_request_type(desk, request_type, **type_options)
+        return desk
+
+    def add_request_type(self, desk: ServiceDesk, name: str, **options) -> RequestType:
+        """Another request type on a service desk (fields, required ones, custom fields)."""
+        return self.service_desks.add_request_type(desk, name, **options)
+
+    def add_customer(self, desk: ServiceDesk, email: str, display_name: str) -> dict:
+        """A customer account (portal-only) already added to ``desk``."""
+        user = self.store.add_user(email, display_name, username=email, account_type="customer")
+        desk.customers.add(user["id"])
+        return self.user_info(user)
+
+    def request_participants(self, key: str) -> list[str]:
+        """The emails of a customer request's participants."""
+        issue = self.store.find_issue(key)
+        if issue is None or "request" not in issue:
+            raise KeyError(key)
+        return [self.store.users[u]["email"] for u in issue["request"]["participants"]]
 
     def add_issue(
         self,

@@ -725,6 +725,21 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
             issue["properties"].pop(property_key)
         return no_content()
 
+    @route(f"{API}/comment/<comment_id>/properties/<property_key>", ("PUT",))
+    def set_comment_property(version: str, comment_id: str, property_key: str):
+        # Comment properties live on the comment, which is found by id across issues.
+        comment = next(
+            (c for i in store.issues.values() for c in i["comments"] if c["id"] == comment_id),
+            None,
+        )
+        if comment is None or "BROWSE_PROJECTS" in g.user["revoked"]:
+            raise JiraError(404, [f"Can not find a comment for the id: {comment_id}."])
+        value = read_json()
+        with store.lock:
+            created = property_key not in comment["properties"]
+            comment["properties"][property_key] = value
+        return Response(status=201 if created else 200)
+
 
 def _not_on_screen(name: str) -> str:
     return f"Field '{name}' cannot be set. It is not on the appropriate screen, or unknown."
