@@ -155,3 +155,35 @@ def test_an_agent_s_internal_note_is_not_emailed_and_a_public_reply_is(helpdesk)
     bodies = [m["body"]["content"] for m in sent(helpdesk)]
     assert any("We replaced the toner." in b for b in bodies)
     assert not any("check the toner" in b for b in bodies)
+
+
+def _route_line(harness):
+    from ticket_manager.checks import run_checks
+
+    return next(r for r in run_checks(harness.app) if r.name.startswith("board project:HD"))
+
+
+def test_flask_check_reports_the_service_desk_request_type_and_customer_creation(
+    jsm, make_pipeline
+):
+    # `flask check` names the desk, the request type and its required fields, and whether
+    # the service account can create customers.
+    harness = make_pipeline(jsm, **HELPDESK)
+    line = _route_line(harness)
+    assert line.ok, line.detail
+    assert "service desk HD" in line.detail
+    assert "'Emailed request' (required fields: Summary)" in line.detail
+    assert "can create customers" in line.detail
+    jsm.jira.service_desks.customer_creation_allowed = False
+    assert "cannot create customers" in _route_line(harness).detail
+
+
+def test_flask_check_names_a_required_field_it_cannot_fill(jsm, make_pipeline):
+    # A request type requiring a custom field fails the check line, naming the field.
+    jsm.jira.add_request_type(
+        jsm.desk, "Hardware", custom={"customfield_10050": {"name": "Asset tag", "required": True}}
+    )
+    harness = make_pipeline(jsm, JIRA_REQUEST_TYPE="Hardware", **HELPDESK)
+    line = _route_line(harness)
+    assert not line.ok
+    assert "Asset tag" in line.detail
