@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import requests
@@ -412,10 +412,13 @@ class JiraClient:
         Issue properties are not searchable by JQL unless an app declares them, so the
         candidates are found by creator and time and their property is compared here.
         """
-        since = created_since.astimezone(UTC) - timedelta(minutes=1)
+        # Relative minutes: an absolute date would be read in the account's time zone, so
+        # west of UTC the window would start hours late and miss the issue.
+        elapsed = datetime.now(UTC) - created_since.astimezone(UTC)
+        minutes = int(elapsed.total_seconds() // 60) + 2
         jql = (
             f"project = {quote_jql(project_key)} AND creator = currentUser() "
-            f'AND created >= "{since.strftime("%Y-%m-%d %H:%M")}" ORDER BY created DESC'
+            f"AND created >= -{minutes}m ORDER BY created DESC"
         )
         token: str | None = None
         for _ in range(20):  # bounded: a recovery window holds few issues
@@ -637,6 +640,33 @@ class JiraClient:
             time.sleep(wait)
 
 
+def rate_limit_wait(response: requests.Response, cap: float = 3600) -> float | None:
+    """How long Jira asks us to wait, from the headers it may send.
+
+    ``Retry-After`` first; Atlassian's newer ``Beta-Retry-After`` (Cloud's points-based
+    limits) next; else ``X-RateLimit-Reset``, the moment the budget refills (an ISO time).
+    """
+    wait = retry_after_seconds(response, cap)
+    if wait is not None:
+        return wait
+    beta = response.headers.get("Beta-Retry-After")
+    if beta:
+        try:
+            return min(max(float(beta), 0.0), cap)
+        except ValueError:
+            pass
+    reset = response.headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            moment = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return min(max((moment - datetime.now(UTC)).total_seconds(), 0.0), cap)
+    return None
+
+
 def _wait(error: JiraError, attempt: int) -> float:
     """Retry-After as Jira gave it; otherwise an exponential back-off with jitter."""
     retry_after = getattr(error, "retry_after", None)
@@ -729,7 +759,7 @@ def _translate(exc: JIRAError, operation: str) -> JiraError:
         message += " (check ATLASSIAN_USER and ATLASSIAN_API_TOKEN)"
     kwargs = {"status": status, "errors": errors, "error_messages": messages}
     if status in REFUSED_STATUSES or (status is not None and status >= 500):
-        retry_after = retry_after_seconds(response, 3600) if response is not None else None
+        retry_after = rate_limit_wait(response) if response is not None else None
         return JiraUnavailableError(message, retry_after=retry_after, **kwargs)
     if status in (401, 403):
         return JiraAuthError(message, **kwargs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, g, request
 
@@ -69,6 +70,8 @@ class JiraEmulator:
         # Jira Cloud's default attachment limit is 1 GB; tests lower it to see the 413.
         self.max_attachment_size = 1024 * 1024 * 1024
         self.server_title = "Jira"
+        # True: a 429 says how long to wait in Beta-Retry-After instead of Retry-After.
+        self.beta_rate_limits = False
         account = {**DEFAULT_SERVICE_ACCOUNT, **(service_account or {})}
         self.service_account = self.store.add_user(
             account["email"],
@@ -298,7 +301,9 @@ class JiraEmulator:
         }
         response = jira_error_response(status, [messages.get(status, "Request failed")])
         if retry_after is not None:
-            response.headers["Retry-After"] = str(int(retry_after))
+            # Cloud's points-based limits announce the wait as Beta-Retry-After.
+            name = "Beta-Retry-After" if self.beta_rate_limits and status == 429 else "Retry-After"
+            response.headers[name] = str(int(retry_after))
         if status == 429:
             reset = self.clock() + timedelta(seconds=retry_after or 0)
             if self.is_cloud:
@@ -469,6 +474,8 @@ class JiraEmulator:
             named_values=named,
             current_user=self._user_refs(caller["id"]),
             now=self.clock(),
+            # Jira reads absolute JQL dates in the caller's profile time zone.
+            time_zone=ZoneInfo(caller.get("time_zone") or "UTC"),
             user_exists=lambda value: (
                 self.store.find_user(value) is not None
                 or any(

@@ -105,7 +105,8 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
                 errors["summary"] = "Operation value must be a string"
             elif "\n" in summary or "\r" in summary:
                 errors["summary"] = "The summary is invalid because it contains newline characters."
-            elif len(summary) > 255:
+            elif len(summary.encode("utf-16-le")) // 2 > 255:
+                # Jira is Java: it counts UTF-16 code units (an emoji is two).
                 errors["summary"] = (
                     "Summary can't exceed 255 characters."
                     if emu.is_cloud

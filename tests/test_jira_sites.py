@@ -1,0 +1,87 @@
+"""Jira sites as customers configure them: hidden emails, time zones, Java lengths, rate limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ticket_manager.config import load_settings
+from ticket_manager.jira.client import JiraClient
+from ticket_manager.jira.errors import JiraUnavailableError
+from ticket_manager.models import MessageState
+
+
+def only_issue(harness) -> dict:
+    [issue] = harness.issues()
+    return issue
+
+
+def test_a_user_hiding_their_email_is_still_the_reporter_and_a_watcher(pipeline):
+    # Cloud leaves emailAddress out for users who hide it: the single result of an email
+    # search is still taken, as reporter and as watcher.
+    jira = pipeline.sandbox.jira
+    jira.add_user("hana@example.com", "Hana Hidden", email_hidden=True)
+    jira.add_user("ivan@example.com", "Ivan Hidden", email_hidden=True)
+    pipeline.deliver(sender="Hana <hana@example.com>", cc=["ivan@example.com"])
+    pipeline.run_once()
+    issue = only_issue(pipeline)
+    assert issue["reporter"] == "hana@example.com"
+    assert "ivan@example.com" in issue["watchers"]
+
+
+def test_an_ambiguous_search_among_hidden_emails_is_never_guessed(pipeline):
+    # Two users without a visible email answer the search: neither is taken, the reporter
+    # stays the service account and the sender is named in the description.
+    pipeline.sandbox.jira.add_user("pat@example.com", "Pat One", email_hidden=True)
+    pipeline.sandbox.jira.add_user("pat@example.com.au", "Pat Two", email_hidden=True)
+    pipeline.deliver(sender="Pat <pat@example.com>")
+    pipeline.run_once()
+    issue = only_issue(pipeline)
+    assert issue["reporter"] == "ticket-bot@example.com"
+    assert "pat@example.com" in issue["description"]
+
+
+def test_a_300_emoji_subject_fits_jira_s_utf16_summary_limit(pipeline):
+    # 300 emoji are 600 UTF-16 units: the summary is cut to what Jira accepts (255 units).
+    pipeline.deliver(subject="😀" * 300)
+    pipeline.run_once()
+    [row] = pipeline.rows()
+    assert row.state == MessageState.TICKET_CREATED, row.last_error
+    summary = only_issue(pipeline)["summary"]
+    assert len(summary.encode("utf-16-le")) // 2 <= 255
+    assert summary.startswith("😀" * 120)
+
+
+def _client(sandbox) -> JiraClient:
+    env = {**sandbox.environment(), "JIRA_X_BOARD": "support", "JIRA_BOARDS": "JIRA_X_BOARD"}
+    return JiraClient(load_settings(env), max_retries=0)
+
+
+def test_crash_recovery_finds_the_issue_for_an_account_west_of_utc(sandbox):
+    # The service account's profile is UTC-8: the recovery search still finds the issue
+    # an interrupted attempt created (absolute JQL dates would be read eight hours late).
+    jira = sandbox.jira
+    jira.set_time_zone("ticket-bot@example.com", "America/Los_Angeles")
+    attempt = datetime.now(UTC) - timedelta(seconds=30)
+    key = jira.add_issue(
+        "SUP",
+        "Printer jammed",
+        created=attempt + timedelta(seconds=5),
+        properties={"ticket-manager.source": {"internetMessageId": "<a@example.com>"}},
+    )
+    found = _client(sandbox).find_issue_with_property(
+        "SUP", attempt, "ticket-manager.source", {"internetMessageId": "<a@example.com>"}
+    )
+    assert found == key
+
+
+@pytest.mark.parametrize("beta", [False, True])
+def test_jira_s_rate_limit_wait_is_read_from_either_header(sandbox, beta):
+    # A 429 with Retry-After, or with Cloud's newer Beta-Retry-After, gives the wait.
+    sandbox.jira.beta_rate_limits = beta
+    client = _client(sandbox)
+    sandbox.jira.controls.fail_next(1, status=429, retry_after=120, path_contains="/myself")
+    with pytest.raises(JiraUnavailableError) as raised:
+        client.myself()
+    assert raised.value.retry_after == 120
