@@ -85,3 +85,64 @@ def test_jira_s_rate_limit_wait_is_read_from_either_header(sandbox, beta):
     with pytest.raises(JiraUnavailableError) as raised:
         client.myself()
     assert raised.value.retry_after == 120
+
+
+# -- create screens -------------------------------------------------------------------------
+
+
+def test_a_project_whose_screen_lacks_labels_still_gets_tickets(pipeline):
+    # The create screen has no labels field: the ticket is made without labels.
+    pipeline.sandbox.jira.set_create_screen("SUP", hidden=("labels",))
+    pipeline.deliver(subject="[bug] Printer jammed")
+    pipeline.run_once()
+    [row] = pipeline.rows()
+    assert row.state == MessageState.TICKET_CREATED, row.last_error
+    assert only_issue(pipeline)["labels"] == []
+
+
+def test_a_required_custom_field_is_filled_from_configuration(make_pipeline):
+    # JIRA_CUSTOM_FIELDS gives the value of a required custom field, by its name.
+    harness = make_pipeline(JIRA_CUSTOM_FIELDS='{"Customer tier": "standard"}')
+    harness.sandbox.jira.set_create_screen(
+        "SUP", custom={"customfield_10060": {"name": "Customer tier", "required": True}}
+    )
+    harness.deliver()
+    harness.run_once()
+    assert only_issue(harness)["custom"] == {"customfield_10060": "standard"}
+
+
+def test_a_required_field_nothing_fills_fails_the_email_and_the_check(pipeline):
+    # Without a value, the email fails naming the field, and `flask check` names it too.
+    from ticket_manager.checks import run_checks
+
+    pipeline.sandbox.jira.set_create_screen(
+        "SUP", custom={"customfield_10060": {"name": "Customer tier", "required": True}}
+    )
+    pipeline.deliver()
+    pipeline.run_once()
+    [row] = pipeline.rows()
+    assert row.state == MessageState.FAILED
+    assert "Customer tier" in row.last_error
+    line = next(r for r in run_checks(pipeline.app) if r.name.startswith("board support"))
+    assert not line.ok and "Customer tier" in line.detail
+
+
+def test_the_create_screen_is_read_once_per_project_and_type(pipeline):
+    # Three emails cost one create-metadata read of the issue types and one of the fields.
+    for n in range(3):
+        pipeline.deliver(subject=f"Printer {n}")
+    pipeline.run_once()
+    paths = [r.path for r in pipeline.sandbox.jira.controls.requests if "createmeta" in r.path]
+    assert len(paths) == 2
+
+
+def test_a_file_over_the_site_s_attachment_limit_is_named_in_the_ticket(make_pipeline):
+    # attachment/meta says 1 KB: a 2 KB file is listed in the description, not uploaded,
+    # and the email still becomes a ticket.
+    harness = make_pipeline(JIRA_MAX_ATTACHMENT_SIZE="10MB")
+    harness.sandbox.jira.max_attachment_size = 1024
+    harness.deliver(attachments=[("big.log", b"x" * 2048, "text/plain")])
+    harness.run_once()
+    issue = only_issue(harness)
+    assert issue["attachments"] == []
+    assert "big.log" in issue["description"]

@@ -18,6 +18,7 @@ from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.http import build_session
 from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError, JiraRejectedError
+from ticket_manager.pipeline.create_screens import unfillable
 from ticket_manager.pipeline.service_requests import OPTIONAL_REQUEST_FIELDS
 from ticket_manager.pipeline.worker import token_provider
 
@@ -121,14 +122,24 @@ def _describe_route(jira: JiraClient, settings, board_name: str) -> str:
     project_key = jira.project_key_for_board(board_name)
     desk = jira.service_desks.for_project(project_key)
     if desk is None:
-        return f"files into project {project_key}"
+        screen = jira.create_screen(project_key, settings.ticket_type)
+        email_fields = {"summary", "description", "labels", "priority", "reporter"}
+        missing = unfillable(screen, email_fields, settings.custom_fields)
+        if missing:
+            raise JiraRejectedError(
+                f"project {project_key}: the create screen of {settings.ticket_type} requires "
+                f"fields the service cannot fill: {', '.join(missing)} (set JIRA_CUSTOM_FIELDS)"
+            )
+        left_out = sorted({"labels", "priority"} - set(screen))
+        note = f" (not on its create screen: {', '.join(left_out)})" if left_out else ""
+        return f"files into project {project_key}{note}"
     request_type = jira.service_desks.request_type(desk, settings.request_type)
     fillable = {"summary", "description", *OPTIONAL_REQUEST_FIELDS}
-    unfillable = [f.name for f in request_type.required if f.id not in fillable]
-    if unfillable:
+    cannot_fill = [f.name for f in request_type.required if f.id not in fillable]
+    if cannot_fill:
         raise JiraRejectedError(
             f"service desk {project_key}: request type {request_type.name!r} requires fields "
-            f"the service cannot fill: {', '.join(unfillable)}"
+            f"the service cannot fill: {', '.join(cannot_fill)}"
         )
     required = ", ".join(f.name for f in request_type.required) or "none"
     customers = (

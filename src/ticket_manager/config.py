@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -88,6 +89,7 @@ KNOWN_KEYS = frozenset(
         "API_ENTRA_AUDIENCE",
         "API_ENTRA_TENANT_ID",
         "METRICS_PORT",
+        "JIRA_CUSTOM_FIELDS",
     }
 )
 
@@ -201,6 +203,8 @@ class Settings:
     processing_concurrency: int = 16
     max_attempts: int = 8
     request_type: str = DEFAULTS["JIRA_REQUEST_TYPE"]
+    # Values for a create screen's required custom fields, by field id or name.
+    custom_fields: Mapping[str, object] = field(default_factory=dict)
     acknowledge: bool = True
     acknowledge_all: bool = False
     email_body_format: str = "html"
@@ -328,6 +332,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         atlassian_api_token=Secret(get("ATLASSIAN_API_TOKEN")),
         ticket_type=get("JIRA_TICKET_TYPE"),
         request_type=get("JIRA_REQUEST_TYPE"),
+        custom_fields=_custom_fields(get("JIRA_CUSTOM_FIELDS")),
         ticket_labels=tuple(labels),
         label_categories=tuple(categories),
         default_category=default_category,
@@ -460,6 +465,24 @@ def _directory(get, key: str) -> str | None:
     if not Path(value).is_dir():
         raise ConfigError(key, f"names a folder that does not exist: {value}")
     return value
+
+
+def _custom_fields(value: str) -> dict[str, object]:
+    """JIRA_CUSTOM_FIELDS: a JSON object of field id or name -> the value Jira takes."""
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ConfigError(
+            "JIRA_CUSTOM_FIELDS",
+            f'expected a JSON object like {{"customfield_10050": "n/a"}}: {exc}',
+        ) from None
+    if not isinstance(parsed, dict) or not all(isinstance(k, str) and k for k in parsed):
+        raise ConfigError(
+            "JIRA_CUSTOM_FIELDS", "expected a JSON object whose keys are field ids or names"
+        )
+    return parsed
 
 
 def _boolean(get, key: str) -> bool:

@@ -87,6 +87,16 @@ class JiraUser:
 
 
 @dataclass(frozen=True)
+class ScreenField:
+    """A field of a project's create screen for one issue type."""
+
+    id: str
+    name: str
+    required: bool
+    has_default: bool
+
+
+@dataclass(frozen=True)
 class JiraComment:
     """A comment as the relay needs it: who, what, and whether the customer may see it."""
 
@@ -137,6 +147,8 @@ class JiraClient:
         self._key_locks: dict[str, threading.Lock] = {}
         self._me: dict | None = None
         self._service_desks: ServiceDeskClient | None = None
+        self._screens: dict[tuple[str, str], dict[str, ScreenField]] = {}
+        self._attachment_limit: tuple[int | None] | None = None
         self._lock = threading.Lock()
         options = {
             "headers": {"User-Agent": USER_AGENT},
@@ -254,6 +266,64 @@ class JiraClient:
                 )
             self._board_projects[board_name] = project_key
             return project_key
+
+    def create_screen(self, project_key: str, issue_type: str) -> dict[str, ScreenField]:
+        """The fields of the project's create screen for ``issue_type`` (by name), cached.
+
+        ``issue/createmeta/{project}/issuetypes[/{id}]`` on Cloud and Data Center (8.4+);
+        the old ``createmeta?expand=`` form is gone from Cloud.
+        """
+        cache_key = (project_key.upper(), issue_type.lower())
+        with self._key_lock(f"screen:{cache_key}"):
+            if cache_key in self._screens:
+                return dict(self._screens[cache_key])
+            base = f"/rest/api/{self.api_version}/issue/createmeta/{project_key}/issuetypes"
+            types = self._paged(base, "issueTypes", "create metadata")
+            found = next(
+                (t for t in types if (t.get("name") or "").lower() == issue_type.lower()), None
+            )
+            if found is None:
+                raise JiraNotFoundError(
+                    f"project {project_key} has no issue type {issue_type!r}", status=404
+                )
+            fields = self._paged(f"{base}/{found['id']}", "fields", "create metadata")
+            screen = {
+                f["fieldId"]: ScreenField(
+                    id=f["fieldId"],
+                    name=f.get("name") or f["fieldId"],
+                    required=bool(f.get("required")),
+                    has_default=bool(f.get("hasDefaultValue")),
+                )
+                for f in fields
+            }
+            self._screens[cache_key] = screen
+            return dict(screen)
+
+    def _paged(self, path: str, cloud_key: str, operation: str) -> list[dict]:
+        """Every item of a startAt-paged list (Cloud's ``cloud_key``, Data Center's values)."""
+        items: list[dict] = []
+        while True:
+            page = self.rest(
+                "GET", path, operation, params={"startAt": len(items), "maxResults": 200}
+            )
+            chunk = page.get(cloud_key) if cloud_key in page else page.get("values", [])
+            items.extend(chunk or [])
+            if not chunk or len(items) >= int(page.get("total", len(items))):
+                return items
+
+    def attachment_limit(self) -> int | None:
+        """The site's upload limit in bytes (``attachment/meta``), or None when unknown."""
+        with self._key_lock("attachment-meta"):
+            if self._attachment_limit is None:
+                try:
+                    meta = self.rest(
+                        "GET", f"/rest/api/{self.api_version}/attachment/meta", "attachment meta"
+                    )
+                    limit = (meta or {}).get("uploadLimit")
+                    self._attachment_limit = (int(limit) if limit else None,)
+                except JiraNotFoundError:
+                    self._attachment_limit = (None,)
+            return self._attachment_limit[0]
 
     # -- users -----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ only repeat the cheap, idempotent steps (attachments, marking), never the create
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -32,6 +32,7 @@ from ticket_manager.metrics import count_processed, count_ticket_created
 from ticket_manager.models import LedgerMessage, MessageState, Ticket
 from ticket_manager.pipeline import leases, ledger
 from ticket_manager.pipeline.conversations import find_thread, participants_of
+from ticket_manager.pipeline.create_screens import fit_to_screen
 from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
 from ticket_manager.pipeline.outbox import enqueue
 from ticket_manager.pipeline.rules import (
@@ -165,13 +166,16 @@ class MessageProcessor:
         draft = build_ticket(
             message,
             attachments,
-            settings=self.settings,
+            settings=self._limited_settings(),
             jira=self.jira,
             project_key=project_key,
             follow_up_of=follow_up_of,
         )
         if desk is not None:
             draft.watchers = []  # a request's people are its customer and participants
+        elif row.ticket_key is None:
+            screen = self.jira.create_screen(project_key, self.settings.ticket_type)
+            draft.fields = fit_to_screen(draft.fields, screen, self.settings.custom_fields)
         fresh = False
         raised: RaisedRequest | None = None
         if row.ticket_key is None:
@@ -262,7 +266,7 @@ class MessageProcessor:
         draft = build_comment(
             message,
             attachments,
-            settings=self.settings,
+            settings=self._limited_settings(),
             jira=self.jira,
             known_participants=ticket.participant_set(),
             sent_to_customer=sent_to_customer,
@@ -333,8 +337,16 @@ class MessageProcessor:
         if not message.has_attachments and "cid:" not in message.body:
             return []
         return self.graph.list_attachments(
-            message.mailbox, message.id, max_size=self.settings.max_attachment_size
+            message.mailbox, message.id, max_size=self._limited_settings().max_attachment_size
         )
+
+    def _limited_settings(self) -> Settings:
+        """The settings with the upload limit lowered to the site's (``attachment/meta``):
+        a file over it is named in the ticket instead of failing the email."""
+        site = self.jira.attachment_limit()
+        if site is None or site >= self.settings.max_attachment_size:
+            return self.settings
+        return replace(self.settings, max_attachment_size=site)
 
     def _create_once(
         self,

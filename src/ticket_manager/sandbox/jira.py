@@ -169,6 +169,20 @@ class JiraEmulator:
             "boardId": project["board_id"],
         }
 
+    def set_create_screen(
+        self,
+        project_key: str,
+        *,
+        hidden: tuple[str, ...] = (),
+        custom: dict[str, dict] | None = None,
+    ) -> None:
+        """A project's create screen without the ``hidden`` system fields (labels,
+        priority...) and with ``custom`` fields ``{id: {"name", "required"}}``."""
+        project = self.store.find_project(project_key)
+        if project is None:
+            raise KeyError(project_key)
+        project["create_screen"] = {"hidden": set(hidden), "custom": dict(custom or {})}
+
     def add_service_desk(
         self, key: str, name: str, *, request_type: str = "Emailed request", **type_options
     ) -> ServiceDesk:

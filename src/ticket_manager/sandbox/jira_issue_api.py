@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING, Any
 from flask import Response, g, request
 
 from ticket_manager.sandbox.jira_adf import adf_to_text, is_valid_adf
+from ticket_manager.sandbox.jira_create_meta import (
+    check_create_screen,
+    register_create_meta_routes,
+)
 from ticket_manager.sandbox.jira_http import (
     API,
     JiraError,
@@ -53,6 +57,7 @@ MAX_PROPERTY_SIZE = 32768
 def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
     """Add the issue routes to ``emu.app`` through ``route``."""
     store = emu.store
+    register_create_meta_routes(emu, route)
 
     # -- issues -----------------------------------------------------------------------------
 
@@ -63,6 +68,8 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
         errors: dict[str, str] = {}
         clean: dict[str, Any] = {}
         for name in fields:
+            if creating and name.startswith("customfield_"):
+                continue  # checked against the project's create screen below
             if name not in SETTABLE_FIELDS or (name == "project" and not creating):
                 errors[name] = _not_on_screen(name)
         if creating:
@@ -82,6 +89,8 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
                     403, ["You do not have permission to create issues in this project."]
                 )
             clean["project"] = project
+            if project is not None:
+                check_create_screen(project, fields, errors, clean)
             if "issuetype" not in fields:
                 errors["issuetype"] = (
                     "Specify an issue type" if emu.is_cloud else "issue type is required"
@@ -228,7 +237,9 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
             clean = validate_fields(body["fields"], version, creating=True)
             comments = apply_update_ops(body.get("update"), version, clean, None)
             project = clean.pop("project")
+            custom = clean.pop("custom", {})
             issue = store.create_issue(project, clean, g.user["id"], emu.clock())
+            issue["custom"] = custom
             for comment_body in comments:
                 store.add_comment(issue, g.user["id"], comment_body, emu.clock())
             for prop in body.get("properties") or []:

@@ -429,6 +429,7 @@ class JiraStore:
             ],
             "watchers": [email(w) for w in issue["watchers"]],
             "properties": {k: v for k, v in issue["properties"].items()},
+            "custom": dict(issue.get("custom") or {}),
             "request": (
                 {
                     "service_desk": issue["request"]["service_desk"],
