@@ -90,6 +90,7 @@ KNOWN_KEYS = frozenset(
         "API_ENTRA_TENANT_ID",
         "METRICS_PORT",
         "JIRA_CUSTOM_FIELDS",
+        "ROUTING_RULES",
     }
 )
 
@@ -205,6 +206,8 @@ class Settings:
     request_type: str = DEFAULTS["JIRA_REQUEST_TYPE"]
     # Values for a create screen's required custom fields, by field id or name.
     custom_fields: Mapping[str, object] = field(default_factory=dict)
+    # ROUTING_RULES, read and checked at start (a RoutingRules), or None without a file.
+    routing_rules: object | None = None
     acknowledge: bool = True
     acknowledge_all: bool = False
     email_body_format: str = "html"
@@ -333,6 +336,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ticket_type=get("JIRA_TICKET_TYPE"),
         request_type=get("JIRA_REQUEST_TYPE"),
         custom_fields=_custom_fields(get("JIRA_CUSTOM_FIELDS")),
+        routing_rules=_routing_rules(get("ROUTING_RULES"), boards[0]),
         ticket_labels=tuple(labels),
         label_categories=tuple(categories),
         default_category=default_category,
@@ -465,6 +469,18 @@ def _directory(get, key: str) -> str | None:
     if not Path(value).is_dir():
         raise ConfigError(key, f"names a folder that does not exist: {value}")
     return value
+
+
+def _routing_rules(path: str, boards: tuple[Board, ...]):
+    """ROUTING_RULES: the rules file, refused at start with the rule and the problem."""
+    if not path:
+        return None
+    from ticket_manager.pipeline.routing import RoutingError, load_rules
+
+    try:
+        return load_rules(path, board_keys=tuple(b.setting for b in boards))
+    except RoutingError as exc:
+        raise ConfigError("ROUTING_RULES", str(exc)) from None
 
 
 def _custom_fields(value: str) -> dict[str, object]:

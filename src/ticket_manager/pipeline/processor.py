@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from ticket_manager.config import Settings
+from ticket_manager.config import Board, Settings
 from ticket_manager.content import to_wiki
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import GraphClient
@@ -35,6 +35,7 @@ from ticket_manager.pipeline.conversations import find_thread, participants_of
 from ticket_manager.pipeline.create_screens import fit_to_screen
 from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
 from ticket_manager.pipeline.outbox import enqueue
+from ticket_manager.pipeline.routing import Route, apply_route
 from ticket_manager.pipeline.rules import (
     LOOP_HEADER,
     RuleContext,
@@ -160,7 +161,8 @@ class MessageProcessor:
 
     def _create(self, row: LedgerMessage, message: MailMessage, follow_up_of: str | None):
         attachments = self._attachments(message)
-        board = self.settings.board_for(row.mailbox)
+        route = self._route(message)
+        board = self._board(row.mailbox, route)
         project_key = self.jira.project_key_for_board(board.name)
         desk = self.jira.service_desks.for_project(project_key)
         draft = build_ticket(
@@ -171,16 +173,23 @@ class MessageProcessor:
             project_key=project_key,
             follow_up_of=follow_up_of,
         )
+        if route is not None:
+            draft.fields = apply_route(draft.fields, route, self.settings.label_categories)
+            self._assign_from_route(draft, route)
         if desk is not None:
             draft.watchers = []  # a request's people are its customer and participants
         elif row.ticket_key is None:
-            screen = self.jira.create_screen(project_key, self.settings.ticket_type)
+            issue_type = draft.fields["issuetype"]["name"]
+            screen = self.jira.create_screen(project_key, issue_type)
             draft.fields = fit_to_screen(draft.fields, screen, self.settings.custom_fields)
         fresh = False
         raised: RaisedRequest | None = None
         if row.ticket_key is None:
-            row.ticket_key, fresh, raised = self._create_once(row, draft, desk, message)
-            self._register_ticket(row, message, draft, raised)
+            request_type = (route.request_type if route else None) or self.settings.request_type
+            row.ticket_key, fresh, raised = self._create_once(
+                row, draft, desk, message, request_type
+            )
+            self._register_ticket(row, message, draft, raised, board)
             db.session.commit()
             count_ticket_created("email", message.received_at)
             log.info(
@@ -206,17 +215,43 @@ class MessageProcessor:
                 payload,
             )
         note = raised.note if raised is not None else None
-        return self._finish(row, MessageState.TICKET_CREATED, reason=note)
+        rule = f"route:{route.rule}" if route is not None else None
+        return self._finish(row, MessageState.TICKET_CREATED, rule=rule, reason=note)
+
+    def _route(self, message: MailMessage) -> Route | None:
+        """The routing rule this email matches (ROUTING_RULES), if any."""
+        rules = self.settings.routing_rules
+        return rules.route(message) if rules is not None else None
+
+    def _board(self, mailbox: str, route: Route | None) -> Board:
+        """The route's board (a JIRA_BOARDS key or project:KEY), else the mailbox's."""
+        if route is None or not route.board:
+            return self.settings.board_for(mailbox)
+        if route.board.lower().startswith("project:"):
+            return Board(setting="ROUTING_RULES", name=route.board)
+        return self.settings.board(route.board)
+
+    def _assign_from_route(self, draft: TicketDraft, route: Route) -> None:
+        """The route's assignee, when Jira knows the address (else left unassigned)."""
+        if route.assignee:
+            user = self.jira.find_user(route.assignee)
+            if user is not None:
+                draft.fields["assignee"] = self.jira.user_reference(user)
 
     def _register_ticket(
-        self, row: LedgerMessage, message: MailMessage, draft, raised: RaisedRequest | None
+        self,
+        row: LedgerMessage,
+        message: MailMessage,
+        draft,
+        raised: RaisedRequest | None,
+        board: Board,
     ) -> None:
         if _ticket(row.ticket_key) is not None:
             return
         ticket = new_ticket(
             row.ticket_key,
             fields=draft.fields,
-            board=self.settings.board_for(row.mailbox),
+            board=board,
             settings=self.settings,
             requester=sender_address(message),
             mailbox=row.mailbox,
@@ -354,6 +389,7 @@ class MessageProcessor:
         draft: TicketDraft,
         desk: ServiceDesk | None,
         message: MailMessage,
+        request_type: str,
     ) -> tuple[str, bool, RaisedRequest | None]:
         """Create the issue (a customer request on a service desk), unless an interrupted
         earlier attempt already did.
@@ -386,7 +422,7 @@ class MessageProcessor:
                 desk,
                 draft,
                 message,
-                request_type_name=self.settings.request_type,
+                request_type_name=request_type,
                 own_addresses=self.settings.mailboxes,
             )
             return raised.key, True, raised
