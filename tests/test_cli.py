@@ -78,5 +78,12 @@ def test_demo_runs_end_to_end_and_exits_with_once(tmp_path):
     assert "SUP-1 got a comment from Alice's email" in result.stdout
     assert "alice@example.com received 'RE: [SUP-1]" in result.stdout
     assert "POST /tickets -> 201 SUP-3" in result.stdout
-    assert "GET /tickets -> 3 tickets: SUP-3 (api), SUP-2 (email), SUP-1 (email)" in result.stdout
+    # The JSM part: a customer request with a participant, the portal link, a public reply
+    # as a comment, and only the agent's public comment emailed.
+    assert "HD-1  customer request raised for dana@example.com" in result.stdout
+    assert "participant(s): erik@example.com" in result.stdout
+    assert "/servicedesk/customer/portal/1/HD-1" in result.stdout
+    assert "Dana's reply became a public request comment on HD-1" in result.stdout
+    assert "public reply emailed to Dana: yes; internal note emailed: no" in result.stdout
+    assert "GET /tickets -> 4 tickets: SUP-3 (api), HD-1 (email), SUP-2 (email)" in result.stdout
     assert (tmp_path / "demo.env").stat().st_mode & 0o077 == 0
