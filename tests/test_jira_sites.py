@@ -146,3 +146,28 @@ def test_a_file_over_the_site_s_attachment_limit_is_named_in_the_ticket(make_pip
     issue = only_issue(harness)
     assert issue["attachments"] == []
     assert "big.log" in issue["description"]
+
+
+@pytest.mark.parametrize("deployment", ["Cloud", "Server"])
+def test_non_ascii_and_quoted_file_names_keep_their_name_and_a_retry_finds_them(
+    make_pipeline, tmp_path, deployment
+):
+    # "naïve "quoted" résumé.txt" is stored as naïve 'quoted' résumé.txt on both kinds of
+    # Jira, and a retry after a lost upload answer does not upload it again.
+    from ticket_manager.extensions import db
+    from ticket_manager.models import LedgerMessage
+    from ticket_manager.sandbox.sandbox import Sandbox, SandboxAccounts
+
+    with Sandbox(SandboxAccounts(jira_deployment=deployment), state_dir=tmp_path / "s") as box:
+        harness = make_pipeline(box)
+        harness.deliver(attachments=[('naïve "quoted" résumé.txt', b"cv", "text/plain")])
+        box.jira.controls.reset_next(1, "/attachments", after_processing=True)
+        harness.run_once()
+        with harness.app.app_context():
+            db.session.query(LedgerMessage).update({"next_attempt_at": None})
+            db.session.commit()
+            db.session.remove()
+        harness.run_once()
+        names = [a["filename"] for a in only_issue(harness)["attachments"]]
+        assert names == ["naïve 'quoted' résumé.txt"]
+        assert harness.rows()[0].state == MessageState.TICKET_CREATED

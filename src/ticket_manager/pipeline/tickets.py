@@ -48,6 +48,9 @@ def safe_filename(name: str, taken: set[str]) -> str:
     """A file name without directories or control characters, unique among ``taken``."""
     base = PureWindowsPath(PurePosixPath(name or "").name).name
     base = "".join(c for c in base if unicodedata.category(c)[0] != "C").strip(" .")
+    # A double quote goes into the multipart header as %22, which one server decodes and
+    # another keeps: an apostrophe is stored the same everywhere, so a retry finds the file.
+    base = base.replace('"', "'")
     base = base or "attachment"
     stem, dot, suffix = base.rpartition(".")
     if len(base) > MAX_FILENAME:

@@ -436,7 +436,7 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
             data = part.read()
             if len(data) > emu.max_attachment_size:
                 raise JiraError(413, [_too_large_message(emu.max_attachment_size)])
-            filename = part.filename or "attachment"
+            filename = java_filename(part.filename)
             guessed = mimetypes.guess_type(filename)[0]
             declared = part.mimetype if part.mimetype != "application/octet-stream" else None
             payloads.append((filename, data, guessed or declared or "application/octet-stream"))
@@ -751,6 +751,16 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
             created = property_key not in comment["properties"]
             comment["properties"][property_key] = value
         return Response(status=201 if created else 200)
+
+
+def java_filename(name: str | None) -> str:
+    """The file name as Jira's Java multipart parser keeps it.
+
+    Clients following HTML5 (urllib3 2, browsers) send a double quote as ``%22``; the
+    parser behind Jira does not percent-decode, so the name keeps ``%22`` (Werkzeug, which
+    serves the emulator, decodes it: it is put back here).
+    """
+    return (name or "attachment").replace('"', "%22")
 
 
 def _not_on_screen(name: str) -> str:

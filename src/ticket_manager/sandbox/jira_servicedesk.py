@@ -23,6 +23,7 @@ from flask import Response, g, request
 
 from ticket_manager.sandbox.jira_adf import text_to_adf
 from ticket_manager.sandbox.jira_http import int_arg, json_response, no_content
+from ticket_manager.sandbox.jira_issue_api import java_filename
 from ticket_manager.sandbox.jira_store import PRIORITIES
 
 if TYPE_CHECKING:
@@ -506,7 +507,7 @@ def register_servicedesk_routes(emu: JiraEmulator, route) -> None:
             if len(data) > emu.max_attachment_size:
                 raise ServiceDeskError(413, "The file is larger than the site's attachment limit.")
             temp_id = f"temp{next(state._temp_ids)}"
-            name = part.filename or "attachment"
+            name = java_filename(part.filename)
             state.temporary_files[temp_id] = {
                 "desk": desk.id,
                 "filename": name,
