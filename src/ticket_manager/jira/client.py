@@ -576,6 +576,16 @@ class JiraClient:
         comments = [JiraComment.from_jira(raw) for raw in page.get("comments", [])]
         return comments, int(page.get("total", 0))
 
+    def comment(self, key: str, comment_id: str) -> JiraComment:
+        """One comment of an issue, with its properties (what decides whether to relay it)."""
+        raw = self._call(
+            lambda: self.jira._get_json(
+                f"issue/{key}/comment/{comment_id}", params={"expand": "properties"}
+            ),
+            "comment",
+        )
+        return JiraComment.from_jira(raw)
+
     def find_comment_with_property(self, key: str, property_key: str, match: dict) -> str | None:
         """The id of a comment whose property matches (an interrupted earlier attempt's)."""
         for comment in self.comments(key):
