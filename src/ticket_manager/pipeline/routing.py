@@ -33,6 +33,8 @@ SET_KEYS = (
     "category",
 )
 _LIST_SET_KEYS = ("labels", "components")
+# The ledger's rule column holds 64 characters: "route:" and the name.
+MAX_NAME = 58
 _LABEL = re.compile(r"^\S+$")
 _DOMAIN = re.compile(r"^@?[a-z0-9.-]+\.[a-z]{2,63}$", re.I)
 
@@ -156,6 +158,8 @@ def _rule(n: int, item: object, board_keys: tuple[str, ...]) -> Rule:
 
     if not isinstance(name, str) or not name.strip():
         raise fail("needs a name")
+    if len(name.strip()) > MAX_NAME:
+        raise fail(f"the name is longer than {MAX_NAME} characters (the ledger keeps route:NAME)")
     unknown = set(item) - {"name", "match", "set"}
     if unknown:
         raise fail(f"unknown key {sorted(unknown)[0]!r} (expected name, match, set)")
