@@ -112,12 +112,16 @@ def test_labels_and_priority_go_only_where_the_request_type_shows_them(jsm, make
     assert issue["priority"] == "High"
 
 
-def test_attachments_land_on_the_request(helpdesk):
-    # The email's files are attached to the customer request.
+def test_attachments_land_on_the_request_as_the_customer_s(helpdesk):
+    # The email's files go to the request through the service desk (temporary files, then
+    # the request's attachment call), so the customer sees them in the portal.
     helpdesk.deliver(sender=ERIN, attachments=[("screen.png", PIXEL_PNG, "image/png")])
     helpdesk.run_once()
     [issue] = helpdesk.issues()
     assert [a["filename"] for a in issue["attachments"]] == ["screen.png"]
+    paths = [r.path for r in helpdesk.sandbox.jira.controls.requests]
+    assert any(p.endswith("/attachTemporaryFile") for p in paths)
+    assert any(p.endswith("/HD-1/attachment") for p in paths)
 
 
 def test_a_customer_reply_is_a_public_comment_and_a_stranger_s_is_internal(helpdesk):

@@ -200,7 +200,14 @@ class MessageProcessor:
                     "ticket": row.ticket_key,
                 },
             )
-        upload_missing(self.jira, row.ticket_key, draft.attachments, draft.watchers, fresh=fresh)
+        upload_missing(
+            self.jira,
+            row.ticket_key,
+            draft.attachments,
+            draft.watchers,
+            fresh=fresh,
+            upload=self._request_upload(desk),
+        )
         self._mark_email(message, row.ticket_key)
         if self.settings.acknowledge:
             sender = message.from_ or message.sender
@@ -217,6 +224,13 @@ class MessageProcessor:
         note = raised.note if raised is not None else None
         rule = f"route:{route.rule}" if route is not None else None
         return self._finish(row, MessageState.TICKET_CREATED, rule=rule, reason=note)
+
+    def _request_upload(self, desk: ServiceDesk | None):
+        """On a service desk, files go to the request as the customer's (temporary files
+        then ``request/{key}/attachment``); elsewhere through the platform API."""
+        if desk is None:
+            return None
+        return lambda key, files: self.jira.service_desks.attach(desk, key, files)
 
     def _route(self, message: MailMessage) -> Route | None:
         """The routing rule this email matches (ROUTING_RULES), if any."""
@@ -339,7 +353,10 @@ class MessageProcessor:
                     "ticket": key,
                 },
             )
-        upload_missing(self.jira, key, draft.attachments, draft.watchers)
+        desk = self.jira.service_desks.for_project(ticket.project_key or _project_of(key))
+        upload_missing(
+            self.jira, key, draft.attachments, draft.watchers, upload=self._request_upload(desk)
+        )
         if not sent_to_customer:
             self._mark_email(message, key)
         return self._finish(row, MessageState.COMMENTED)
