@@ -40,6 +40,7 @@ EXPECTED_OPERATIONS = {
     ("POST", "/rest/servicedeskapi/request/{issueIdOrKey}/comment"),
     ("POST", "/rest/servicedeskapi/servicedesk/{serviceDeskId}/attachTemporaryFile"),
     ("POST", "/rest/servicedeskapi/request/{issueIdOrKey}/attachment"),
+    ("POST", "/rest/servicedeskapi/request/{issueIdOrKey}/participant"),
 }
 # attachTemporaryFile documents its 201 answer by an example only; this is that example's shape.
 TEMPORARY_ATTACHMENTS = {
@@ -178,6 +179,7 @@ def run_scenario(jira: JiraClient, emulator) -> None:
         on_behalf_of=erin,
         participants=[frank],
     )
+    desks.add_participants(created.key, [desks.customer(desk, "gus@example.com", "Gus")])
     desks.add_comment(created.key, "Still broken.", public=True)
     desks.add_comment(created.key, "Checked the toner.", public=False)
     desks.attach(desk, created.key, [("log.txt", b"log", "text/plain")])

@@ -191,3 +191,17 @@ def test_flask_check_names_a_required_field_it_cannot_fill(jsm, make_pipeline):
     line = _route_line(harness)
     assert not line.ok
     assert "Asset tag" in line.detail
+
+
+def test_someone_newly_cc_d_on_a_follow_up_becomes_a_request_participant(helpdesk):
+    # A reply that adds a colleague on Cc makes them a participant of the request.
+    helpdesk.deliver(sender=ERIN)
+    helpdesk.run_once()
+    helpdesk.deliver(
+        sender=ERIN,
+        subject="RE: [HD-1] Printer jammed",
+        body="Adding Gus.",
+        cc=["Gus Colleague <gus@example.com>"],
+    )
+    helpdesk.run_once()
+    assert helpdesk.sandbox.jira.request_participants("HD-1") == ["gus@example.com"]

@@ -241,6 +241,14 @@ class ServiceDeskClient:
         )
         return CreatedRequest(key=raw["issueKey"], portal_url=(raw.get("_links") or {}).get("web"))
 
+    def add_participants(self, key: str, users: list[JiraUser]) -> None:
+        """Add request participants (harmless to repeat: Jira keeps each once)."""
+        if not users:
+            return
+        names = [self._name(u) for u in users]
+        body = {"accountIds": names} if self.jira.is_cloud else {"usernames": names}
+        self.jira.rest("POST", f"{SDAPI}/request/{key}/participant", "add participants", body=body)
+
     def add_comment(self, key: str, body: str, *, public: bool) -> str:
         """A request comment, public (the customer sees it) or internal; returns its id."""
         raw = self.jira.rest(

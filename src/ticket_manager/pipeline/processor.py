@@ -42,7 +42,11 @@ from ticket_manager.pipeline.rules import (
     first_rejection,
     sender_address,
 )
-from ticket_manager.pipeline.service_requests import RaisedRequest, raise_request
+from ticket_manager.pipeline.service_requests import (
+    RaisedRequest,
+    add_participants,
+    raise_request,
+)
 from ticket_manager.pipeline.ticket_records import new_ticket
 from ticket_manager.pipeline.tickets import (
     SOURCE_PROPERTY,
@@ -354,8 +358,18 @@ class MessageProcessor:
                 },
             )
         desk = self.jira.service_desks.for_project(ticket.project_key or _project_of(key))
+        watchers = draft.watchers
+        if desk is not None:
+            watchers = []  # on a request, new Cc'd people become participants instead
+            # Every Cc'd person (Jira keeps each participant once), not the requester.
+            own = {m.lower() for m in self.settings.mailboxes} | {ticket.requester or ""}
+            cc = [a for a in message.cc if a.address.lower() not in own]
+            added = add_participants(self.jira, desk, key, cc)
+            if added:
+                ticket.add_participants(added)
+                db.session.commit()
         upload_missing(
-            self.jira, key, draft.attachments, draft.watchers, upload=self._request_upload(desk)
+            self.jira, key, draft.attachments, watchers, upload=self._request_upload(desk)
         )
         if not sent_to_customer:
             self._mark_email(message, key)

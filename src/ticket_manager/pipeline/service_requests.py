@@ -99,6 +99,23 @@ def raise_request(
     )
 
 
+def add_participants(
+    jira: JiraClient, desk: ServiceDesk, key: str, addresses: list[Address]
+) -> list[str]:
+    """People newly on Cc of a follow-up become request participants; their addresses.
+
+    Where the site refuses to make them customers, they stay out of the request (the
+    comment still names them) and nothing fails.
+    """
+    try:
+        users = [_customer(jira, desk, a) for a in _unique(addresses)]
+    except CustomersRefused:
+        log.warning("customers refused", extra={"service_desk": desk.project_key})
+        return []
+    jira.service_desks.add_participants(key, users)
+    return [a.address.lower() for a in _unique(addresses)] if users else []
+
+
 def _customer(jira: JiraClient, desk: ServiceDesk, address: Address) -> JiraUser:
     return jira.service_desks.customer(desk, address.address, address.name or address.address)
 

@@ -491,6 +491,27 @@ def register_servicedesk_routes(emu: JiraEmulator, route) -> None:
             201,
         )
 
+    @route(f"{SDAPI}/request/<key>/participant", ("POST",))
+    def add_request_participants(key: str):
+        issue = find_request(key)
+        body = read_body()
+        wanted = "accountIds" if emu.is_cloud else "usernames"
+        names = body.get(wanted)
+        if not isinstance(names, list) or not names:
+            raise ServiceDeskError(400, f"{wanted} must list at least one user.")
+        desk = state.desks[issue["request"]["service_desk"]]
+        with store.lock:
+            for name in names:
+                user = user_by_id(name)
+                if user is None or not may_raise(desk, user):
+                    raise ServiceDeskError(
+                        400, f"The user '{name}' cannot be added as a request participant."
+                    )
+                if user["id"] not in issue["request"]["participants"]:
+                    issue["request"]["participants"].append(user["id"])
+            values = [user_view(u) for u in issue["request"]["participants"]]
+        return json_response(paged(values, f"request/{issue['id']}/participant"))
+
     # -- attachments ------------------------------------------------------------------------
 
     @route(f"{SDAPI}/servicedesk/<desk_id>/attachTemporaryFile", ("POST",))
