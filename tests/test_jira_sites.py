@@ -171,3 +171,41 @@ def test_non_ascii_and_quoted_file_names_keep_their_name_and_a_retry_finds_them(
         names = [a["filename"] for a in only_issue(harness)["attachments"]]
         assert names == ["naïve 'quoted' résumé.txt"]
         assert harness.rows()[0].state == MessageState.TICKET_CREATED
+
+
+def test_data_center_create_screens_are_read_from_their_own_shape(make_pipeline, tmp_path):
+    # Data Center answers create metadata as `values` pages: a screen without labels and
+    # with a required custom field still gets its ticket, the field from configuration.
+    from ticket_manager.sandbox.sandbox import Sandbox, SandboxAccounts
+
+    with Sandbox(SandboxAccounts(jira_deployment="Server"), state_dir=tmp_path / "s") as box:
+        box.jira.set_create_screen(
+            "SUP",
+            hidden=("labels",),
+            custom={"customfield_10060": {"name": "Customer tier", "required": True}},
+        )
+        harness = make_pipeline(box, JIRA_CUSTOM_FIELDS='{"customfield_10060": "standard"}')
+        harness.deliver()
+        harness.run_once()
+        issue = only_issue(harness)
+        assert issue["labels"] == []
+        assert issue["custom"] == {"customfield_10060": "standard"}
+
+
+def test_data_center_recovery_in_a_utc_minus_8_account_finds_the_issue(tmp_path):
+    # The same time-zone-safe recovery search on Data Center (REST v2, startAt paging).
+    from ticket_manager.sandbox.sandbox import Sandbox, SandboxAccounts
+
+    with Sandbox(SandboxAccounts(jira_deployment="Server"), state_dir=tmp_path / "s") as box:
+        box.jira.set_time_zone("ticket-bot@example.com", "America/Los_Angeles")
+        attempt = datetime.now(UTC) - timedelta(seconds=30)
+        key = box.jira.add_issue(
+            "SUP",
+            "Printer jammed",
+            created=attempt + timedelta(seconds=5),
+            properties={"ticket-manager.source": {"internetMessageId": "<b@example.com>"}},
+        )
+        found = _client(box).find_issue_with_property(
+            "SUP", attempt, "ticket-manager.source", {"internetMessageId": "<b@example.com>"}
+        )
+        assert found == key
