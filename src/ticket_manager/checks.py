@@ -123,6 +123,8 @@ def _describe_route(jira: JiraClient, settings, board_name: str) -> str:
     desk = jira.service_desks.for_project(project_key)
     if desk is None:
         screen = jira.create_screen(project_key, settings.ticket_type)
+        if screen is None:
+            return f"files into project {project_key} (create screen not readable here)"
         email_fields = {"summary", "description", "labels", "priority", "reporter"}
         missing = unfillable(screen, email_fields, settings.custom_fields)
         if missing:

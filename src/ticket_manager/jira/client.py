@@ -147,7 +147,7 @@ class JiraClient:
         self._key_locks: dict[str, threading.Lock] = {}
         self._me: dict | None = None
         self._service_desks: ServiceDeskClient | None = None
-        self._screens: dict[tuple[str, str], dict[str, ScreenField]] = {}
+        self._screens: dict[tuple[str, str], dict[str, ScreenField] | None] = {}
         self._attachment_limit: tuple[int | None] | None = None
         self._lock = threading.Lock()
         options = {
@@ -267,18 +267,26 @@ class JiraClient:
             self._board_projects[board_name] = project_key
             return project_key
 
-    def create_screen(self, project_key: str, issue_type: str) -> dict[str, ScreenField]:
+    def create_screen(self, project_key: str, issue_type: str) -> dict[str, ScreenField] | None:
         """The fields of the project's create screen for ``issue_type`` (by name), cached.
 
         ``issue/createmeta/{project}/issuetypes[/{id}]`` on Cloud and Data Center (8.4+);
-        the old ``createmeta?expand=`` form is gone from Cloud.
+        the old ``createmeta?expand=`` form is gone from Cloud. None when the site has no
+        such endpoint (older Data Center): the fields are then sent as they are.
         """
         cache_key = (project_key.upper(), issue_type.lower())
         with self._key_lock(f"screen:{cache_key}"):
             if cache_key in self._screens:
-                return dict(self._screens[cache_key])
+                screen = self._screens[cache_key]
+                return dict(screen) if screen is not None else None
             base = f"/rest/api/{self.api_version}/issue/createmeta/{project_key}/issuetypes"
-            types = self._paged(base, "issueTypes", "create metadata")
+            try:
+                types = self._paged(base, "issueTypes", "create metadata")
+            except JiraNotFoundError:
+                if not self.is_cloud and self.jira._version < (8, 4, 0):
+                    self._screens[cache_key] = None
+                    return None
+                raise
             found = next(
                 (t for t in types if (t.get("name") or "").lower() == issue_type.lower()), None
             )
@@ -321,7 +329,8 @@ class JiraClient:
                     )
                     limit = (meta or {}).get("uploadLimit")
                     self._attachment_limit = (int(limit) if limit else None,)
-                except JiraNotFoundError:
+                except (JiraNotFoundError, JiraAuthError):
+                    # No such endpoint, or not readable: JIRA_MAX_ATTACHMENT_SIZE alone decides.
                     self._attachment_limit = (None,)
             return self._attachment_limit[0]
 

@@ -185,7 +185,8 @@ class MessageProcessor:
         elif row.ticket_key is None:
             issue_type = draft.fields["issuetype"]["name"]
             screen = self.jira.create_screen(project_key, issue_type)
-            draft.fields = fit_to_screen(draft.fields, screen, self.settings.custom_fields)
+            if screen is not None:
+                draft.fields = fit_to_screen(draft.fields, screen, self.settings.custom_fields)
         fresh = False
         raised: RaisedRequest | None = None
         if row.ticket_key is None:

@@ -80,22 +80,33 @@ def raise_request(
         own.add(sender.address.lower())
     cc = [a for a in message.cc if a.address.lower() not in own]
     note = None
+    requester = None
+    participants: list[JiraUser] = []
+    added: list[str] = []
     try:
         requester = _customer(jira, desk, sender) if sender else None
-        participants = [_customer(jira, desk, a) for a in _unique(cc)]
     except CustomersRefused as refused:
         note = NOT_CUSTOMERS.format(detail=refused)
         log.warning("customers refused", extra={"service_desk": desk.project_key})
-        requester, participants = None, []
+    if note is None:
+        skipped = []
+        for address in _unique(cc):
+            try:
+                participants.append(_customer(jira, desk, address))
+                added.append(address.address.lower())
+            except CustomersRefused:
+                skipped.append(address.address)
+        if skipped:
+            note = (
+                "not request participants, the site refused to make them customers: "
+                + ", ".join(skipped)
+            )
     created = jira.service_desks.create_request(
         desk, request_type, values, on_behalf_of=requester, participants=participants
     )
     jira.set_issue_property(created.key, SOURCE_PROPERTY, draft.properties[SOURCE_PROPERTY])
     return RaisedRequest(
-        key=created.key,
-        portal_url=created.portal_url,
-        participants=[a.address.lower() for a in cc] if participants else [],
-        note=note,
+        key=created.key, portal_url=created.portal_url, participants=added, note=note
     )
 
 
