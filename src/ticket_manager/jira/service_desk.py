@@ -9,18 +9,20 @@ username), and translates its JSON into the small types below.
 from __future__ import annotations
 
 import io
+import logging
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from requests_toolbelt import MultipartEncoder
 
-from ticket_manager.jira.errors import JiraError, JiraNotFoundError
+from ticket_manager.jira.errors import JiraAuthError, JiraError, JiraNotFoundError
 
 if TYPE_CHECKING:
     from ticket_manager.jira.client import JiraClient, JiraUser
 
 SDAPI = "/rest/servicedeskapi"
+log = logging.getLogger("ticket_manager.jira")
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,11 @@ class ServiceDeskClient:
                     "service desks",
                     params={"start": start, "limit": 50},
                 )
-            except JiraNotFoundError:
-                return []  # a site without Jira Service Management
+            except (JiraNotFoundError, JiraAuthError) as exc:
+                # A site without Jira Service Management (404), or where it is not licensed
+                # for the account (403): every project takes plain issues.
+                log.info("no service desks", extra={"status": exc.status})
+                return []
             for raw in page.get("values", []):
                 desks.append(
                     ServiceDesk(
