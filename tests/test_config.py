@@ -229,3 +229,22 @@ def test_mailbox_boards_route_each_mailbox_to_its_board():
         settings_with(MAILBOX_BOARDS="other@example.com:JIRA_SUPPORT_BOARD")
     with pytest.raises(ConfigError, match="JIRA_NOPE_BOARD"):
         settings_with(MAILBOX_BOARDS="mailbox@example.com:JIRA_NOPE_BOARD")
+
+
+def test_a_board_key_may_name_a_project_directly():
+    # JIRA_<NAME>_BOARD=project:KEY is accepted; a malformed key is refused naming the key.
+    settings = settings_with(JIRA_SUPPORT_BOARD="project:HD")
+    assert settings.board("JIRA_SUPPORT_BOARD").name == "project:HD"
+    assert settings.request_type == "Emailed request"
+    with pytest.raises(ConfigError, match="JIRA_SUPPORT_BOARD: expected project:KEY"):
+        settings_with(JIRA_SUPPORT_BOARD="project:")
+
+
+def test_custom_field_values_must_be_a_json_object():
+    # JIRA_CUSTOM_FIELDS takes a JSON object; anything else is refused with an example.
+    settings = settings_with(JIRA_CUSTOM_FIELDS='{"Customer tier": {"value": "Gold"}}')
+    assert settings.custom_fields == {"Customer tier": {"value": "Gold"}}
+    with pytest.raises(ConfigError, match="JIRA_CUSTOM_FIELDS"):
+        settings_with(JIRA_CUSTOM_FIELDS='["x"]')
+    with pytest.raises(ConfigError, match="JIRA_CUSTOM_FIELDS: expected a JSON object"):
+        settings_with(JIRA_CUSTOM_FIELDS="{nope")

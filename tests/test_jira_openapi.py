@@ -96,6 +96,11 @@ EXPECTED_OPERATIONS = {
     ("POST", "/rest/api/3/search/approximate-count"),
     ("GET", "/rest/agile/1.0/board"),
     ("GET", "/rest/agile/1.0/board/{boardId}"),
+    ("GET", "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes"),
+    ("GET", "/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes/{issueTypeId}"),
+    ("GET", "/rest/api/3/attachment/meta"),
+    ("GET", "/rest/api/3/mypermissions"),
+    ("PUT", "/rest/api/3/comment/{commentId}/properties/{propertyKey}"),
 }
 # Server/Data Center has no description here; the v2 shapes it shares with Cloud are checked
 # against the same schemas (its removed-on-Cloud /search against SearchResults).
@@ -426,6 +431,12 @@ def run_cloud_scenario(base: str, emulator: JiraEmulator, ca_bundle: str) -> Non
     session.post(
         f"{api}/search/jql", json={"jql": "project = SUP", "fields": ["*all"], "maxResults": 1}
     )
+    session.get(f"{api}/issue/createmeta/SUP/issuetypes")
+    session.get(f"{api}/issue/createmeta/SUP/issuetypes/10001")
+    session.get(f"{api}/attachment/meta")
+    session.get(f"{api}/mypermissions", params={"permissions": "ADMINISTER"})
+    last_comment = session.get(f"{api}/issue/{key}/comment").json()["comments"][-1]["id"]
+    session.put(f"{api}/comment/{last_comment}/properties/tm", json={"messageId": "<a@x>"})
     board_id = session.get(f"{base}/rest/agile/1.0/board").json()["values"][0]["id"]
     session.get(f"{base}/rest/agile/1.0/board/{board_id}")
     # Error answers must keep Jira's documented ErrorCollection shape too.

@@ -37,12 +37,14 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     register_commands(app)
 
+    from ticket_manager.web.jira_automation import blueprint as jira_automation
     from ticket_manager.web.jira_webhook import blueprint as jira_webhook
     from ticket_manager.web.notifications import blueprint as notifications
 
     prefix = settings.application_context.rstrip("/")
     app.register_blueprint(notifications, url_prefix=prefix)
     app.register_blueprint(jira_webhook, url_prefix=prefix)
+    app.register_blueprint(jira_automation, url_prefix=prefix)
 
     from ticket_manager.api import init_api
 

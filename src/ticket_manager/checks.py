@@ -17,7 +17,9 @@ from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.http import build_session
 from ticket_manager.jira.client import JiraClient
-from ticket_manager.jira.errors import JiraError
+from ticket_manager.jira.errors import JiraError, JiraRejectedError
+from ticket_manager.pipeline.create_screens import unfillable
+from ticket_manager.pipeline.service_requests import OPTIONAL_REQUEST_FIELDS
 from ticket_manager.pipeline.worker import token_provider
 
 
@@ -110,9 +112,48 @@ def run_checks(app: Flask) -> list[CheckResult]:
         for board in settings.boards:
             check(
                 f"board {board.name} ({board.setting})",
-                lambda board=board: f"files into project {jira.project_key_for_board(board.name)}",
+                lambda board=board: _describe_route(jira, settings, board.name),
             )
     return results
+
+
+def _describe_route(jira: JiraClient, settings, board_name: str) -> str:
+    """Where a board's mail goes; for a service desk, its request type and customers."""
+    project_key = jira.project_key_for_board(board_name)
+    desk = jira.service_desks.for_project(project_key)
+    if desk is None:
+        screen = jira.create_screen(project_key, settings.ticket_type)
+        if screen is None:
+            return f"files into project {project_key} (create screen not readable here)"
+        email_fields = {"summary", "description", "labels", "priority", "reporter"}
+        missing = unfillable(screen, email_fields, settings.custom_fields)
+        if missing:
+            raise JiraRejectedError(
+                f"project {project_key}: the create screen of {settings.ticket_type} requires "
+                f"fields the service cannot fill: {', '.join(missing)} (set JIRA_CUSTOM_FIELDS)"
+            )
+        left_out = sorted({"labels", "priority"} - set(screen))
+        note = f" (not on its create screen: {', '.join(left_out)})" if left_out else ""
+        return f"files into project {project_key}{note}"
+    request_type = jira.service_desks.request_type(desk, settings.request_type)
+    fillable = {"summary", "description", *OPTIONAL_REQUEST_FIELDS}
+    cannot_fill = [f.name for f in request_type.required if f.id not in fillable]
+    if cannot_fill:
+        raise JiraRejectedError(
+            f"service desk {project_key}: request type {request_type.name!r} requires fields "
+            f"the service cannot fill: {', '.join(cannot_fill)}"
+        )
+    required = ", ".join(f.name for f in request_type.required) or "none"
+    customers = (
+        "the service account can create customers"
+        if jira.service_desks.can_create_customers()
+        else "the service account cannot create customers: senders who are not customers "
+        "yet get requests raised by the service account"
+    )
+    return (
+        f"service desk {project_key} (id {desk.id}): customer requests of type "
+        f"{request_type.name!r} (required fields: {required}); {customers}"
+    )
 
 
 def _describe_inbox(folder: dict) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ DEFAULTS: dict[str, str] = {
     "O365_GRAPH_URL": "https://graph.microsoft.com/v1.0",
     "O365_SCOPES": "offline_access,message_all,message_all_shared",
     "JIRA_TICKET_TYPE": "Task",
+    "JIRA_REQUEST_TYPE": "Emailed request",
     "O365_REDIRECT_URI": "https://login.microsoftonline.com/common/oauth2/nativeclient",
     "O365_POLL_INTERVAL": "2",
     "O365_REQUEST_BUDGET": "9500",
@@ -89,6 +91,8 @@ KNOWN_KEYS = frozenset(
         "API_ENTRA_AUDIENCE",
         "API_ENTRA_TENANT_ID",
         "METRICS_PORT",
+        "JIRA_CUSTOM_FIELDS",
+        "ROUTING_RULES",
     }
 )
 
@@ -114,6 +118,7 @@ _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _SETTING_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _LABEL = re.compile(r"^\S+$")
+_PROJECT_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,254}$")
 _SCOPE = re.compile(r"^[A-Za-z][A-Za-z0-9.]*$")
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
@@ -202,6 +207,11 @@ class Settings:
     processing_concurrency: int = 16
     processing_attachment_memory: int = 32 * 1024 * 1024
     max_attempts: int = 8
+    request_type: str = DEFAULTS["JIRA_REQUEST_TYPE"]
+    # Values for a create screen's required custom fields, by field id or name.
+    custom_fields: Mapping[str, object] = field(default_factory=dict)
+    # ROUTING_RULES, read and checked at start (a RoutingRules), or None without a file.
+    routing_rules: object | None = None
     acknowledge: bool = True
     acknowledge_all: bool = False
     email_body_format: str = "html"
@@ -328,6 +338,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         atlassian_user=get("ATLASSIAN_USER") or None,
         atlassian_api_token=Secret(get("ATLASSIAN_API_TOKEN")),
         ticket_type=get("JIRA_TICKET_TYPE"),
+        request_type=get("JIRA_REQUEST_TYPE"),
+        custom_fields=_custom_fields(get("JIRA_CUSTOM_FIELDS")),
+        routing_rules=_routing_rules(get("ROUTING_RULES"), boards[0]),
         ticket_labels=tuple(labels),
         label_categories=tuple(categories),
         default_category=default_category,
@@ -462,6 +475,36 @@ def _directory(get, key: str) -> str | None:
     if not Path(value).is_dir():
         raise ConfigError(key, f"names a folder that does not exist: {value}")
     return value
+
+
+def _routing_rules(path: str, boards: tuple[Board, ...]):
+    """ROUTING_RULES: the rules file, refused at start with the rule and the problem."""
+    if not path:
+        return None
+    from ticket_manager.pipeline.routing import RoutingError, load_rules
+
+    try:
+        return load_rules(path, board_keys=tuple(b.setting for b in boards))
+    except RoutingError as exc:
+        raise ConfigError("ROUTING_RULES", str(exc)) from None
+
+
+def _custom_fields(value: str) -> dict[str, object]:
+    """JIRA_CUSTOM_FIELDS: a JSON object of field id or name -> the value Jira takes."""
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ConfigError(
+            "JIRA_CUSTOM_FIELDS",
+            f'expected a JSON object like {{"customfield_10050": "n/a"}}: {exc}',
+        ) from None
+    if not isinstance(parsed, dict) or not all(isinstance(k, str) and k for k in parsed):
+        raise ConfigError(
+            "JIRA_CUSTOM_FIELDS", "expected a JSON object whose keys are field ids or names"
+        )
+    return parsed
 
 
 def _boolean(get, key: str) -> bool:
@@ -673,7 +716,15 @@ def _boards(env: Mapping[str, str], get) -> tuple[tuple[Board, ...], Board | Non
         board_name = (env.get(name) or "").strip()
         if not board_name:
             raise ConfigError(
-                name, "is listed in JIRA_BOARDS but has no value: set it to a Jira board name"
+                name,
+                "is listed in JIRA_BOARDS but has no value: set it to a Jira board name "
+                "or to project:KEY",
+            )
+        if board_name.lower().startswith("project:") and not _PROJECT_KEY.match(
+            board_name[len("project:") :].strip()
+        ):
+            raise ConfigError(
+                name, f"expected project:KEY with a Jira project key, got {board_name!r}"
             )
         boards.append(Board(setting=name, name=board_name))
     default_name = get("JIRA_DEFAULT_BOARD")

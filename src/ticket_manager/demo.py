@@ -36,7 +36,8 @@ DEMO_SETTINGS = {
     "JIRA_TICKET_LABEL_CATEGORIES": "general,bug",
     "JIRA_TICKET_LABEL_DEFAULT_CATEGORY": "general",
     "JIRA_SUPPORT_BOARD": "support",
-    "JIRA_BOARDS": "JIRA_SUPPORT_BOARD",
+    "JIRA_HELPDESK_BOARD": "project:HD",
+    "JIRA_BOARDS": "JIRA_SUPPORT_BOARD,JIRA_HELPDESK_BOARD",
     "JIRA_DEFAULT_BOARD": "JIRA_SUPPORT_BOARD",
     "EMAIL_WHITELISTED_DOMAINS": "example.com",
     "EMAIL_BLACKLIST": "malicious@example.com",
@@ -93,6 +94,72 @@ def show_conversation(app, settings, sandbox: Sandbox, mailbox: str) -> None:
             say(f"  {customer} received {message['subject']!r}: Bob's comment", fg="green")
 
 
+# Mail for the helpdesk@ alias goes to the Jira Service Management project HD.
+DEMO_ROUTING = """
+[[rules]]
+name = "helpdesk"
+match.recipient = "helpdesk@example.com"
+set.board = "project:HD"
+"""
+
+
+def show_service_desk(app, settings, sandbox: Sandbox, mailbox: str) -> None:
+    """An email to the helpdesk@ alias becomes a JSM customer request, and the conversation
+    goes on through the portal's public comments; an internal note stays internal."""
+    say("\nJira Service Management (helpdesk@ routes to service desk HD):", bold=True)
+    customer, colleague = "dana@example.com", "erik@example.com"
+    for address in (customer, colleague):
+        sandbox.graph.add_mailbox(address)
+    sandbox.graph.deliver(
+        mailbox,
+        subject="VPN keeps disconnecting",
+        body="Since this morning the VPN drops every five minutes.",
+        sender=f"Dana Customer <{customer}>",
+        to=["Helpdesk <helpdesk@example.com>"],
+        cc=[f"Erik Colleague <{colleague}>"],
+        headers={"Delivered-To": "helpdesk@example.com"},
+    )
+    Worker(app, settings, list(settings.mailboxes)).run(once=True)
+    row = ledger_rows(app)[-1]
+    issue = sandbox.jira.issue(row.ticket_key) if row.ticket_key else None
+    if issue is None or issue["request"] is None:
+        say(f"  no customer request: {row.state.value} {row.last_error or row.reason}", fg="red")
+        return
+    key = issue["key"]
+    say(
+        f"  {key}  customer request raised for {issue['reporter']} (rule {row.rule}); "
+        f"participant(s): {', '.join(issue['request']['participants'])}",
+        fg="green",
+    )
+    [ack] = sandbox.graph.messages(customer, "inbox")
+    portal = next((w for w in ack["body"]["content"].split('"') if "/portal/" in w), None)
+    say(f"  {customer} received {ack['subject']!r} with the portal link {portal}", fg="green")
+
+    sandbox.graph.deliver(
+        mailbox,
+        subject=f"RE: {ack['subject'].removeprefix('RE: ')}",
+        body="It happens on the office Wi-Fi only.",
+        sender=f"Dana Customer <{customer}>",
+        in_reply_to=ack["internetMessageId"],
+    )
+    agent = "bob.agent@example.com"
+    sandbox.jira.add_comment_as(key, agent, "Internal: looks like the Wi-Fi MTU again.", False)
+    sandbox.jira.add_comment_as(key, agent, "We changed a setting; please reconnect.", True)
+    Worker(app, settings, list(settings.mailboxes)).run(once=True)
+    for comment in sandbox.jira.issue(key)["comments"]:
+        if "office Wi-Fi" in comment["body"]:
+            kind = "public" if comment["public"] else "internal"
+            say(f"  Dana's reply became a {kind} request comment on {key}", fg="green")
+    inbox = [m["body"]["content"] for m in sandbox.graph.messages(customer, "inbox")]
+    emailed = any("please reconnect" in body for body in inbox)
+    leaked = any("MTU" in body for body in inbox)
+    say(
+        f"  agent's public reply emailed to Dana: {'yes' if emailed else 'no'}; "
+        f"internal note emailed: {'yes' if leaked else 'no'}",
+        fg="green" if emailed and not leaked else "red",
+    )
+
+
 def run(state_dir: Path, once: bool) -> int:
     """Run the demo; returns the exit code."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -101,10 +168,14 @@ def run(state_dir: Path, once: bool) -> int:
     sandbox = Sandbox(state_dir=state_dir).start()
     api_server = None
     try:
+        routing = state_dir / "routing.toml"
+        routing.write_text(DEMO_ROUTING)
+        sandbox.jira.add_service_desk("HD", "Help desk")
         environment = {
             **sandbox.environment(),
             **DEMO_SETTINGS,
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}",
+            "ROUTING_RULES": str(routing),
         }
         env_file = state_dir / "demo.env"
         write_env_file(env_file, environment)
@@ -154,6 +225,7 @@ def run(state_dir: Path, once: bool) -> int:
         say("  (the mailbox's delta link is stored: the next round fetches changes only)")
 
         show_conversation(app, settings, sandbox, mailbox)
+        show_service_desk(app, settings, sandbox, mailbox)
         api_server, api_key = show_api(app, settings)
 
         say("\nWhere to look:", bold=True)

@@ -318,7 +318,11 @@ class MessageSchema(ma.Schema):
     state = ma.fields.String(metadata={"example": "rejected"})
     rule = ma.fields.String(
         allow_none=True,
-        metadata={"description": "The rule that rejected it.", "example": "auto-reply"},
+        metadata={
+            "description": "The rule that rejected it, or for a ticket the routing rule "
+            "that filed it (`route:NAME`, see ROUTING_RULES).",
+            "example": "auto-reply",
+        },
     )
     reason = ma.fields.String(allow_none=True)
     ticket_key = ma.fields.String(allow_none=True, metadata={"example": "SUP-42"})

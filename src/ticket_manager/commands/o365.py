@@ -232,6 +232,7 @@ def check_for_missing_tickets(days: int, dry_run: bool, mailboxes: tuple[str, ..
             for item in report.missing:
                 click.echo(
                     f"  missing  {item.received:%Y-%m-%d %H:%M}  {item.sender}  {item.subject}"
+                    + _routed_by(services, settings, address, item.id, dry_run)
                 )
             if dry_run or not (report.missing or report.unfinished):
                 continue
@@ -250,6 +251,15 @@ def check_for_missing_tickets(days: int, dry_run: bool, mailboxes: tuple[str, ..
         _fail(exc)
     if exit_code:
         raise SystemExit(exit_code)
+
+
+def _routed_by(services, settings: Settings, mailbox: str, graph_id: str, dry_run: bool) -> str:
+    """In a dry run with ROUTING_RULES: which rule the email would be filed by."""
+    rules = settings.routing_rules
+    if not dry_run or rules is None:
+        return ""
+    route = rules.route(services.graph.get_message(mailbox, graph_id))
+    return f"  [rule {route.rule}]" if route else "  [no rule: mailbox board]"
 
 
 @o365.command("list-failed")

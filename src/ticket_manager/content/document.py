@@ -258,9 +258,32 @@ def text_to_blocks(text: str) -> list[Block]:
 
 
 def summary_from_subject(subject: str | None) -> str:
-    """A Jira summary from an email subject: one clean line of at most 255 characters."""
+    """A Jira summary from an email subject: one clean line of at most 255 characters.
+
+    Jira counts characters as Java does, in UTF-16 code units: an emoji outside the Basic
+    Multilingual Plane counts two.
+    """
     line = clean_line(subject or "")
-    return cut(line, 255) if line else "(no subject)"
+    return cut_utf16(line, 255) if line else "(no subject)"
+
+
+def utf16_length(text: str) -> int:
+    """The length of ``text`` as Java (and so Jira) counts it."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def cut_utf16(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-16 code units, ending in an ellipsis when cut."""
+    if utf16_length(text) <= limit:
+        return text
+    kept, used = [], 1  # the ellipsis is one unit
+    for char in text:
+        size = 2 if ord(char) > 0xFFFF else 1
+        if used + size > limit:
+            break
+        kept.append(char)
+        used += size
+    return "".join(kept).rstrip() + "…"
 
 
 def plain_text(blocks: list[Block]) -> str:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -45,12 +45,15 @@ from ticket_manager.jira.errors import (
     JiraRejectedError,
     JiraUnavailableError,
 )
+from ticket_manager.jira.service_desk import ServiceDeskClient
 from ticket_manager.metrics import count_jira_requests
 
 log = logging.getLogger("ticket_manager.jira")
 
 T = TypeVar("T")
 
+# A board key's value naming a project directly: JIRA_HELPDESK_BOARD=project:HD
+PROJECT_PREFIX = "project:"
 # Jira's answers that mean "not done, try again" (Atlassian: 429 with Retry-After, and 503
 # "when a resource limit has been reached", which may also carry Retry-After).
 REFUSED_STATUSES = frozenset({429, 503})
@@ -84,6 +87,16 @@ class JiraUser:
     name: str | None
     email: str | None
     display_name: str
+
+
+@dataclass(frozen=True)
+class ScreenField:
+    """A field of a project's create screen for one issue type."""
+
+    id: str
+    name: str
+    required: bool
+    has_default: bool
 
 
 @dataclass(frozen=True)
@@ -174,6 +187,9 @@ class JiraClient:
         self._users: dict[str, JiraUser | None] = {}
         self._key_locks: dict[str, threading.Lock] = {}
         self._me: dict | None = None
+        self._service_desks: ServiceDeskClient | None = None
+        self._screens: dict[tuple[str, str], dict[str, ScreenField] | None] = {}
+        self._attachment_limit: tuple[int | None] | None = None
         self._lock = threading.Lock()
         options = {
             "headers": {"User-Agent": USER_AGENT},
@@ -205,15 +221,78 @@ class JiraClient:
     def api_version(self) -> str:
         return self.jira._options["rest_api_version"]
 
+    @property
+    def service_desks(self) -> ServiceDeskClient:
+        """Jira Service Management's API on this site (service desks, customers, requests)."""
+        with self._lock:
+            if self._service_desks is None:
+                self._service_desks = ServiceDeskClient(self)
+            return self._service_desks
+
+    def rest(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        body: object = None,
+        params: dict | None = None,
+        repeatable: bool = True,
+        **kwargs,
+    ) -> object:
+        """One call to any REST path of the site (``/rest/servicedeskapi/...``); its JSON.
+
+        Goes through the same session, retries and error translation as every other call;
+        204 and empty answers give None.
+        """
+        url = self.settings.atlassian_url.rstrip("/") + path
+        if body is not None:
+            kwargs["data"] = json.dumps(body)
+
+        def send() -> object:
+            response = self.jira._session.request(method, url, params=params, **kwargs)
+            if response.status_code == 204 or not response.content:
+                return None
+            return response.json()
+
+        return self._call(send, operation, repeatable=repeatable)
+
+    def set_issue_property(self, key: str, property_key: str, value: dict) -> None:
+        """Set one issue property (what a create through JSM cannot carry)."""
+        self.rest(
+            "PUT",
+            f"/rest/api/{self.api_version}/issue/{key}/properties/{property_key}",
+            "set issue property",
+            body=value,
+        )
+
+    def set_comment_property(self, comment_id: str, property_key: str, value: dict) -> None:
+        """Set one comment property (what a JSM request comment cannot carry)."""
+        self.rest(
+            "PUT",
+            f"/rest/api/{self.api_version}/comment/{comment_id}/properties/{property_key}",
+            "set comment property",
+            body=value,
+        )
+
     def myself(self) -> dict:
         """The service account as Jira sees it: proves the credentials work."""
         return self._call(self.jira.myself, "myself")
 
     def project_key_for_board(self, board_name: str) -> str:
-        """The project a board files into (Agile API ``location.projectKey``), cached."""
+        """The project a board files into (Agile API ``location.projectKey``), cached.
+
+        ``project:KEY`` names the project directly, for projects without a board (JSM
+        service desks, and sites without Jira Software's Agile API).
+        """
         with self._key_lock(f"board:{board_name}"):
             if board_name in self._board_projects:
                 return self._board_projects[board_name]
+            if board_name.lower().startswith(PROJECT_PREFIX):
+                wanted = board_name[len(PROJECT_PREFIX) :].strip()
+                project = self._call(lambda: self.jira._get_json(f"project/{wanted}"), "project")
+                self._board_projects[board_name] = project["key"]
+                return project["key"]
             boards = self._call(lambda: self.jira.boards(name=board_name, maxResults=50), "boards")
             # The name filter also matches parts of names: only an exact name will do.
             exact = [b for b in boards if b.name == board_name] or [
@@ -228,6 +307,73 @@ class JiraClient:
                 )
             self._board_projects[board_name] = project_key
             return project_key
+
+    def create_screen(self, project_key: str, issue_type: str) -> dict[str, ScreenField] | None:
+        """The fields of the project's create screen for ``issue_type`` (by name), cached.
+
+        ``issue/createmeta/{project}/issuetypes[/{id}]`` on Cloud and Data Center (8.4+);
+        the old ``createmeta?expand=`` form is gone from Cloud. None when the site has no
+        such endpoint (older Data Center): the fields are then sent as they are.
+        """
+        cache_key = (project_key.upper(), issue_type.lower())
+        with self._key_lock(f"screen:{cache_key}"):
+            if cache_key in self._screens:
+                screen = self._screens[cache_key]
+                return dict(screen) if screen is not None else None
+            base = f"/rest/api/{self.api_version}/issue/createmeta/{project_key}/issuetypes"
+            try:
+                types = self._paged(base, "issueTypes", "create metadata")
+            except JiraNotFoundError:
+                if not self.is_cloud and self.jira._version < (8, 4, 0):
+                    self._screens[cache_key] = None
+                    return None
+                raise
+            found = next(
+                (t for t in types if (t.get("name") or "").lower() == issue_type.lower()), None
+            )
+            if found is None:
+                raise JiraNotFoundError(
+                    f"project {project_key} has no issue type {issue_type!r}", status=404
+                )
+            fields = self._paged(f"{base}/{found['id']}", "fields", "create metadata")
+            screen = {
+                f["fieldId"]: ScreenField(
+                    id=f["fieldId"],
+                    name=f.get("name") or f["fieldId"],
+                    required=bool(f.get("required")),
+                    has_default=bool(f.get("hasDefaultValue")),
+                )
+                for f in fields
+            }
+            self._screens[cache_key] = screen
+            return dict(screen)
+
+    def _paged(self, path: str, cloud_key: str, operation: str) -> list[dict]:
+        """Every item of a startAt-paged list (Cloud's ``cloud_key``, Data Center's values)."""
+        items: list[dict] = []
+        while True:
+            page = self.rest(
+                "GET", path, operation, params={"startAt": len(items), "maxResults": 200}
+            )
+            chunk = page.get(cloud_key) if cloud_key in page else page.get("values", [])
+            items.extend(chunk or [])
+            if not chunk or len(items) >= int(page.get("total", len(items))):
+                return items
+
+    def attachment_limit(self) -> int | None:
+        """The site's upload limit in bytes (``attachment/meta``), or None when unknown."""
+        with self._key_lock("attachment-meta"):
+            if self._attachment_limit is None:
+                try:
+                    meta = self.rest(
+                        "GET", f"/rest/api/{self.api_version}/attachment/meta", "attachment meta"
+                    )
+                    limit = (meta or {}).get("uploadLimit")
+                    self._attachment_limit = (int(limit) if limit else None,)
+                except (JiraNotFoundError, JiraAuthError):
+                    # No such endpoint, or not readable: JIRA_MAX_ATTACHMENT_SIZE alone decides.
+                    self._attachment_limit = (None,)
+            return self._attachment_limit[0]
 
     # -- users -----------------------------------------------------------------------------
 
@@ -244,13 +390,17 @@ class JiraClient:
                 ),
                 "user search",
             )
-            user = None
-            for raw in found or []:
-                if (raw.get("emailAddress") or "").lower() == wanted and raw.get("active", True):
-                    user = _user(raw)
-                    break
-            self._users[wanted] = user
+            self._users[wanted] = user = _exact_user(found or [], wanted)
             return user
+
+    def forget_user(self, email: str) -> None:
+        """Drop the cached search for ``email`` (a customer was just created for it)."""
+        with self._lock:
+            self._users.pop(email.strip().lower(), None)
+
+    def user_from_json(self, raw: dict) -> JiraUser:
+        """A user as Jira's JSON gives it (platform or servicedeskapi)."""
+        return _user(raw)
 
     def _key_lock(self, key: str) -> threading.Lock:
         with self._lock:
@@ -382,10 +532,13 @@ class JiraClient:
         Issue properties are not searchable by JQL unless an app declares them, so the
         candidates are found by creator and time and their property is compared here.
         """
-        since = created_since.astimezone(UTC) - timedelta(minutes=1)
+        # Relative minutes: an absolute date would be read in the account's time zone, so
+        # west of UTC the window would start hours late and miss the issue.
+        elapsed = datetime.now(UTC) - created_since.astimezone(UTC)
+        minutes = int(elapsed.total_seconds() // 60) + 2
         jql = (
             f"project = {quote_jql(project_key)} AND creator = currentUser() "
-            f'AND created >= "{since.strftime("%Y-%m-%d %H:%M")}" ORDER BY created DESC'
+            f"AND created >= -{minutes}m ORDER BY created DESC"
         )
         token: str | None = None
         for _ in range(20):  # bounded: a recovery window holds few issues
@@ -623,6 +776,33 @@ class JiraClient:
             time.sleep(wait)
 
 
+def rate_limit_wait(response: requests.Response, cap: float = 3600) -> float | None:
+    """How long Jira asks us to wait, from the headers it may send.
+
+    ``Retry-After`` first; Atlassian's newer ``Beta-Retry-After`` (Cloud's points-based
+    limits) next; else ``X-RateLimit-Reset``, the moment the budget refills (an ISO time).
+    """
+    wait = retry_after_seconds(response, cap)
+    if wait is not None:
+        return wait
+    beta = response.headers.get("Beta-Retry-After")
+    if beta:
+        try:
+            return min(max(float(beta), 0.0), cap)
+        except ValueError:
+            pass
+    reset = response.headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            moment = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return min(max((moment - datetime.now(UTC)).total_seconds(), 0.0), cap)
+    return None
+
+
 def _wait(error: JiraError, attempt: int) -> float:
     """Retry-After as Jira gave it; otherwise an exponential back-off with jitter."""
     retry_after = getattr(error, "retry_after", None)
@@ -638,6 +818,23 @@ def _may_have_arrived(exc: requests.RequestException) -> bool:
     reason = exc.args[0] if exc.args else None
     reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
     return not isinstance(reason, NewConnectionError)
+
+
+def _exact_user(found: list[dict], email: str) -> JiraUser | None:
+    """The one user an email search found, never a guess.
+
+    A result showing that email address is the user. Jira Cloud hides most users' email
+    (profile visibility), so a search by email may return the right user without it: that
+    is accepted only when it is the single active result and shows no other address,
+    since the query matched it on the hidden email. A name match is never taken.
+    """
+    active = [raw for raw in found if raw.get("active", True)]
+    for raw in active:
+        if (raw.get("emailAddress") or "").lower() == email:
+            return _user(raw)
+    if len(active) == 1 and not active[0].get("emailAddress") and active[0].get("accountId"):
+        return _user({**active[0], "emailAddress": email})
+    return None
 
 
 def _user(raw: dict) -> JiraUser:
@@ -688,6 +885,8 @@ def _translate(exc: JIRAError, operation: str) -> JiraError:
             body = response.json()
             errors = body.get("errors") or {}
             messages = body.get("errorMessages") or []
+            if body.get("errorMessage"):  # Jira Service Management's own error body
+                messages = [body["errorMessage"]]
         except ValueError:
             pass
     detail = "; ".join([*messages, *(f"{k}: {v}" for k, v in errors.items())]) or exc.text
@@ -696,7 +895,7 @@ def _translate(exc: JIRAError, operation: str) -> JiraError:
         message += " (check ATLASSIAN_USER and ATLASSIAN_API_TOKEN)"
     kwargs = {"status": status, "errors": errors, "error_messages": messages}
     if status in REFUSED_STATUSES or (status is not None and status >= 500):
-        retry_after = retry_after_seconds(response, 3600) if response is not None else None
+        retry_after = rate_limit_wait(response) if response is not None else None
         return JiraUnavailableError(message, retry_after=retry_after, **kwargs)
     if status in (401, 403):
         return JiraAuthError(message, **kwargs)

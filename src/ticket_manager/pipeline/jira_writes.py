@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 from ticket_manager.graph.messages import FileAttachment
 from ticket_manager.jira.client import JiraClient, JiraUser
@@ -44,12 +45,15 @@ def upload_missing(
     watchers: list[JiraUser],
     *,
     fresh: bool = False,
+    upload: Callable[[str, list[tuple[str, bytes, str]]], None] | None = None,
 ) -> None:
     """Upload the files the issue lacks and add the watchers: a retry never uploads twice.
 
     ``fresh`` says the issue was created by this very call, so it has no files yet and Jira
-    need not be asked which it has.
+    need not be asked which it has. ``upload`` sends one batch (default: the platform API;
+    a JSM request's files go through its service desk, so the customer sees them).
     """
+    upload = upload or jira.add_attachments
     present: set[tuple[str, int]] = set()
     if attachments and not fresh:
         present = jira.attachments_present(key)
@@ -65,13 +69,14 @@ def upload_missing(
         if name is None:
             continue
         if batch and batch_size + attachment.size > UPLOAD_BATCH_BYTES:
-            jira.add_attachments(key, batch)
+            upload(key, batch)
             batch, batch_size = [], 0
         batch.append((name, attachment.content, upload_content_type(attachment.content_type)))
         batch_size += attachment.size
         present.add((name, attachment.size))
         names.add(name)
-    jira.add_attachments(key, batch)
+    if batch:
+        upload(key, batch)
     for watcher in watchers:
         try:
             jira.add_watcher(key, watcher)

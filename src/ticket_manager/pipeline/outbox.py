@@ -295,6 +295,8 @@ class Outbox:
             "author": payload.get("author") or "Support",
             # Files of the comment that are not attached (too large for email): named instead.
             "files_not_attached": [f.get("filename") or "" for f in named],
+            # A JSM customer request's page in the customer portal (``_links.web``).
+            "portal_link": payload.get("portal_url") or None,
         }
         if row.kind == "comment":
             rendered = jira_to_email(payload.get("body") or "")

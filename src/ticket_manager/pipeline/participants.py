@@ -29,6 +29,7 @@ REQUESTER = "requester"
 FIRST_EMAIL = "first-email"
 ADDED = "added"
 WATCHER = "watcher"
+REQUEST_PARTICIPANT = "request-participant"  # a Jira Service Management request participant
 
 
 def _address(value: str | None) -> str | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from ticket_manager.config import Settings
+from ticket_manager.config import Board, Settings
+from ticket_manager.content import to_wiki
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError, GraphUnavailableError
@@ -27,21 +28,30 @@ from ticket_manager.jira.errors import (
     JiraNotFoundError,
     JiraUnavailableError,
 )
+from ticket_manager.jira.service_desk import ServiceDesk
 from ticket_manager.metrics import count_processed, count_ticket_created
 from ticket_manager.models import LedgerMessage, MessageState, Ticket
 from ticket_manager.pipeline import leases, ledger, ordering, participants
 from ticket_manager.pipeline.conversations import ThreadMatch, find_thread, sent_by_us
+from ticket_manager.pipeline.create_screens import fit_to_screen
 from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
 from ticket_manager.pipeline.outbox import enqueue
+from ticket_manager.pipeline.routing import Route, apply_route
 from ticket_manager.pipeline.rules import (
     LOOP_HEADER,
     RuleContext,
     first_rejection,
     sender_address,
 )
+from ticket_manager.pipeline.service_requests import (
+    RaisedRequest,
+    add_participants,
+    raise_request,
+)
 from ticket_manager.pipeline.ticket_records import new_ticket
 from ticket_manager.pipeline.tickets import (
     SOURCE_PROPERTY,
+    CommentDraft,
     TicketDraft,
     build_comment,
     build_ticket,
@@ -170,20 +180,36 @@ class MessageProcessor:
 
     def _create(self, row: LedgerMessage, message: MailMessage, follow_up_of: ThreadMatch | None):
         attachments = self._attachments(message)
-        board = self.settings.board_for(row.mailbox)
+        route = self._route(message)
+        board = self._board(row.mailbox, route)
         project_key = self.jira.project_key_for_board(board.name)
+        desk = self.jira.service_desks.for_project(project_key)
         draft = build_ticket(
             message,
             attachments,
-            settings=self.settings,
+            settings=self._limited_settings(),
             jira=self.jira,
             project_key=project_key,
             follow_up_of=_reference(follow_up_of),
         )
+        if route is not None:
+            draft.fields = apply_route(draft.fields, route, self.settings.label_categories)
+            self._assign_from_route(draft, route)
+        if desk is not None:
+            draft.watchers = []  # a request's people are its customer and participants
+        elif row.ticket_key is None:
+            issue_type = draft.fields["issuetype"]["name"]
+            screen = self.jira.create_screen(project_key, issue_type)
+            if screen is not None:
+                draft.fields = fit_to_screen(draft.fields, screen, self.settings.custom_fields)
         fresh = False
+        raised: RaisedRequest | None = None
         if row.ticket_key is None:
-            row.ticket_key, fresh = self._create_once(row, draft)
-            self._register_ticket(row, message, draft)
+            request_type = (route.request_type if route else None) or self.settings.request_type
+            row.ticket_key, fresh, raised = self._create_once(
+                row, draft, desk, message, request_type
+            )
+            self._register_ticket(row, message, draft, raised, board)
             db.session.commit()
             count_ticket_created("email", message.received_at)
             log.info(
@@ -194,26 +220,72 @@ class MessageProcessor:
                     "ticket": row.ticket_key,
                 },
             )
-        upload_missing(self.jira, row.ticket_key, draft.attachments, draft.watchers, fresh=fresh)
+        upload_missing(
+            self.jira,
+            row.ticket_key,
+            draft.attachments,
+            draft.watchers,
+            fresh=fresh,
+            upload=self._request_upload(desk),
+        )
         self._mark_email(message, row.ticket_key)
         if self.settings.acknowledge:
             sender = message.from_ or message.sender
+            payload = {"requester_name": sender.name if sender else ""}
+            if raised is not None and raised.portal_url:
+                payload["portal_url"] = raised.portal_url
             enqueue(
                 "acknowledgement",
                 row.ticket_key,
                 row.mailbox,
                 f"acknowledgement:{row.ticket_key}",
-                {"requester_name": sender.name if sender else ""},
+                payload,
             )
-        return self._finish(row, MessageState.TICKET_CREATED)
+        note = raised.note if raised is not None else None
+        rule = f"route:{route.rule}" if route is not None else None
+        return self._finish(row, MessageState.TICKET_CREATED, rule=rule, reason=note)
 
-    def _register_ticket(self, row: LedgerMessage, message: MailMessage, draft) -> None:
+    def _request_upload(self, desk: ServiceDesk | None):
+        """On a service desk, files go to the request as the customer's (temporary files
+        then ``request/{key}/attachment``); elsewhere through the platform API."""
+        if desk is None:
+            return None
+        return lambda key, files: self.jira.service_desks.attach(desk, key, files)
+
+    def _route(self, message: MailMessage) -> Route | None:
+        """The routing rule this email matches (ROUTING_RULES), if any."""
+        rules = self.settings.routing_rules
+        return rules.route(message) if rules is not None else None
+
+    def _board(self, mailbox: str, route: Route | None) -> Board:
+        """The route's board (a JIRA_BOARDS key or project:KEY), else the mailbox's."""
+        if route is None or not route.board:
+            return self.settings.board_for(mailbox)
+        if route.board.lower().startswith("project:"):
+            return Board(setting="ROUTING_RULES", name=route.board)
+        return self.settings.board(route.board)
+
+    def _assign_from_route(self, draft: TicketDraft, route: Route) -> None:
+        """The route's assignee, when Jira knows the address (else left unassigned)."""
+        if route.assignee:
+            user = self.jira.find_user(route.assignee)
+            if user is not None:
+                draft.fields["assignee"] = self.jira.user_reference(user)
+
+    def _register_ticket(
+        self,
+        row: LedgerMessage,
+        message: MailMessage,
+        draft,
+        raised: RaisedRequest | None,
+        board: Board,
+    ) -> None:
         if _ticket(row.ticket_key) is not None:
             return
         ticket = new_ticket(
             row.ticket_key,
             fields=draft.fields,
-            board=self.settings.board_for(row.mailbox),
+            board=board,
             settings=self.settings,
             requester=sender_address(message),
             mailbox=row.mailbox,
@@ -227,6 +299,10 @@ class MessageProcessor:
         ticket.reporter_email = sender_address(message) if "reporter" in draft.fields else None
         ticket.set_watchers(w.email for w in draft.watchers if w.email)
         participants.record_first_email(ticket, message, self.settings.mailboxes)
+        if raised is not None:
+            # The request's participants in Jira count as the ticket's participants.
+            for address in raised.participants:
+                participants.add(ticket, address, participants.REQUEST_PARTICIPANT)
         db.session.add(ticket)
 
     # -- a follow-up -----------------------------------------------------------------------
@@ -264,7 +340,7 @@ class MessageProcessor:
         draft = build_comment(
             message,
             attachments,
-            settings=self.settings,
+            settings=self._limited_settings(),
             jira=self.jira,
             known_participants=ticket.participant_set(),
             sent_to_customer=sent_to_customer,
@@ -280,7 +356,7 @@ class MessageProcessor:
                 row.jira_attempt_at = ledger.now()
                 db.session.commit()
                 try:
-                    self.jira.add_comment(key, draft.body, draft.properties)
+                    self._add_comment(ticket, message, draft, sent_to_customer)
                 except JiraNotFoundError:
                     if sent_to_customer:
                         raise
@@ -304,10 +380,47 @@ class MessageProcessor:
                     "ticket": key,
                 },
             )
-        upload_missing(self.jira, key, draft.attachments, draft.watchers)
+        desk = self.jira.service_desks.for_project(ticket.project_key or _project_of(key))
+        watchers = draft.watchers
+        if desk is not None:
+            watchers = []  # on a request, new Cc'd people become participants instead
+            # Every Cc'd person (Jira keeps each participant once), not the requester.
+            own = {m.lower() for m in self.settings.mailboxes} | {ticket.requester or ""}
+            cc = [a for a in message.cc if a.address.lower() not in own]
+            added = add_participants(self.jira, desk, key, cc)
+            for address in added:
+                participants.add(ticket, address, participants.REQUEST_PARTICIPANT)
+            if added:
+                db.session.commit()
+        upload_missing(
+            self.jira, key, draft.attachments, watchers, upload=self._request_upload(desk)
+        )
         if not sent_to_customer:
             self._mark_email(message, key)
         return self._finish(row, MessageState.COMMENTED)
+
+    def _add_comment(
+        self, ticket: Ticket, message: MailMessage, draft: CommentDraft, sent_to_customer: bool
+    ) -> None:
+        """A platform comment, or on a service desk a request comment.
+
+        On a request, what the requester or a participant writes (and staff's own replies
+        to them) is public: the customer sees it in the portal. Mail from anyone else is
+        an internal comment.
+        """
+        desk = self.jira.service_desks.for_project(ticket.project_key or _project_of(ticket.key))
+        if desk is None or draft.content is None:
+            self.jira.add_comment(ticket.key, draft.body, draft.properties)
+            return
+        sender = sender_address(message)
+        people = ticket.participant_set() | ({ticket.requester} if ticket.requester else set())
+        public = sent_to_customer or (sender is not None and sender.lower() in people)
+        comment_id = self.jira.service_desks.add_comment(
+            ticket.key, to_wiki(draft.content), public=public
+        )
+        self.jira.set_comment_property(
+            comment_id, SOURCE_PROPERTY, draft.properties[SOURCE_PROPERTY]
+        )
 
     def _attachments(self, message: MailMessage) -> list[FileAttachment]:
         # Exchange reports hasAttachments false when only inline images are attached. An HTML
@@ -319,13 +432,30 @@ class MessageProcessor:
             if message.body_type.lower() != "html" and not _may_carry_files(message):
                 return []
         return self.graph.list_attachments(
-            message.mailbox, message.id, max_size=self.settings.max_attachment_size
+            message.mailbox, message.id, max_size=self._limited_settings().max_attachment_size
         )
 
-    def _create_once(self, row: LedgerMessage, draft: TicketDraft) -> tuple[str, bool]:
-        """Create the issue, unless an interrupted earlier attempt already did.
+    def _limited_settings(self) -> Settings:
+        """The settings with the upload limit lowered to the site's (``attachment/meta``):
+        a file over it is named in the ticket instead of failing the email."""
+        site = self.jira.attachment_limit()
+        if site is None or site >= self.settings.max_attachment_size:
+            return self.settings
+        return replace(self.settings, max_attachment_size=site)
 
-        Returns the key and whether this call created it (rather than adopted it).
+    def _create_once(
+        self,
+        row: LedgerMessage,
+        draft: TicketDraft,
+        desk: ServiceDesk | None,
+        message: MailMessage,
+        request_type: str,
+    ) -> tuple[str, bool, RaisedRequest | None]:
+        """Create the issue (a customer request on a service desk), unless an interrupted
+        earlier attempt already did.
+
+        Returns the key, whether this call created it (rather than adopted it), and the
+        request made when it is a customer request.
         """
         if row.jira_attempt_at is not None:
             waited = ledger.now() - ledger.as_utc(row.jira_attempt_at)
@@ -343,11 +473,21 @@ class MessageProcessor:
                     "adopted a ticket created by an interrupted attempt",
                     extra={"message_id": row.internet_message_id, "ticket": found},
                 )
-                return found, False
+                return found, False, None
         row.jira_attempt_at = ledger.now()
         db.session.commit()
+        if desk is not None:
+            raised = raise_request(
+                self.jira,
+                desk,
+                draft,
+                message,
+                request_type_name=request_type,
+                own_addresses=self.settings.mailboxes,
+            )
+            return raised.key, True, raised
         key = create_issue(self.jira, draft.fields, draft.properties, draft.optional_fields)
-        return key, True
+        return key, True, None
 
     def _mark_email(self, message: MailMessage, key: str) -> None:
         """Show the outcome in the mailbox; a failure here is logged, the ticket stands."""
@@ -421,6 +561,10 @@ def _ticket(key: str | None) -> Ticket | None:
     if key is None:
         return None
     return db.session.scalar(select(Ticket).where(Ticket.key == key))
+
+
+def _project_of(key: str) -> str:
+    return key.rsplit("-", 1)[0]
 
 
 def _is_transient(exc: Exception) -> bool:

@@ -29,6 +29,8 @@ class TicketDraft:
     attachments: list[FileAttachment] = field(default_factory=list)
     watchers: list[JiraUser] = field(default_factory=list)
     optional_fields: tuple[str, ...] = ("priority", "reporter")
+    # The description as a document, for a JSM request (whose API takes text, not ADF).
+    content: EmailContent | None = None
 
 
 def category_and_title(subject: str, settings: Settings) -> tuple[str | None, str]:
@@ -46,6 +48,9 @@ def safe_filename(name: str, taken: set[str]) -> str:
     """A file name without directories or control characters, unique among ``taken``."""
     base = PureWindowsPath(PurePosixPath(name or "").name).name
     base = "".join(c for c in base if unicodedata.category(c)[0] != "C").strip(" .")
+    # A double quote goes into the multipart header as %22, which one server decodes and
+    # another keeps: an apostrophe is stored the same everywhere, so a retry finds the file.
+    base = base.replace('"', "'")
     base = base or "attachment"
     stem, dot, suffix = base.rpartition(".")
     if len(base) > MAX_FILENAME:
@@ -69,6 +74,7 @@ class CommentDraft:
     properties: dict[str, dict]
     attachments: list[FileAttachment] = field(default_factory=list)
     watchers: list[JiraUser] = field(default_factory=list)
+    content: EmailContent | None = None
 
 
 def _format_addresses(addresses: tuple[Address, ...]) -> str:
@@ -142,6 +148,7 @@ def build_ticket(
         },
         attachments=uploads,
         watchers=watchers,
+        content=content,
     )
 
 
@@ -231,4 +238,5 @@ def build_comment(
         },
         attachments=uploads,
         watchers=watchers,
+        content=content,
     )

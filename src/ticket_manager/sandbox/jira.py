@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, g, request
 
@@ -21,6 +22,7 @@ from ticket_manager.sandbox.jira_adf import is_valid_adf, text_to_adf
 from ticket_manager.sandbox.jira_api import register_routes
 from ticket_manager.sandbox.jira_http import JiraError, jira_error_response
 from ticket_manager.sandbox.jira_jql import Catalog, JqlError, Query, compile_jql
+from ticket_manager.sandbox.jira_servicedesk import RequestType, ServiceDesk, ServiceDeskState
 from ticket_manager.sandbox.jira_store import (
     ISSUE_TYPES,
     PRIORITIES,
@@ -68,6 +70,8 @@ class JiraEmulator:
         # Jira Cloud's default attachment limit is 1 GB; tests lower it to see the 413.
         self.max_attachment_size = 1024 * 1024 * 1024
         self.server_title = "Jira"
+        # True: a 429 says how long to wait in Beta-Retry-After instead of Retry-After.
+        self.beta_rate_limits = False
         account = {**DEFAULT_SERVICE_ACCOUNT, **(service_account or {})}
         self.service_account = self.store.add_user(
             account["email"],
@@ -86,6 +90,7 @@ class JiraEmulator:
         lead = self.store.find_user("alice.agent@example.com")
         self.store.add_project("SUP", "Support", "support", lead["id"] if lead else None)
         self.store.add_project("DEV", "Development", "development", lead["id"] if lead else None)
+        self.service_desks = ServiceDeskState()
         self.app = Flask(f"jira-emulator-{deployment.lower()}")
         self.controls = SandboxControls("jira", self.render_error)
         self.controls.state_dumper = self.store.dump
@@ -113,8 +118,13 @@ class JiraEmulator:
         username: str | None = None,
         account_type: str = "atlassian",
         active: bool = True,
+        email_hidden: bool = False,
     ) -> dict:
-        """Add a user; returns ``{"accountId"|"key", "name", "emailAddress", "displayName"}``."""
+        """Add a user; returns ``{"accountId"|"key", "name", "emailAddress", "displayName"}``.
+
+        ``email_hidden``: on Cloud the user hides their email (profile visibility), so
+        answers leave ``emailAddress`` out; a search by the address still finds them.
+        """
         user = self.store.add_user(
             email,
             display_name,
@@ -123,7 +133,15 @@ class JiraEmulator:
             account_type=account_type,
             active=active,
         )
+        user["email_hidden"] = email_hidden and self.is_cloud
         return self.user_info(user)
+
+    def set_time_zone(self, email: str, time_zone: str) -> None:
+        """A user's profile time zone: Jira reads absolute JQL dates in the caller's zone."""
+        user = self.store.find_user(email)
+        if user is None:
+            raise KeyError(email)
+        user["time_zone"] = time_zone
 
     def user_info(self, user: dict) -> dict:
         """The identifiers a test needs to refer to a user through the API."""
@@ -150,6 +168,47 @@ class JiraEmulator:
             "name": project["name"],
             "boardId": project["board_id"],
         }
+
+    def set_create_screen(
+        self,
+        project_key: str,
+        *,
+        hidden: tuple[str, ...] = (),
+        custom: dict[str, dict] | None = None,
+    ) -> None:
+        """A project's create screen without the ``hidden`` system fields (labels,
+        priority...) and with ``custom`` fields ``{id: {"name", "required"}}``."""
+        project = self.store.find_project(project_key)
+        if project is None:
+            raise KeyError(project_key)
+        project["create_screen"] = {"hidden": set(hidden), "custom": dict(custom or {})}
+
+    def add_service_desk(
+        self, key: str, name: str, *, request_type: str = "Emailed request", **type_options
+    ) -> ServiceDesk:
+        """A JSM project (no board) with its service desk and one request type."""
+        project = self.store.add_project(key.upper(), name, None, self.service_account["id"])
+        project["type"] = "service_desk"  # its comments may be internal notes
+        desk = self.service_desks.add_desk(project["key"])
+        self.service_desks.add_request_type(desk, request_type, **type_options)
+        return desk
+
+    def add_request_type(self, desk: ServiceDesk, name: str, **options) -> RequestType:
+        """Another request type on a service desk (fields, required ones, custom fields)."""
+        return self.service_desks.add_request_type(desk, name, **options)
+
+    def add_customer(self, desk: ServiceDesk, email: str, display_name: str) -> dict:
+        """A customer account (portal-only) already added to ``desk``."""
+        user = self.store.add_user(email, display_name, username=email, account_type="customer")
+        desk.customers.add(user["id"])
+        return self.user_info(user)
+
+    def request_participants(self, key: str) -> list[str]:
+        """The emails of a customer request's participants."""
+        issue = self.store.find_issue(key)
+        if issue is None or "request" not in issue:
+            raise KeyError(key)
+        return [self.store.users[u]["email"] for u in issue["request"]["participants"]]
 
     def add_issue(
         self,
@@ -292,7 +351,9 @@ class JiraEmulator:
         }
         response = jira_error_response(status, [messages.get(status, "Request failed")])
         if retry_after is not None:
-            response.headers["Retry-After"] = str(int(retry_after))
+            # Cloud's points-based limits announce the wait as Beta-Retry-After.
+            name = "Beta-Retry-After" if self.beta_rate_limits and status == 429 else "Retry-After"
+            response.headers[name] = str(int(retry_after))
         if status == 429:
             reset = self.clock() + timedelta(seconds=retry_after or 0)
             if self.is_cloud:
@@ -463,6 +524,8 @@ class JiraEmulator:
             named_values=named,
             current_user=self._user_refs(caller["id"]),
             now=self.clock(),
+            # Jira reads absolute JQL dates in the caller's profile time zone.
+            time_zone=ZoneInfo(caller.get("time_zone") or "UTC"),
             user_exists=lambda value: (
                 self.store.find_user(value) is not None
                 or any(

@@ -29,6 +29,7 @@ from ticket_manager.sandbox.jira_http import (
     route_decorator,
 )
 from ticket_manager.sandbox.jira_issue_api import register_issue_routes
+from ticket_manager.sandbox.jira_servicedesk import register_servicedesk_routes
 from ticket_manager.sandbox.jira_store import (
     ISSUE_TYPES,
     PRIORITIES,
@@ -57,6 +58,16 @@ SEARCH_REMOVED = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
     "A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
 )
+PERMISSIONS_KNOWN = {
+    "BROWSE_PROJECTS",
+    "CREATE_ISSUES",
+    "EDIT_ISSUES",
+    "DELETE_ISSUES",
+    "ADD_COMMENTS",
+    "CREATE_ATTACHMENTS",
+    "TRANSITION_ISSUES",
+    "ASSIGN_ISSUES",
+}
 UNBOUNDED = (
     "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
 )
@@ -92,6 +103,7 @@ def register_routes(emu: JiraEmulator) -> None:
 
     route = route_decorator(app)
     register_issue_routes(emu, route)
+    register_servicedesk_routes(emu, route)
 
     # -- instance ---------------------------------------------------------------------------
 
@@ -111,6 +123,31 @@ def register_routes(emu: JiraEmulator) -> None:
                 "serverTitle": emu.server_title,
             }
         )
+
+    @route(f"{API}/mypermissions")
+    def my_permissions(version: str):
+        # The emulator knows one global permission: Jira administrators may create JSM
+        # customers (POST /rest/servicedeskapi/customer), as Atlassian documents.
+        wanted = list_arg("permissions")
+        if not wanted:
+            raise JiraError(400, ["The 'permissions' query parameter is required."])
+        found = {}
+        for key in wanted:
+            if key == "ADMINISTER":
+                have = emu.service_desks.customer_creation_allowed
+            else:
+                have = key in PERMISSIONS_KNOWN and key not in g.user["revoked"]
+            found[key] = {
+                "id": str(sorted(PERMISSIONS_KNOWN | {"ADMINISTER"}).index(key))
+                if key in PERMISSIONS_KNOWN | {"ADMINISTER"}
+                else "0",
+                "key": key,
+                "name": key.replace("_", " ").title(),
+                "type": "GLOBAL" if key == "ADMINISTER" else "PROJECT",
+                "description": "",
+                "havePermission": have,
+            }
+        return json_response({"permissions": found})
 
     @route(f"{API}/myself")
     def myself(version: str):

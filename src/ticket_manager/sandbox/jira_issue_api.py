@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING, Any
 from flask import Response, g, request
 
 from ticket_manager.sandbox.jira_adf import adf_to_text, is_valid_adf
+from ticket_manager.sandbox.jira_create_meta import (
+    check_create_screen,
+    register_create_meta_routes,
+)
 from ticket_manager.sandbox.jira_http import (
     API,
     JiraError,
@@ -53,6 +57,7 @@ MAX_PROPERTY_SIZE = 32768
 def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
     """Add the issue routes to ``emu.app`` through ``route``."""
     store = emu.store
+    register_create_meta_routes(emu, route)
 
     # -- issues -----------------------------------------------------------------------------
 
@@ -63,6 +68,8 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
         errors: dict[str, str] = {}
         clean: dict[str, Any] = {}
         for name in fields:
+            if creating and name.startswith("customfield_"):
+                continue  # checked against the project's create screen below
             if name not in SETTABLE_FIELDS or (name == "project" and not creating):
                 errors[name] = _not_on_screen(name)
         if creating:
@@ -82,6 +89,8 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
                     403, ["You do not have permission to create issues in this project."]
                 )
             clean["project"] = project
+            if project is not None:
+                check_create_screen(project, fields, errors, clean)
             if "issuetype" not in fields:
                 errors["issuetype"] = (
                     "Specify an issue type" if emu.is_cloud else "issue type is required"
@@ -105,7 +114,8 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
                 errors["summary"] = "Operation value must be a string"
             elif "\n" in summary or "\r" in summary:
                 errors["summary"] = "The summary is invalid because it contains newline characters."
-            elif len(summary) > 255:
+            elif len(summary.encode("utf-16-le")) // 2 > 255:
+                # Jira is Java: it counts UTF-16 code units (an emoji is two).
                 errors["summary"] = (
                     "Summary can't exceed 255 characters."
                     if emu.is_cloud
@@ -227,7 +237,9 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
             clean = validate_fields(body["fields"], version, creating=True)
             comments = apply_update_ops(body.get("update"), version, clean, None)
             project = clean.pop("project")
+            custom = clean.pop("custom", {})
             issue = store.create_issue(project, clean, g.user["id"], emu.clock())
+            issue["custom"] = custom
             for comment_body in comments:
                 store.add_comment(issue, g.user["id"], comment_body, emu.clock())
             for prop in body.get("properties") or []:
@@ -423,7 +435,7 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
             data = part.read()
             if len(data) > emu.max_attachment_size:
                 raise JiraError(413, [_too_large_message(emu.max_attachment_size)])
-            filename = part.filename or "attachment"
+            filename = java_filename(part.filename)
             guessed = mimetypes.guess_type(filename)[0]
             declared = part.mimetype if part.mimetype != "application/octet-stream" else None
             payloads.append((filename, data, guessed or declared or "application/octet-stream"))
@@ -723,6 +735,31 @@ def register_issue_routes(emu: JiraEmulator, route: Callable) -> None:
         with store.lock:
             issue["properties"].pop(property_key)
         return no_content()
+
+    @route(f"{API}/comment/<comment_id>/properties/<property_key>", ("PUT",))
+    def set_comment_property(version: str, comment_id: str, property_key: str):
+        # Comment properties live on the comment, which is found by id across issues.
+        comment = next(
+            (c for i in store.issues.values() for c in i["comments"] if c["id"] == comment_id),
+            None,
+        )
+        if comment is None or "BROWSE_PROJECTS" in g.user["revoked"]:
+            raise JiraError(404, [f"Can not find a comment for the id: {comment_id}."])
+        value = read_json()
+        with store.lock:
+            created = property_key not in comment["properties"]
+            comment["properties"][property_key] = value
+        return Response(status=201 if created else 200)
+
+
+def java_filename(name: str | None) -> str:
+    """The file name as Jira's Java multipart parser keeps it.
+
+    Clients following HTML5 (urllib3 2, browsers) send a double quote as ``%22``; the
+    parser behind Jira does not percent-decode, so the name keeps ``%22`` (Werkzeug, which
+    serves the emulator, decodes it: it is put back here).
+    """
+    return (name or "attachment").replace('"', "%22")
 
 
 def _not_on_screen(name: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 
@@ -415,6 +415,7 @@ class Catalog:
     current_user: set[str]
     now: datetime
     user_exists: Callable[[str], bool] = lambda _value: True
+    time_zone: tzinfo = UTC
 
 
 @dataclass
@@ -522,7 +523,7 @@ def _check(node: Any, catalog: Catalog, errors: list[str]) -> None:
                 errors.append(f"The value '{value}' does not exist for the field '{node.field}'.")
         elif kind == "date" and value is not None:
             try:
-                _parse_date(str(value), catalog.now)
+                _parse_date(str(value), catalog.now, catalog.time_zone)
             except ValueError:
                 errors.append(
                     f"Date value '{value}' for field '{node.field}' is invalid. Valid formats "
@@ -551,7 +552,7 @@ _RELATIVE_PART = re.compile(r"(\d+)([wdhm])")
 _ABSOLUTE_FORMATS = ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d")
 
 
-def _parse_date(value: str, now: datetime) -> datetime:
+def _parse_date(value: str, now: datetime, zone: tzinfo = UTC) -> datetime:
     text = value.strip()
     relative = _RELATIVE.match(text)
     if relative:
@@ -563,7 +564,7 @@ def _parse_date(value: str, now: datetime) -> datetime:
         return now + sign * delta
     for fmt in _ABSOLUTE_FORMATS:
         try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+            return datetime.strptime(text, fmt).replace(tzinfo=zone)
         except ValueError:
             continue
     raise ValueError(value)
@@ -633,7 +634,7 @@ def _equals(kind: str | None, actual: Any, wanted: Any, catalog: Catalog) -> boo
         wanted_time = _function_date(wanted, catalog.now)
         return isinstance(actual, datetime) and actual == wanted_time
     if kind == "date":
-        start = _parse_date(str(wanted), catalog.now)
+        start = _parse_date(str(wanted), catalog.now, catalog.time_zone)
         return isinstance(actual, datetime) and actual == start
     if isinstance(actual, set):
         return str(wanted).lower() in {str(a).lower() for a in actual}
@@ -652,7 +653,7 @@ def _compare(kind: str | None, actual: Any, wanted: Any, operator: str, catalog:
         if isinstance(wanted, Function):
             limit = _function_date(wanted, catalog.now)
         else:
-            limit = _parse_date(str(wanted), catalog.now)
+            limit = _parse_date(str(wanted), catalog.now, catalog.time_zone)
         left, right = actual, limit
     elif kind == "key":
         left_key, right_key = _key_parts(actual), _key_parts(wanted)

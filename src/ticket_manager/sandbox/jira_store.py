@@ -193,8 +193,8 @@ class JiraStore:
 
     # -- projects ---------------------------------------------------------------------------
 
-    def add_project(self, key: str, name: str, board_name: str, lead_id: str | None) -> dict:
-        """Create a project and its board."""
+    def add_project(self, key: str, name: str, board_name: str | None, lead_id: str | None) -> dict:
+        """Create a project and its board (none for a service desk, which has no board)."""
         with self.lock:
             project = {
                 "id": str(next(self._project_ids)),
@@ -202,11 +202,13 @@ class JiraStore:
                 "name": name,
                 "lead": lead_id,
                 "next_number": 1,
-                "board_id": next(self._board_ids),
+                "board_id": next(self._board_ids) if board_name else None,
                 # "software" (Jira Software / Work Management) or "service_desk" (JSM).
                 "type": "software",
             }
             self.projects[key] = project
+            if board_name is None:
+                return project
             self.boards[project["board_id"]] = {
                 "id": project["board_id"],
                 "name": board_name,
@@ -380,7 +382,7 @@ class JiraStore:
                     for u in self.users.values()
                 ],
                 "projects": [
-                    {**p, "board_name": self.boards[p["board_id"]]["name"]}
+                    {**p, "board_name": (self.boards.get(p["board_id"]) or {}).get("name")}
                     for p in self.projects.values()
                 ],
                 "issues": [self.issue_summary(issue) for issue in self.issues.values()],
@@ -434,4 +436,15 @@ class JiraStore:
             ],
             "watchers": [email(w) for w in issue["watchers"]],
             "properties": {k: v for k, v in issue["properties"].items()},
+            "custom": dict(issue.get("custom") or {}),
+            "request": (
+                {
+                    "service_desk": issue["request"]["service_desk"],
+                    "request_type": issue["request"]["request_type"],
+                    "participants": [email(u) for u in issue["request"]["participants"]],
+                    "custom": dict(issue["request"]["custom"]),
+                }
+                if "request" in issue
+                else None
+            ),
         }

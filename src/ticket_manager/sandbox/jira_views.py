@@ -74,9 +74,12 @@ class JiraViews:
                 "avatarUrls": self.avatar_urls(user["id"]),
                 "displayName": user["display_name"],
                 "active": user["active"],
-                "timeZone": "Etc/UTC",
+                "timeZone": user.get("time_zone") or "Etc/UTC",
                 "accountType": user["account_type"],
             }
+            if user.get("email_hidden"):
+                # Profile visibility "only you": Cloud leaves the address out entirely.
+                del body["emailAddress"]
         else:
             body = {
                 "self": f"{self.api}/user?username={user['username']}",
@@ -86,7 +89,7 @@ class JiraViews:
                 "avatarUrls": self.avatar_urls(user["id"]),
                 "displayName": user["display_name"],
                 "active": user["active"],
-                "timeZone": "Etc/UTC",
+                "timeZone": user.get("time_zone") or "Etc/UTC",
             }
         if full:
             body["locale"] = "en_US"
