@@ -124,27 +124,30 @@ def test_attachments_land_on_the_request_as_the_customer_s(helpdesk):
     assert any(p.endswith("/HD-1/attachment") for p in paths)
 
 
-def test_a_customer_reply_is_a_public_comment_and_a_stranger_s_is_internal(helpdesk):
-    # The requester's follow-up is a public request comment saying who wrote it; mail
-    # from someone who is neither requester nor participant stays internal.
+def test_a_customer_reply_is_a_public_comment_and_a_stranger_s_is_a_request_of_its_own(helpdesk):
+    # The requester's follow-up is a public request comment saying who wrote it; mail from
+    # someone who is neither requester nor participant never joins the request (it opens a
+    # request of its own that names HD-1).
     helpdesk.deliver(sender=ERIN)
     helpdesk.run_once()
     helpdesk.deliver(sender=ERIN, subject="RE: [HD-1] Printer jammed", body="Still broken.")
+    helpdesk.run_once()
     helpdesk.deliver(
         sender="Mallory <mallory@example.com>",
         subject="RE: [HD-1] Printer jammed",
         body="I saw it too.",
     )
     helpdesk.run_once()
-    [issue] = helpdesk.issues()
-    by_text = {("Still broken." in c["body"]): c for c in issue["comments"]}
-    assert by_text[True]["public"] is True
-    assert "*From:* Erin Example" in by_text[True]["body"]
-    assert by_text[False]["public"] is False
+    issues = {i["key"]: i for i in helpdesk.issues()}
+    [comment] = issues["HD-1"]["comments"]
+    assert "Still broken." in comment["body"] and comment["public"] is True
+    assert "*From:* Erin Example" in comment["body"]
+    assert "Refers to:* HD-1" in issues["HD-2"]["description"].replace("\\", "")
+    assert "I saw it too." in issues["HD-2"]["description"]
     assert [r.state for r in helpdesk.rows()] == [
         MessageState.TICKET_CREATED,
         MessageState.COMMENTED,
-        MessageState.COMMENTED,
+        MessageState.TICKET_CREATED,
     ]
 
 
