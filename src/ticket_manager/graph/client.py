@@ -58,10 +58,11 @@ DELTA_RESTART_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncsta
 
 @dataclass
 class DeltaPage:
-    """One page of a delta query: new or changed messages, removed ids, and where to go next."""
+    """One page of a delta query: new messages, removed and updated ids, where to go next."""
 
     messages: list[MailMessage] = field(default_factory=list)
     removed_ids: list[str] = field(default_factory=list)
+    updated_ids: list[str] = field(default_factory=list)
     next_link: str | None = None
     delta_link: str | None = None
 
@@ -108,12 +109,19 @@ class GraphClient:
         page_size: int = 50,
         received_since: datetime | None = None,
     ) -> Iterator[DeltaPage]:
-        """Walk a delta round: from ``delta_link``, or from scratch, to the next delta link."""
+        """Walk a delta round: from ``delta_link``, or from scratch, to the next delta link.
+
+        Only created items are asked for (``changeType=created``, kept in the links): our own
+        marking of a processed email would otherwise come back as an "updated" item carrying
+        only the changed properties, and moves out of the folder or deletions change nothing
+        for us (the ledger row keeps the immutable id). A partial item that comes anyway is
+        counted in ``updated_ids``, never turned into a message.
+        """
         if delta_link:
             url, params = delta_link, None
         else:
             url = f"/users/{quote(mailbox)}/mailFolders/{quote(folder)}/messages/delta"
-            params = {"$select": ",".join(MESSAGE_FIELDS)}
+            params = {"$select": ",".join(MESSAGE_FIELDS), "changeType": "created"}
             if received_since is not None:
                 since = received_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 params["$filter"] = f"receivedDateTime ge {since}"
@@ -126,6 +134,8 @@ class GraphClient:
             for item in body.get("value", []):
                 if "@removed" in item:
                     page.removed_ids.append(item["id"])
+                elif _is_partial(item):
+                    page.updated_ids.append(item["id"])
                 else:
                     page.messages.append(MailMessage.from_graph(item, mailbox=mailbox))
             yield page
@@ -463,6 +473,15 @@ def _log_retry(state: RetryCallState) -> None:
             "wait_s": round(state.next_action.sleep, 2) if state.next_action else None,
         },
     )
+
+
+def _is_partial(item: dict) -> bool:
+    """A delta "updated" item: its id and the changed properties, not a whole message.
+
+    Every whole message has a received time (it was ``$select``ed); an update to read state
+    or categories does not carry one.
+    """
+    return "receivedDateTime" not in item
 
 
 def _is_file(item: dict) -> bool:

@@ -336,7 +336,7 @@ def register_routes(emu: GraphEmulator) -> None:
                     props[key] = parse_recipients(value, key) or []
             elif key == "internetMessageHeaders" and props["isDraft"]:
                 item.context["headers"] = parse_headers(value)
-        box.touch(item)
+        box.touch(item, [k for k in body if not k.startswith("@odata.")])
         emu.notify(box, item, "updated")
 
     @route("/messages/<message_id>/$value")
@@ -395,7 +395,7 @@ def register_routes(emu: GraphEmulator) -> None:
                 added = new_attachment(specs[0])
                 item.attachments.append(added)
                 item.props["hasAttachments"] = any(not a["isInline"] for a in item.attachments)
-                box.touch(item)
+                box.touch(item, ["hasAttachments"])
                 return json_response(
                     {"@odata.context": f"{context}/$entity", **render_attachment(added)}, 201
                 )

@@ -11,6 +11,7 @@ import base64
 import os
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -84,6 +85,9 @@ class MailItem:
     change_key: str = field(default_factory=new_change_key)
     arrived_seq: int = 0
     changed_seq: int = 0
+    # Property name -> the sequence of its last change, so that a delta round can answer an
+    # update with only what changed since its token, as Graph does.
+    changed_props: dict[str, int] = field(default_factory=dict)
 
 
 class Mailbox:
@@ -162,11 +166,13 @@ class Mailbox:
         self.items[item.immutable_id] = item
         return item
 
-    def touch(self, item: MailItem) -> None:
-        """Record a modification: new change key, modified time and delta sequence."""
+    def touch(self, item: MailItem, properties: Iterable[str] = ()) -> None:
+        """Record a modification of ``properties``: new change key, time and delta sequence."""
         item.change_key = new_change_key()
         item.modified = datetime.now(UTC)
         item.changed_seq = self.next_seq()
+        for name in (*properties, "changeKey", "lastModifiedDateTime"):
+            item.changed_props[name] = item.changed_seq
 
     def move(self, item: MailItem, destination: Folder) -> None:
         """Move an item; like Exchange, its REST id changes, its immutable id does not."""
