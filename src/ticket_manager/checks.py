@@ -94,7 +94,7 @@ def run_checks(app: Flask) -> list[CheckResult]:
         for mailbox in settings.mailboxes:
             check(
                 f"mailbox {mailbox}",
-                lambda mailbox=mailbox: _describe_inbox(graph.get_folder(mailbox)),
+                lambda mailbox=mailbox: _describe_mailbox(graph, mailbox),
             )
 
     jira: JiraClient | None = None
@@ -115,5 +115,9 @@ def run_checks(app: Flask) -> list[CheckResult]:
     return results
 
 
-def _describe_inbox(folder: dict) -> str:
-    return f"inbox readable: {folder['total']} messages, {folder['unread']} unread"
+def _describe_mailbox(graph: GraphClient, mailbox: str) -> str:
+    """What MAILBOX resolved to (object id, UPN, aliases), then whether its Inbox reads."""
+    identity = graph.resolve_mailbox(mailbox)
+    folder = graph.get_folder(mailbox)
+    inbox = f"inbox readable: {folder['total']} messages, {folder['unread']} unread"
+    return f"{identity.describe()}; {inbox}"

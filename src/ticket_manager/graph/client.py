@@ -67,6 +67,35 @@ class DeltaPage:
     delta_link: str | None = None
 
 
+@dataclass(frozen=True)
+class MailboxIdentity:
+    """A monitored mailbox as the directory knows it: what MAILBOX said, and what it is.
+
+    ``id`` is the object id every path uses; ``addresses`` are every address of the mailbox
+    (primary SMTP, proxy addresses, UPN), lower-cased, all of them "our own" to the rules.
+    ``note`` says why the mailbox could not be resolved, when its address is used as it is.
+    """
+
+    configured: str
+    id: str | None
+    user_principal_name: str | None
+    mail: str | None
+    addresses: frozenset[str]
+    note: str | None = None
+
+    @property
+    def path_key(self) -> str:
+        return self.id or self.configured
+
+    def describe(self) -> str:
+        """One line for `flask check`: what the configured address resolved to."""
+        if self.id is None:
+            return f"used as given ({self.note})"
+        aliases = sorted(self.addresses - {(self.mail or "").lower(), self.configured.lower()})
+        text = f"user {self.id}, UPN {self.user_principal_name}, primary address {self.mail}"
+        return f"{text}, aliases {', '.join(aliases)}" if aliases else text
+
+
 class GraphClient:
     """Calls Graph v1.0 for one app registration; safe to share between threads."""
 
@@ -87,12 +116,66 @@ class GraphClient:
         self._timeout = timeout
         self._mailbox_slots: dict[str, threading.BoundedSemaphore] = {}
         self._slots_lock = threading.Lock()
+        self._identities: dict[str, MailboxIdentity] = {}
+
+    # -- mailbox identity ------------------------------------------------------------------
+
+    def resolve_mailbox(self, mailbox: str) -> MailboxIdentity:
+        """The mailbox's object id and addresses, looked up once per client.
+
+        MAILBOX may hold the primary SMTP address or the UPN; Graph's paths take only the UPN
+        or the object id, and in hybrid tenants the two differ (an SMTP address in the path
+        answers ErrorInvalidUser). The direct read is tried first, then a filter on
+        proxyAddresses. Without a directory permission (User.Read.All, or a delegated
+        sign-in on a shared mailbox) the address is used as given, as before.
+        """
+        key = mailbox.lower()
+        known = self._identities.get(key)
+        if known is not None:
+            return known
+        select = {"$select": "id,userPrincipalName,mail,proxyAddresses"}
+        try:
+            try:
+                user = self._request("GET", f"/users/{quote(mailbox)}", params=select).json()
+            except GraphNotFoundError:
+                escaped = mailbox.replace("'", "''")
+                params = {**select, "$filter": f"proxyAddresses/any(x:x eq 'smtp:{escaped}')"}
+                found = self._request("GET", "/users", params=params).json().get("value", [])
+                if not found:
+                    raise GraphNotFoundError(
+                        f"no user of this tenant has the address or UPN {mailbox}: check "
+                        "MAILBOX (the mailbox must be in Exchange Online)",
+                        status=404,
+                        code="ResourceNotFound",
+                    ) from None
+                user = found[0]
+        except (GraphPermissionError, GraphRequestError) as exc:
+            identity = MailboxIdentity(
+                mailbox, None, None, None, frozenset({key}), note=f"not resolved: {exc}"
+            )
+        else:
+            identity = _identity_of(mailbox, user)
+        self._identities[key] = identity
+        return identity
+
+    def own_addresses(self, mailboxes: tuple[str, ...] | list[str]) -> frozenset[str]:
+        """Every address of the monitored mailbox(es) resolved so far, and the configured ones."""
+        found = {m.lower() for m in mailboxes}
+        for mailbox in mailboxes:
+            identity = self._identities.get(mailbox.lower())
+            if identity is not None:
+                found |= identity.addresses
+        return frozenset(found)
+
+    def _user(self, mailbox: str) -> str:
+        """The path segment of a mailbox: its object id once resolved."""
+        return quote(self.resolve_mailbox(mailbox).path_key)
 
     # -- mail ------------------------------------------------------------------------------
 
     def get_folder(self, mailbox: str, folder: str = "inbox") -> dict:
         """A mail folder's counts: proves the mailbox exists and Mail.Read reaches it."""
-        path = f"/users/{quote(mailbox)}/mailFolders/{quote(folder)}"
+        path = f"/users/{self._user(mailbox)}/mailFolders/{quote(folder)}"
         body = self._request("GET", path).json()
         return {
             "name": body.get("displayName"),
@@ -120,7 +203,7 @@ class GraphClient:
         if delta_link:
             url, params = delta_link, None
         else:
-            url = f"/users/{quote(mailbox)}/mailFolders/{quote(folder)}/messages/delta"
+            url = f"/users/{self._user(mailbox)}/mailFolders/{quote(folder)}/messages/delta"
             params = {"$select": ",".join(MESSAGE_FIELDS), "changeType": "created"}
             if received_since is not None:
                 since = received_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -159,7 +242,7 @@ class GraphClient:
         if received_since is not None:
             since = received_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             params["$filter"] = f"receivedDateTime ge {since}"
-        url: str | None = f"/users/{quote(mailbox)}/mailFolders/{quote(folder)}/messages"
+        url: str | None = f"/users/{self._user(mailbox)}/mailFolders/{quote(folder)}/messages"
         while url:
             body = self._request("GET", url, params=params).json()
             yield from body.get("value", [])
@@ -167,7 +250,7 @@ class GraphClient:
 
     def get_message(self, mailbox: str, message_id: str) -> MailMessage:
         """One message with everything the pipeline needs."""
-        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(message_id)}"
         params = {"$select": ",".join(MESSAGE_FIELDS)}
         return MailMessage.from_graph(
             self._request("GET", path, params=params).json(), mailbox=mailbox
@@ -183,7 +266,7 @@ class GraphClient:
         raw (``$value``) instead of as base64 inside JSON, at a quarter of the memory. Small
         files, the usual case, then come in one more listing with their content.
         """
-        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}/attachments"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(message_id)}/attachments"
         listed = self._attachment_pages(path, {"$select": ATTACHMENT_METADATA})
         limit = max_size if max_size is not None else float("inf")
         too_large = {a["id"] for a in listed if _is_file(a) and _declared(a) > limit + SIZE_SLACK}
@@ -231,23 +314,27 @@ class GraphClient:
         body: dict = {"categories": categories}
         if is_read is not None:
             body["isRead"] = is_read
-        self._request("PATCH", f"/users/{quote(mailbox)}/messages/{quote(message_id)}", json=body)
+        self._request(
+            "PATCH", f"/users/{self._user(mailbox)}/messages/{quote(message_id)}", json=body
+        )
 
     def move_message(self, mailbox: str, message_id: str, folder_id: str) -> str:
         """Move a message; returns its id (unchanged, since ids are immutable)."""
-        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}/move"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(message_id)}/move"
         return self._request("POST", path, json={"destinationId": folder_id}).json()["id"]
 
     def find_folder_id(self, mailbox: str, name: str) -> str | None:
         """The id of a top-level folder by display name (or well-known name), if it exists."""
         try:
-            path = f"/users/{quote(mailbox)}/mailFolders/{quote(name)}"
+            path = f"/users/{self._user(mailbox)}/mailFolders/{quote(name)}"
             return self._request("GET", path).json()["id"]
         except (GraphNotFoundError, GraphRequestError):
             pass
         escaped = name.replace("'", "''")
         params = {"$filter": f"displayName eq '{escaped}'", "$select": "id,displayName"}
-        body = self._request("GET", f"/users/{quote(mailbox)}/mailFolders", params=params).json()
+        body = self._request(
+            "GET", f"/users/{self._user(mailbox)}/mailFolders", params=params
+        ).json()
         matches = body.get("value", [])
         return matches[0]["id"] if matches else None
 
@@ -258,19 +345,19 @@ class GraphClient:
     ) -> Draft:
         """A reply draft to ``message_id`` (threaded by Exchange), with our fields applied."""
         action = "createReplyAll" if reply_all else "createReply"
-        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}/{action}"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(message_id)}/{action}"
         return Draft.from_graph(self._request("POST", path, json={"message": message}).json())
 
     def create_draft(self, mailbox: str, message: dict) -> Draft:
         """A new draft (when the email to reply to is gone)."""
-        path = f"/users/{quote(mailbox)}/messages"
+        path = f"/users/{self._user(mailbox)}/messages"
         return Draft.from_graph(self._request("POST", path, json=message).json())
 
     def add_attachment(
         self, mailbox: str, draft_id: str, name: str, content_type: str, content: bytes
     ) -> None:
         """Attach a file (up to 3 MB, Graph's limit for a single request) to a draft."""
-        path = f"/users/{quote(mailbox)}/messages/{quote(draft_id)}/attachments"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(draft_id)}/attachments"
         body = {
             "@odata.type": "#microsoft.graph.fileAttachment",
             "name": name,
@@ -280,11 +367,11 @@ class GraphClient:
         self._request("POST", path, json=body)
 
     def send_draft(self, mailbox: str, draft_id: str) -> None:
-        self._request("POST", f"/users/{quote(mailbox)}/messages/{quote(draft_id)}/send")
+        self._request("POST", f"/users/{self._user(mailbox)}/messages/{quote(draft_id)}/send")
 
     def is_draft(self, mailbox: str, message_id: str) -> bool | None:
         """True while still a draft, False once sent, None when it no longer exists."""
-        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(message_id)}"
         try:
             body = self._request("GET", path, params={"$select": "id,isDraft"}).json()
         except GraphNotFoundError:
@@ -301,7 +388,7 @@ class GraphClient:
             "changeType": "created",
             "notificationUrl": notification_url,
             "lifecycleNotificationUrl": notification_url,
-            "resource": f"users/{mailbox}/mailFolders('Inbox')/messages",
+            "resource": f"users/{self._user(mailbox)}/mailFolders('Inbox')/messages",
             "expirationDateTime": _graph_time(expires),
             "clientState": client_state,
         }
@@ -401,6 +488,24 @@ class Subscription:
     @classmethod
     def from_graph(cls, body: dict) -> Subscription:
         return cls(id=body["id"], expires=datetime.fromisoformat(body["expirationDateTime"]))
+
+
+def _identity_of(configured: str, user: dict) -> MailboxIdentity:
+    addresses = {configured.lower()}
+    for value in (user.get("mail"), user.get("userPrincipalName")):
+        if value:
+            addresses.add(value.lower())
+    for proxy in user.get("proxyAddresses") or []:
+        kind, _, address = proxy.partition(":")
+        if kind.lower() == "smtp" and address:
+            addresses.add(address.lower())
+    return MailboxIdentity(
+        configured=configured,
+        id=user.get("id"),
+        user_principal_name=user.get("userPrincipalName"),
+        mail=user.get("mail"),
+        addresses=frozenset(addresses),
+    )
 
 
 def _graph_time(moment: datetime) -> str:

@@ -137,6 +137,7 @@ class MessageProcessor:
                 recent_from_sender=lambda sender: ledger.earlier_from_sender(
                     row.mailbox, sender, row.id
                 ),
+                own_addresses=frozenset(self._own_addresses()),
             )
             rejection = first_rejection(message, context, waived=row.rules_waived)
             if rejection is not None:
@@ -209,7 +210,7 @@ class MessageProcessor:
         ticket.last_graph_id = message.id
         ticket.last_internet_message_id = message.internet_message_id
         ticket.set_watchers(w.email for w in draft.watchers if w.email)
-        ticket.add_participants(participants_of(message, self.settings.mailboxes))
+        ticket.add_participants(participants_of(message, self._own_addresses()))
         db.session.add(ticket)
 
     # -- a follow-up -----------------------------------------------------------------------
@@ -271,7 +272,7 @@ class MessageProcessor:
                     log.warning("follow-up of a deleted ticket", extra={"ticket": key})
                     return self._create(row, message, follow_up_of=key)
             row.ticket_key = key
-            ticket.add_participants(participants_of(message, self.settings.mailboxes))
+            ticket.add_participants(participants_of(message, self._own_addresses()))
             ticket.last_graph_id = message.id
             ticket.last_internet_message_id = message.internet_message_id
             db.session.commit()
@@ -339,6 +340,12 @@ class MessageProcessor:
                     self.graph.move_message(message.mailbox, message.id, folder_id)
         except GraphError as exc:
             log.warning("email not marked", extra={"ticket": key, "error": str(exc)})
+
+    def _own_addresses(self) -> tuple[str, ...]:
+        """MAILBOX and every proxy address of the monitored mailboxes: all of them are us."""
+        for mailbox in self.settings.mailboxes:
+            self.graph.resolve_mailbox(mailbox)
+        return tuple(sorted(self.graph.own_addresses(self.settings.mailboxes)))
 
     def _folder_id(self, mailbox: str, name: str) -> str | None:
         key = f"{mailbox.lower()}/{name}"

@@ -41,6 +41,8 @@ class RuleContext:
     settings: Settings
     # Mail from a sender recorded earlier in 24 hours and not rejected (the storm cap).
     recent_from_sender: Callable[[str], int]
+    # Every address of the monitored mailboxes (proxy addresses, UPN), beyond MAILBOX itself.
+    own_addresses: frozenset[str] = frozenset()
 
 
 def sender_address(message: MailMessage) -> str | None:
@@ -56,7 +58,7 @@ class OwnMailboxRule:
     def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
         if message.header(LOOP_HEADER) is not None:
             return Rejection(self.name, "carries the X-Ticket-Manager loop marker: sent by us")
-        ours = {m.lower() for m in context.settings.mailboxes}
+        ours = {m.lower() for m in context.settings.mailboxes} | context.own_addresses
         address = sender_address(message)
         if address and address in ours:
             return Rejection(self.name, f"sent by the monitored mailbox {address}")

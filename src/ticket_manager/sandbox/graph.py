@@ -64,6 +64,7 @@ from ticket_manager.sandbox.graph_store import (
 )
 from ticket_manager.sandbox.graph_subscriptions import (
     LIFECYCLE_EVENTS,
+    MAX_MESSAGE_SUBSCRIPTION_MINUTES,
     Delivery,
     Notifier,
     Subscription,
@@ -128,6 +129,9 @@ class GraphEmulator:
         self.quota_clock: Callable[[], float] = time.monotonic  # seconds; tests may replace it
         self.set_request_quota(request_quota, quota_window)
         self.default_tenant_id = default_tenant_id
+        # The longest subscription Graph grants: 10,080 minutes for Outlook messages; a test
+        # lowers it to see the client follow the limit named in the ExtensionError.
+        self.subscription_max_minutes = MAX_MESSAGE_SUBSCRIPTION_MINUTES
         self.notifier = Notifier()
         self.app = Flask("graph_emulator")
         self.app.wsgi_app = CaseInsensitivePaths(self.app.wsgi_app)
@@ -149,10 +153,17 @@ class GraphEmulator:
 
     # -- helpers for tests and the demo ----------------------------------------------------
 
-    def add_mailbox(self, address: str) -> None:
-        """Create an empty mailbox with the standard folders."""
+    def add_mailbox(
+        self, address: str, *, upn: str | None = None, aliases: list[str] | tuple = ()
+    ) -> None:
+        """Create an empty mailbox with the standard folders.
+
+        ``upn``: a sign-in name that differs from the primary SMTP ``address`` (hybrid
+        tenants); paths then take the UPN or the object id, not the address. ``aliases``:
+        further SMTP addresses (proxyAddresses) that deliver to this mailbox.
+        """
         with self._lock:
-            self._mailboxes.setdefault(address.lower(), Mailbox(address))
+            self._mailboxes.setdefault(address.lower(), Mailbox(address, upn=upn, aliases=aliases))
 
     def set_request_quota(self, requests: int | None, window: float = DEFAULT_QUOTA_WINDOW) -> None:
         """At most ``requests`` requests per app id and mailbox in any ``window`` seconds.
@@ -370,14 +381,25 @@ class GraphEmulator:
         return self._lock
 
     def mailbox(self, key: str) -> Mailbox:
-        """A mailbox by address or user id; KeyError when unknown."""
+        """A mailbox by address, alias, UPN or user id (for helpers); KeyError when unknown."""
         lowered = key.lower()
         if lowered in self._mailboxes:
             return self._mailboxes[lowered]
         for box in self._mailboxes.values():
-            if box.user_id == lowered:
+            if box.user_id == lowered or box.upn.lower() == lowered or box.answers_to(lowered):
                 return box
         raise KeyError(key)
+
+    def path_mailbox(self, key: str) -> Mailbox:
+        """The mailbox a ``/users/{key}`` path names: by object id or UPN only, as Graph."""
+        lowered = key.lower()
+        for box in self._mailboxes.values():
+            if box.user_id == lowered or box.upn.lower() == lowered:
+                return box
+        raise KeyError(key)
+
+    def find_users(self, predicate: Callable[[Mailbox], bool]) -> list[Mailbox]:
+        return [box for box in self._mailboxes.values() if predicate(box)]
 
     def all_mailboxes(self) -> list[Mailbox]:
         return list(self._mailboxes.values())
@@ -589,7 +611,7 @@ class GraphEmulator:
         app_id = str(g.claims.get("appid") or g.claims.get("azp") or "")
         with self._lock:
             try:
-                address = self.mailbox(user).address.lower()
+                address = self.path_mailbox(user).address.lower()
             except KeyError:
                 return None
             now = self.quota_clock()
@@ -698,7 +720,7 @@ class GraphEmulator:
                 )
             user = self.delegated_upn(claims) or ""
         try:
-            box = self.mailbox(user)
+            box = self.path_mailbox(user)
         except KeyError:
             if need == "user":
                 raise GraphQueryError(
@@ -712,7 +734,7 @@ class GraphEmulator:
             ) from None
         if delegated:
             granted = set(str(claims.get("scp")).split())
-            own = box.address.lower() == (self.delegated_upn(claims) or "").lower()
+            own = box.upn.lower() == (self.delegated_upn(claims) or "").lower()
             needed = {
                 "read": _READ_SCOPES,
                 "write": _WRITE_SCOPES,

@@ -3,9 +3,10 @@ delta, subscriptions and $batch are registered from their own modules."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
-from flask import Response, request
+from flask import Response, g, request
 
 from ticket_manager.sandbox.graph_batch import register_batch_routes
 from ticket_manager.sandbox.graph_delta import register_delta_routes
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from ticket_manager.sandbox.graph import GraphEmulator
 
 _FLAG_STATUSES = {"notFlagged", "complete", "flagged"}
+USER_ROLES = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All"}
 
 
 def register_routes(emu: GraphEmulator) -> None:
@@ -92,27 +94,74 @@ def register_routes(emu: GraphEmulator) -> None:
 
     # -- users -----------------------------------------------------------------------------
 
+    def user_entity(box: Mailbox) -> dict:
+        given, _, surname = box.display_name.partition(" ")
+        return {
+            "businessPhones": [],
+            "displayName": box.display_name,
+            "givenName": given,
+            "jobTitle": None,
+            "mail": box.address,
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": "en-US",
+            "surname": surname or None,
+            "userPrincipalName": box.upn,
+            "id": box.user_id,
+            "proxyAddresses": box.proxy_addresses,
+        }
+
+    def select_user(rendered: dict) -> dict:
+        """The default user properties (proxyAddresses only when $select'ed), or the $select."""
+        select = request.args.get("$select")
+        if not select:
+            return {k: v for k, v in rendered.items() if k != "proxyAddresses"}
+        wanted = {s.strip() for s in select.split(",")}
+        return {k: v for k, v in rendered.items() if k in wanted}
+
     @route("")
     def get_user(user):
         with emu.lock:
             box = emu.authorize(user, "user")
-        given, _, surname = box.display_name.partition(" ")
         return json_response(
             {
                 "@odata.context": f"{root_url()}$metadata#users/$entity",
-                "businessPhones": [],
-                "displayName": box.display_name,
-                "givenName": given,
-                "jobTitle": None,
-                "mail": box.address,
-                "mobilePhone": None,
-                "officeLocation": None,
-                "preferredLanguage": "en-US",
-                "surname": surname or None,
-                "userPrincipalName": box.address,
-                "id": box.user_id,
+                **select_user(user_entity(box)),
             }
         )
+
+    @app.route("/v1.0/users", methods=["GET"])
+    def list_users():
+        """Users by ``mail eq '…'`` or ``proxyAddresses/any(x:x eq 'smtp:…')``."""
+        claims = g.claims
+        granted = set(claims.get("roles") or []) | set(str(claims.get("scp") or "").split())
+        if not granted & USER_ROLES:
+            raise GraphQueryError(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        text = (request.args.get("$filter") or "").strip()
+        proxy = re.fullmatch(r"proxyAddresses/any\((\w+):\s*\1 eq '([^']*)'\)", text, re.I)
+        mail = re.fullmatch(r"mail eq '([^']*)'", text, re.I)
+        with emu.lock:
+            if proxy:
+                wanted = proxy.group(2).lower()
+                found = emu.find_users(
+                    lambda box: wanted in {p.lower() for p in box.proxy_addresses}
+                )
+            elif mail:
+                found = emu.find_users(lambda box: box.address.lower() == mail.group(1).lower())
+            elif not text:
+                found = emu.find_users(lambda box: True)
+            else:
+                raise GraphQueryError(
+                    400,
+                    "Request_UnsupportedQuery",
+                    "Unsupported or invalid query filter clause specified for property.",
+                )
+            values = [select_user(user_entity(box)) for box in found]
+        return json_response({"@odata.context": f"{root_url()}$metadata#users", "value": values})
 
     # -- folders ---------------------------------------------------------------------------
 

@@ -93,8 +93,14 @@ class MailItem:
 class Mailbox:
     """One user's mailbox; ``seq`` orders every change so delta tokens can point into history."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(
+        self, address: str, *, upn: str | None = None, aliases: Iterable[str] = ()
+    ) -> None:
         self.address = address
+        # In hybrid tenants the sign-in name (UPN) often differs from the primary SMTP address;
+        # Graph's /users/{id | userPrincipalName} paths take only the UPN or the object id.
+        self.upn = upn or address
+        self.aliases = [a for a in aliases if a.lower() != address.lower()]
         self.user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailbox:{address.lower()}"))
         local = address.partition("@")[0]
         self.display_name = " ".join(w.capitalize() for w in local.replace("_", ".").split("."))
@@ -108,6 +114,16 @@ class Mailbox:
         self.folders[self.root.id] = self.root
         for key, name in WELL_KNOWN_FOLDERS.items():
             self.add_folder(name, self.root.id, well_known=key)
+
+    @property
+    def proxy_addresses(self) -> list[str]:
+        """Exchange's proxyAddresses: the primary address as SMTP:, every alias as smtp:."""
+        return [f"SMTP:{self.address}", *(f"smtp:{a}" for a in self.aliases)]
+
+    def answers_to(self, address: str) -> bool:
+        """Whether mail to ``address`` reaches this mailbox (primary address or an alias)."""
+        lowered = address.lower()
+        return lowered == self.address.lower() or lowered in {a.lower() for a in self.aliases}
 
     # -- folders ---------------------------------------------------------------------------
 
