@@ -3,6 +3,10 @@ subscriptions, Send As and the errors Graph really returns, over real HTTPS."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
 from ticket_manager.models import MessageState
 from ticket_manager.sandbox.graph_delta import DELTA_GENERATIONS
 
@@ -164,3 +168,107 @@ def _app_session(env: dict):
     session = build_session(settings.ca_bundle)
     session.headers["Authorization"] = f"Bearer {TokenProvider(settings, session).access_token()}"
     return session
+
+
+# -- change notifications ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def notified(sandbox, make_pipeline):
+    """The app served over HTTPS as the notification URL, so that Graph can subscribe it."""
+    import socket
+
+    from ticket_manager.sandbox.server import EmulatorServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"https://127.0.0.1:{port}/api/tickets/v3/graph/notifications"
+    harness = make_pipeline(O365_NOTIFICATION_URL=url, JIRA_POLL_INTERVAL="0")
+    server = EmulatorServer(harness.app, ca=sandbox.ca, port=port).start()
+    yield harness
+    server.stop()
+
+
+def _mailbox_row(harness):
+    from ticket_manager.extensions import db
+    from ticket_manager.models import Mailbox
+
+    with harness.app.app_context():
+        row = db.session.query(Mailbox).one()
+        db.session.expunge(row)
+        db.session.remove()
+        return row
+
+
+def _subscription_posts(sandbox) -> list[int]:
+    return [
+        r.status
+        for r in sandbox.graph.controls.requests
+        if r.method == "POST" and r.path.endswith("/subscriptions")
+    ]
+
+
+def test_a_lower_subscription_lifetime_named_by_graph_is_followed(notified, sandbox):
+    # Graph answers 400 ExtensionError "...can only be 4230 minutes in the future": the
+    # worker asks again with 4230 minutes and gets its subscription.
+    sandbox.graph.subscription_max_minutes = 4230
+    notified.run_once()
+
+    assert _subscription_posts(sandbox) == [400, 201]
+    row = _mailbox_row(notified)
+    expires = row.subscription_expires_at.replace(tzinfo=UTC)
+    assert row.subscription_id
+    assert timedelta(minutes=4200) < expires - datetime.now(UTC) <= timedelta(minutes=4230)
+
+
+def _delegated_shared_mailbox(sandbox, make_pipeline):
+    """A person (agent@example.com) signed in by device code, reading the shared mailbox."""
+    from ticket_manager.pipeline.worker import token_provider
+
+    sandbox.identity.register_user("agent@example.com")
+    sandbox.identity.device_code_interval = 1
+    pipeline = make_pipeline(
+        O365_AUTH_FLOW="device",
+        O365_CLIENT_SECRET="",
+        SECRET_KEY="test-secret-key-value",
+        O365_NOTIFICATION_URL="https://tickets.example.com/api/tickets/v3/graph/notifications",
+    )
+    with pipeline.app.app_context():
+        tokens = token_provider(pipeline.settings)
+        flow = tokens.initiate_device_flow()
+        sandbox.identity.approve_device_code(flow["user_code"], upn="agent@example.com")
+        tokens.complete_device_flow(flow)
+    return pipeline
+
+
+def test_a_delegated_sign_in_on_a_shared_mailbox_polls_and_says_so_once(sandbox, make_pipeline):
+    # Graph refuses a delegated subscription on a shared mailbox: one status item, mail still
+    # becomes tickets by polling, and the subscription is not asked for again every round.
+    from ticket_manager.status import collect_status
+
+    pipeline = _delegated_shared_mailbox(sandbox, make_pipeline)
+    pipeline.deliver(subject="Polled anyway")
+    for _ in range(3):
+        pipeline.run_once()
+
+    assert [i["summary"] for i in pipeline.issues()] == ["Polled anyway"]
+    assert _subscription_posts(sandbox) == [403]
+    with pipeline.app.app_context():
+        problems = collect_status(pipeline.settings, remote=False).problems
+    shared = [p for p in problems if "shared mailbox" in p]
+    assert len(shared) == 1
+    assert "polling" in shared[0] and "O365_AUTH_FLOW=credentials" in shared[0]
+    assert not [p for p in problems if "subscription missing" in p]
+
+
+def test_flask_check_says_a_delegated_shared_mailbox_gets_no_notifications(sandbox, make_pipeline):
+    # `flask check` says once, on its own line, that this configuration polls.
+    from ticket_manager.checks import run_checks
+
+    pipeline = _delegated_shared_mailbox(sandbox, make_pipeline)
+    with pipeline.app.app_context():  # as under `flask`, which reads the stored sign-in
+        results = {r.name: r for r in run_checks(pipeline.app)}
+    note = results["notifications support@example.com"]
+    assert "cannot subscribe" in note.detail and "agent@example.com" in note.detail
+    assert results["mailbox support@example.com"].ok

@@ -92,10 +92,13 @@ def run_checks(app: Flask) -> list[CheckResult]:
     if check("microsoft sign-in", sign_in) and tokens is not None:
         graph = GraphClient(settings.graph_url, tokens.access_token, session, max_attempts=3)
         for mailbox in settings.mailboxes:
-            check(
+            if check(
                 f"mailbox {mailbox}",
                 lambda mailbox=mailbox: _describe_mailbox(graph, mailbox),
-            )
+            ):
+                note = _delegated_notifications_note(settings, tokens, graph, mailbox)
+                if note:
+                    results.append(CheckResult(f"notifications {mailbox}", True, note))
 
     jira: JiraClient | None = None
 
@@ -113,6 +116,20 @@ def run_checks(app: Flask) -> list[CheckResult]:
                 lambda board=board: f"files into project {jira.project_key_for_board(board.name)}",
             )
     return results
+
+
+def _delegated_notifications_note(settings, tokens: TokenProvider, graph, mailbox: str):
+    """With a delegated sign-in, Graph subscribes only to the signed-in person's own mailbox."""
+    if not settings.notification_url or settings.auth_flow == "credentials":
+        return None
+    person = (tokens.signed_in_username() or "").lower()
+    if person and person in graph.own_addresses([mailbox]):
+        return None
+    return (
+        f"no change notifications: a delegated sign-in ({person or 'unknown'}) cannot subscribe "
+        f"to a mailbox other than its own; polling every {settings.poll_interval} s "
+        "(O365_AUTH_FLOW=credentials gives notifications)"
+    )
 
 
 def _describe_mailbox(graph: GraphClient, mailbox: str) -> str:

@@ -384,11 +384,12 @@ class GraphClient:
         self, mailbox: str, *, notification_url: str, client_state: str, expires: datetime
     ) -> Subscription:
         """Subscribe to new messages in the Inbox; Graph first checks ``notification_url``."""
+        user = self.resolve_mailbox(mailbox).path_key
         body = {
             "changeType": "created",
             "notificationUrl": notification_url,
             "lifecycleNotificationUrl": notification_url,
-            "resource": f"users/{self._user(mailbox)}/mailFolders('Inbox')/messages",
+            "resource": f"users/{user}/mailFolders('Inbox')/messages",
             "expirationDateTime": _graph_time(expires),
             "clientState": client_state,
         }
