@@ -222,17 +222,18 @@ def test_a_lower_subscription_lifetime_named_by_graph_is_followed(notified, sand
     assert timedelta(minutes=4200) < expires - datetime.now(UTC) <= timedelta(minutes=4230)
 
 
-def _delegated_shared_mailbox(sandbox, make_pipeline):
+def _delegated_shared_mailbox(sandbox, make_pipeline, *, notifications: bool = True):
     """A person (agent@example.com) signed in by device code, reading the shared mailbox."""
     from ticket_manager.pipeline.worker import token_provider
 
     sandbox.identity.register_user("agent@example.com")
     sandbox.identity.device_code_interval = 1
+    url = "https://tickets.example.com/api/tickets/v3/graph/notifications"
     pipeline = make_pipeline(
         O365_AUTH_FLOW="device",
         O365_CLIENT_SECRET="",
         SECRET_KEY="test-secret-key-value",
-        O365_NOTIFICATION_URL="https://tickets.example.com/api/tickets/v3/graph/notifications",
+        O365_NOTIFICATION_URL=url if notifications else "",
     )
     with pipeline.app.app_context():
         tokens = token_provider(pipeline.settings)
@@ -272,3 +273,77 @@ def test_flask_check_says_a_delegated_shared_mailbox_gets_no_notifications(sandb
     note = results["notifications support@example.com"]
     assert "cannot subscribe" in note.detail and "agent@example.com" in note.detail
     assert results["mailbox support@example.com"].ok
+
+
+# -- sending as the mailbox ----------------------------------------------------------------------
+
+
+def _send_requests(sandbox) -> list[int]:
+    return [
+        r.status
+        for r in sandbox.graph.controls.requests
+        if r.method == "POST" and (r.path.endswith("/send") or r.path.endswith("/sendMail"))
+    ]
+
+
+def test_send_as_denied_holds_the_acknowledgement_with_one_status_item(sandbox, make_pipeline):
+    # The signed-in person has Full Access but no Send As: the ticket exists, its
+    # acknowledgement waits (not a retry loop), one status item says what to grant; once
+    # Send As is granted and the hour has passed, the acknowledgement goes.
+    from ticket_manager.extensions import db
+    from ticket_manager.models import Mailbox, OutboundMessage, OutboundState
+    from ticket_manager.status import collect_status
+
+    pipeline = _delegated_shared_mailbox(sandbox, make_pipeline, notifications=False)
+    sandbox.graph.deny_send_as(pipeline.mailbox)
+    pipeline.deliver(subject="No Send As", sender="bob@example.com")
+    pipeline.deliver(subject="Still no Send As", sender="carol@example.com")
+    pipeline.run_once()
+    refused = _send_requests(sandbox)  # the emails already under way when the first is refused
+    assert refused and set(refused) == {403}
+    for _ in range(2):
+        pipeline.run_once()
+
+    assert sorted(i["summary"] for i in pipeline.issues()) == ["No Send As", "Still no Send As"]
+    assert _send_requests(sandbox) == refused  # no retry loop
+    assert sandbox.graph.sent_messages(pipeline.mailbox) == []
+    with pipeline.app.app_context():
+        rows = db.session.query(OutboundMessage).all()
+        assert {r.state for r in rows} <= {OutboundState.PENDING, OutboundState.DRAFTED}
+        assert all(r.attempts == 0 for r in rows)
+        problems = collect_status(pipeline.settings, remote=False).problems
+    [item] = [p for p in problems if "ErrorSendAsDenied" in p]
+    assert "Send As" in item and "Full Access" in item
+
+    sandbox.graph.deny_send_as(pipeline.mailbox, denied=False)
+    with pipeline.app.app_context():
+        db.session.query(Mailbox).update({Mailbox.send_retry_at: None})
+        db.session.query(OutboundMessage).update({OutboundMessage.next_attempt_at: None})
+        db.session.commit()
+        db.session.remove()
+    pipeline.run_once()
+    assert len(sandbox.graph.sent_messages(pipeline.mailbox)) == 2
+    with pipeline.app.app_context():
+        problems = collect_status(pipeline.settings, remote=False).problems
+    assert not [p for p in problems if "ErrorSendAsDenied" in p]
+
+
+def test_flask_check_send_test_shows_send_as_is_missing(sandbox, make_pipeline):
+    # `flask check --send-test ADDRESS` sends one email and fails, with Graph's code, when the
+    # signed-in person may open the shared mailbox but not send as it.
+    from ticket_manager.checks import run_checks
+
+    pipeline = _delegated_shared_mailbox(sandbox, make_pipeline, notifications=False)
+    sandbox.graph.deny_send_as(pipeline.mailbox)
+    with pipeline.app.app_context():
+        results = {r.name: r for r in run_checks(pipeline.app, send_test="bob@example.com")}
+    sending = results[f"sending as {pipeline.mailbox}"]
+    assert not sending.ok and "ErrorSendAsDenied" in sending.detail
+    assert results[f"mailbox {pipeline.mailbox}"].ok
+
+    sandbox.graph.deny_send_as(pipeline.mailbox, denied=False)
+    with pipeline.app.app_context():
+        results = {r.name: r for r in run_checks(pipeline.app, send_test="bob@example.com")}
+    assert results[f"sending as {pipeline.mailbox}"].ok
+    [sent] = sandbox.graph.sent_messages(pipeline.mailbox)
+    assert "bob@example.com" in str(sent)

@@ -37,8 +37,12 @@ class CheckResult:
     detail: str
 
 
-def run_checks(app: Flask) -> list[CheckResult]:
-    """Check the database, the sign-in, each mailbox and each Jira board, in that order."""
+def run_checks(app: Flask, *, send_test: str | None = None) -> list[CheckResult]:
+    """Check the database, the sign-in, each mailbox and each Jira board, in that order.
+
+    ``send_test``: an address each mailbox sends a short test email to, which proves Send As
+    (reading a mailbox does not prove that it may send).
+    """
     settings = get_settings(app)
     results: list[CheckResult] = []
 
@@ -99,6 +103,11 @@ def run_checks(app: Flask) -> list[CheckResult]:
                 note = _delegated_notifications_note(settings, tokens, graph, mailbox)
                 if note:
                     results.append(CheckResult(f"notifications {mailbox}", True, note))
+                if send_test:
+                    check(
+                        f"sending as {mailbox}",
+                        lambda mailbox=mailbox: _send_test(graph, mailbox, send_test),
+                    )
 
     jira: JiraClient | None = None
 
@@ -130,6 +139,11 @@ def _delegated_notifications_note(settings, tokens: TokenProvider, graph, mailbo
         f"to a mailbox other than its own; polling every {settings.poll_interval} s "
         "(O365_AUTH_FLOW=credentials gives notifications)"
     )
+
+
+def _send_test(graph: GraphClient, mailbox: str, to: str) -> str:
+    graph.send_test_mail(mailbox, to)
+    return f"a test email went to {to} (not kept in Sent Items)"
 
 
 def _describe_mailbox(graph: GraphClient, mailbox: str) -> str:

@@ -366,6 +366,20 @@ class GraphClient:
         }
         self._request("POST", path, json=body)
 
+    def send_test_mail(self, mailbox: str, to: str) -> None:
+        """A short email from the mailbox to ``to``, not kept in Sent Items: proves Send As."""
+        message = {
+            "subject": "Ticket Manager: sending test",
+            "body": {
+                "contentType": "text",
+                "content": f"This test shows that Ticket Manager can send as {mailbox}.",
+            },
+            "toRecipients": [{"emailAddress": {"address": to}}],
+            "internetMessageHeaders": [{"name": "X-Ticket-Manager", "value": "send-test"}],
+        }
+        path = f"/users/{self._user(mailbox)}/sendMail"
+        self._request("POST", path, json={"message": message, "saveToSentItems": False})
+
     def send_draft(self, mailbox: str, draft_id: str) -> None:
         self._request("POST", f"/users/{self._user(mailbox)}/messages/{quote(draft_id)}/send")
 

@@ -390,6 +390,11 @@ class GraphEmulator:
                 return box
         raise KeyError(key)
 
+    def deny_send_as(self, mailbox: str, denied: bool = True) -> None:
+        """Take away (or give back) Send As on a mailbox from every delegated user but its own."""
+        with self._lock:
+            self.mailbox(mailbox).send_as = not denied
+
     def path_mailbox(self, key: str) -> Mailbox:
         """The mailbox a ``/users/{key}`` path names: by object id or UPN only, as Graph."""
         lowered = key.lower()
@@ -751,6 +756,16 @@ class GraphEmulator:
                 "send": _SEND_SCOPES,
                 "user": _USER_ROLES,
             }[need]
+        if delegated and need == "send" and not own and granted & needed and not box.send_as:
+            # Full Access lets a person open a shared mailbox, not send from it: Exchange
+            # wants Send As or Send on Behalf as well (Graph's sendMail and send).
+            raise GraphQueryError(
+                403,
+                "ErrorSendAsDenied",
+                "The user account which was used to submit this request does not have the "
+                "right to send mail on behalf of the specified sending account., Cannot "
+                "submit message.",
+            )
         if not granted & needed:
             if need == "user":
                 raise GraphQueryError(

@@ -101,6 +101,8 @@ class Mailbox:
         # Graph's /users/{id | userPrincipalName} paths take only the UPN or the object id.
         self.upn = upn or address
         self.aliases = [a for a in aliases if a.lower() != address.lower()]
+        # Whether people with Full Access may also send as this mailbox (Send As granted).
+        self.send_as = True
         self.user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailbox:{address.lower()}"))
         local = address.partition("@")[0]
         self.display_name = " ".join(w.capitalize() for w in local.replace("_", ".").split("."))
