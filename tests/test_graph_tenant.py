@@ -347,3 +347,89 @@ def test_flask_check_send_test_shows_send_as_is_missing(sandbox, make_pipeline):
     assert results[f"sending as {pipeline.mailbox}"].ok
     [sent] = sandbox.graph.sent_messages(pipeline.mailbox)
     assert "bob@example.com" in str(sent)
+
+
+# -- the errors Graph really returns -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("condition", "code", "advice"),
+    [
+        ("on-premises", "MailboxNotEnabledForRESTAPI", "hosted on-premises"),
+        ("unlicensed", "ResourceNotFound", "no Exchange Online license"),
+        ("access-denied", "ErrorAccessDenied", "application access policy"),
+    ],
+)
+def test_a_mailbox_graph_cannot_serve_is_reported_with_its_own_next_step(
+    sandbox, make_pipeline, condition, code, advice
+):
+    # Each mailbox error Graph gives is recorded with its own next step and Graph's
+    # request-id and date, never as "the email is no longer in the mailbox".
+    pipeline = make_pipeline()
+    sandbox.graph.set_mailbox_condition(pipeline.mailbox, condition)
+    pipeline.run_once()
+
+    error = _mailbox_row(pipeline).last_sync_error
+    assert code in error and advice in error
+    assert "request-id" in error and "date" in error
+    assert "no longer in the mailbox" not in error
+
+
+def test_an_smtp_address_graph_does_not_take_says_to_use_the_upn(sandbox, make_pipeline):
+    # Without a directory permission the address is used as given, and ErrorInvalidUser tells
+    # the user to write the UPN (or grant User.Read.All).
+    _hybrid_mailbox(sandbox)
+    sandbox.graph.deny_user_reads = True
+    pipeline = make_pipeline(MAILBOX=HELPDESK)
+    pipeline.run_once()
+
+    error = _mailbox_row(pipeline).last_sync_error
+    assert "ErrorInvalidUser" in error and "write the UPN in MAILBOX" in error
+    assert "request-id" in error
+
+
+def test_a_full_mailbox_keeps_the_ticket_and_says_why_nothing_is_sent(sandbox, make_pipeline):
+    # ErrorQuotaExceeded: the ticket is made, the acknowledgement fails with the next step.
+    from ticket_manager.extensions import db
+    from ticket_manager.models import OutboundMessage
+
+    pipeline = make_pipeline()
+    pipeline.deliver(subject="Mailbox full")
+    sandbox.graph.set_mailbox_condition(pipeline.mailbox, "quota-exceeded")
+    pipeline.run_once()
+
+    assert [i["summary"] for i in pipeline.issues()] == ["Mailbox full"]
+    with pipeline.app.app_context():
+        [row] = db.session.query(OutboundMessage).all()
+        assert "ErrorQuotaExceeded" in row.last_error and "mailbox is full" in row.last_error
+        assert "request-id" in row.last_error
+
+
+EVENT = b"""BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:Microsoft Exchange Server 2010\r
+BEGIN:VEVENT\r
+SUMMARY:Printer maintenance\r
+DTSTART:20261208T090000Z\r
+DTEND:20261208T100000Z\r
+UID:040000008200E00074C5B7101A82E008\r
+END:VEVENT\r
+END:VCALENDAR\r
+"""
+CONTACT = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bob Builder\r\nEMAIL:bob@example.com\r\nEND:VCARD\r\n"
+
+
+def test_an_attached_event_and_contact_are_saved_as_ics_and_vcf(pipeline):
+    # Outlook items attached to an email reach Jira as the files Graph gives: an event as
+    # .ics (iCalendar), a contact as .vcf (vCard), not as .eml.
+    message_id = pipeline.deliver(subject="Meeting about the printer")
+    graph = pipeline.sandbox.graph
+    graph.attach_item(pipeline.mailbox, message_id, "Printer maintenance", EVENT)
+    graph.attach_item(pipeline.mailbox, message_id, "Bob Builder", CONTACT)
+    pipeline.run_once()
+
+    [issue] = pipeline.issues()
+    files = {a["filename"]: a for a in issue["attachments"]}
+    assert set(files) == {"Printer maintenance.ics", "Bob Builder.vcf"}
+    assert files["Printer maintenance.ics"]["mimeType"].startswith("text/calendar")
+    assert files["Bob Builder.vcf"]["size"] == len(CONTACT)

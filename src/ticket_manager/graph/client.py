@@ -22,6 +22,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from ticket_manager.graph.errors import (
+    NEXT_STEPS,
     DeltaTokenExpiredError,
     GraphAuthError,
     GraphError,
@@ -534,24 +535,32 @@ def _error_for(response: requests.Response) -> GraphError:
         error = response.json().get("error", {})
     except ValueError:
         error = {}
+    if not isinstance(error, dict):
+        error = {}
     code = error.get("code")
+    inner = error.get("innerError") or error.get("innererror") or {}
+    request_id = inner.get("request-id") or response.headers.get("request-id")
+    date = inner.get("date") or response.headers.get("Date")
     message = f"Graph answered {status} {code or ''}: {error.get('message', '')}".strip()
+    next_step = NEXT_STEPS.get((code or "").lower())
+    if next_step:
+        message = f"{message} Next step: {next_step}."
+    if request_id or date:
+        message = f"{message} (request-id {request_id or '-'}, date {date or '-'})"
+    details = {"status": status, "code": code, "request_id": request_id, "date": date}
     if status == 410 or (code or "").lower() in DELTA_RESTART_CODES:
-        return DeltaTokenExpiredError(message, status=status, code=code)
+        return DeltaTokenExpiredError(message, **details)
     if status in RETRYABLE_STATUSES:
         return GraphUnavailableError(
-            message,
-            status=status,
-            code=code,
-            retry_after=retry_after_seconds(response, MAX_RETRY_AFTER),
+            message, retry_after=retry_after_seconds(response, MAX_RETRY_AFTER), **details
         )
     if status == 401:
-        return GraphAuthError(message, status=status, code=code)
+        return GraphAuthError(message, **details)
     if status == 403:
-        return GraphPermissionError(message, status=status, code=code)
+        return GraphPermissionError(message, **details)
     if status == 404:
-        return GraphNotFoundError(message, status=status, code=code)
-    return GraphRequestError(message, status=status, code=code)
+        return GraphNotFoundError(message, **details)
+    return GraphRequestError(message, **details)
 
 
 class _Stop:

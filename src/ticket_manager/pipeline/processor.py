@@ -49,6 +49,8 @@ from ticket_manager.pipeline.tickets import (
 log = logging.getLogger("ticket_manager.pipeline")
 
 MAX_BACKOFF = timedelta(hours=1)
+# The 404 codes that mean the message itself is gone (others name the mailbox: see errors.py).
+_ITEM_GONE = {"", "erroritemnotfound", "itemnotfound"}
 
 
 class RetryLater(Exception):
@@ -401,7 +403,7 @@ def _is_transient(exc: Exception) -> bool:
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, GraphNotFoundError):
+    if isinstance(exc, GraphNotFoundError) and (exc.code or "").lower() in _ITEM_GONE:
         return f"the email is no longer in the mailbox: {exc}"
     if isinstance(exc, GraphError | JiraError):
         return str(exc)

@@ -96,6 +96,40 @@ DEFAULT_REQUEST_QUOTA = 10_000
 DEFAULT_QUOTA_WINDOW = 600.0
 
 
+# What Graph answers for a mailbox in an unusual state: (status, code, message, for which needs).
+MAILBOX_CONDITIONS = {
+    # An inactive, soft-deleted or on-premises mailbox (hybrid): not reachable through Graph.
+    "on-premises": (
+        404,
+        "MailboxNotEnabledForRESTAPI",
+        "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+        {"read", "write", "send"},
+    ),
+    # A user without an Exchange Online license: Graph finds no mailbox behind the user.
+    "unlicensed": (
+        404,
+        "ResourceNotFound",
+        "Resource could not be discovered.",
+        {"read", "write", "send"},
+    ),
+    # Outside the application access policy (app-only tokens).
+    "access-denied": (
+        403,
+        "ErrorAccessDenied",
+        "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
+        "AccessPolicy settings.",
+        {"read", "write", "send"},
+    ),
+    # A full mailbox: reading works, nothing can be created, changed or sent.
+    "quota-exceeded": (
+        403,
+        "ErrorQuotaExceeded",
+        "The action couldn't be completed because the mailbox quota is exceeded.",
+        {"write", "send"},
+    ),
+}
+
+
 class GraphEmulator:
     """Microsoft Graph v1.0 mail for a fixed set of mailboxes, as a Flask app."""
 
@@ -132,6 +166,8 @@ class GraphEmulator:
         # The longest subscription Graph grants: 10,080 minutes for Outlook messages; a test
         # lowers it to see the client follow the limit named in the ExtensionError.
         self.subscription_max_minutes = MAX_MESSAGE_SUBSCRIPTION_MINUTES
+        # True: reading users answers 403, as for an app without User.Read.All.
+        self.deny_user_reads = False
         self.notifier = Notifier()
         self.app = Flask("graph_emulator")
         self.app.wsgi_app = CaseInsensitivePaths(self.app.wsgi_app)
@@ -389,6 +425,25 @@ class GraphEmulator:
             if box.user_id == lowered or box.upn.lower() == lowered or box.answers_to(lowered):
                 return box
         raise KeyError(key)
+
+    def attach_item(self, mailbox: str, message_id: str, name: str, raw: bytes) -> None:
+        """Attach an Outlook item (an event as iCalendar, a contact as vCard, or an email as
+        MIME) to a message, as an itemAttachment whose ``$value`` is ``raw``."""
+        with self._lock:
+            box = self.mailbox(mailbox)
+            item = box.find(message_id)
+            item.attachments.append(
+                new_attachment({"kind": "item", "name": name, "contentType": None, "bytes": raw})
+            )
+            item.props["hasAttachments"] = True
+            box.touch(item, ["hasAttachments"])
+
+    def set_mailbox_condition(self, mailbox: str, condition: str | None) -> None:
+        """Make a mailbox answer as Exchange does when it is ``condition`` (MAILBOX_CONDITIONS)."""
+        if condition is not None and condition not in MAILBOX_CONDITIONS:
+            raise ValueError(f"unknown condition {condition!r}")
+        with self._lock:
+            self.mailbox(mailbox).condition = condition
 
     def deny_send_as(self, mailbox: str, denied: bool = True) -> None:
         """Take away (or give back) Send As on a mailbox from every delegated user but its own."""
@@ -756,6 +811,16 @@ class GraphEmulator:
                 "send": _SEND_SCOPES,
                 "user": _USER_ROLES,
             }[need]
+        if need == "user" and self.deny_user_reads:
+            raise GraphQueryError(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        if need != "user" and box.condition in MAILBOX_CONDITIONS:
+            status, code, text, needs = MAILBOX_CONDITIONS[box.condition]
+            if need in needs:
+                raise GraphQueryError(status, code, text)
         if delegated and need == "send" and not own and granted & needed and not box.send_as:
             # Full Access lets a person open a shared mailbox, not send from it: Exchange
             # wants Send As or Send on Behalf as well (Graph's sendMail and send).

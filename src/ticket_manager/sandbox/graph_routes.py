@@ -135,7 +135,7 @@ def register_routes(emu: GraphEmulator) -> None:
         """Users by ``mail eq '…'`` or ``proxyAddresses/any(x:x eq 'smtp:…')``."""
         claims = g.claims
         granted = set(claims.get("roles") or []) | set(str(claims.get("scp") or "").split())
-        if not granted & USER_ROLES:
+        if emu.deny_user_reads or not granted & USER_ROLES:
             raise GraphQueryError(
                 403,
                 "Authorization_RequestDenied",

@@ -103,6 +103,8 @@ class Mailbox:
         self.aliases = [a for a in aliases if a.lower() != address.lower()]
         # Whether people with Full Access may also send as this mailbox (Send As granted).
         self.send_as = True
+        # An unusual state Graph answers for (graph.MAILBOX_CONDITIONS), None when healthy.
+        self.condition: str | None = None
         self.user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailbox:{address.lower()}"))
         local = address.partition("@")[0]
         self.display_name = " ".join(w.capitalize() for w in local.replace("_", ".").split("."))
