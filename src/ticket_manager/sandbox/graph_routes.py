@@ -10,8 +10,9 @@ from flask import Response, g, request
 
 from ticket_manager.sandbox.graph_batch import register_batch_routes
 from ticket_manager.sandbox.graph_delta import register_delta_routes
-from ticket_manager.sandbox.graph_http import entity as message_entity
 from ticket_manager.sandbox.graph_http import (
+    action_body,
+    action_json,
     filter_view,
     folder_of,
     graph_error,
@@ -24,6 +25,7 @@ from ticket_manager.sandbox.graph_http import (
     parse_expand,
     root_url,
 )
+from ticket_manager.sandbox.graph_http import entity as message_entity
 from ticket_manager.sandbox.graph_http import render as render_message
 from ticket_manager.sandbox.graph_query import (
     MESSAGE_PROPERTIES,
@@ -397,7 +399,7 @@ def register_routes(emu: GraphEmulator) -> None:
 
     @route("/messages/<message_id>/move", methods=("POST",))
     def move(user, message_id):
-        body = json_body()
+        body = action_body()
         with emu.lock:
             box = emu.authorize(user, "write")
             item = item_of(box, message_id)
@@ -480,7 +482,7 @@ def register_routes(emu: GraphEmulator) -> None:
 
     def reply_view(user: str, message_id: str, *, reply_all: bool, draft: bool) -> Response:
         mime = mime_message()
-        payload = {} if mime is not None else request.get_json(silent=True) or {}
+        payload = {} if mime is not None else action_json()
         with emu.lock:
             box = emu.authorize(user, "write" if draft else "send")
             item = item_of(box, message_id)
@@ -525,7 +527,7 @@ def register_routes(emu: GraphEmulator) -> None:
         outgoing = mime_message()
         save: object = True
         if outgoing is None:
-            body = json_body()
+            body = action_body()
             if "message" not in body:
                 raise GraphQueryError(
                     400, "ErrorInvalidParameter", "The value of the parameter 'Message' is empty."
