@@ -138,16 +138,18 @@ class GraphClient:
         try:
             try:
                 user = self._request("GET", f"/users/{quote(mailbox)}", params=select).json()
-            except GraphNotFoundError:
+            except GraphNotFoundError as direct:
                 escaped = mailbox.replace("'", "''")
                 params = {**select, "$filter": f"proxyAddresses/any(x:x eq 'smtp:{escaped}')"}
                 found = self._request("GET", "/users", params=params).json().get("value", [])
                 if not found:
                     raise GraphNotFoundError(
                         f"no user of this tenant has the address or UPN {mailbox}: check "
-                        "MAILBOX (the mailbox must be in Exchange Online)",
+                        f"MAILBOX (the mailbox must be in Exchange Online). {direct}",
                         status=404,
-                        code="ResourceNotFound",
+                        code=direct.code,
+                        request_id=direct.request_id,
+                        date=direct.date,
                     ) from None
                 user = found[0]
         except (GraphPermissionError, GraphRequestError) as exc:

@@ -346,7 +346,10 @@ class MessageProcessor:
     def _own_addresses(self) -> tuple[str, ...]:
         """MAILBOX and every proxy address of the monitored mailboxes: all of them are us."""
         for mailbox in self.settings.mailboxes:
-            self.graph.resolve_mailbox(mailbox)
+            try:
+                self.graph.resolve_mailbox(mailbox)
+            except GraphError:  # that mailbox's own round reports it; this email goes on
+                continue
         return tuple(sorted(self.graph.own_addresses(self.settings.mailboxes)))
 
     def _folder_id(self, mailbox: str, name: str) -> str | None:
