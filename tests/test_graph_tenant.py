@@ -433,3 +433,23 @@ def test_an_attached_event_and_contact_are_saved_as_ics_and_vcf(pipeline):
     assert set(files) == {"Printer maintenance.ics", "Bob Builder.vcf"}
     assert files["Printer maintenance.ics"]["mimeType"].startswith("text/calendar")
     assert files["Bob Builder.vcf"]["size"] == len(CONTACT)
+
+
+def test_graph_answers_updates_as_partial_items_and_forgets_old_generations(sandbox, sandbox_env):
+    # The emulator as Graph documents it: an update of isRead comes back as its id and the
+    # changed property only; a delta link older than the kept generations answers 410.
+    session = _app_session(sandbox_env)
+    mailbox = sandbox.accounts.mailboxes[0]
+    base = sandbox.graph_url.rstrip("/") + f"/users/{mailbox}"
+    message_id = sandbox.graph.deliver(mailbox, subject="One", body="x", sender="a@example.com")
+    url = f"{base}/mailFolders/inbox/messages/delta?$select=subject,isRead,internetMessageId"
+    first = session.get(url).json()["@odata.deltaLink"]
+    session.patch(f"{base}/messages/{message_id}", json={"isRead": True}).raise_for_status()
+
+    [update] = session.get(first).json()["value"]
+    assert set(update) == {"@odata.type", "@odata.etag", "id", "isRead"}
+    for _ in range(DELTA_GENERATIONS - 2):  # each use of the link makes a new generation
+        session.get(first).raise_for_status()
+    assert session.get(first).status_code == 200  # still among the newest generations
+    gone = session.get(first)
+    assert (gone.status_code, gone.json()["error"]["code"]) == (410, "syncStateNotFound")
