@@ -39,8 +39,12 @@ class CheckResult:
     detail: str
 
 
-def run_checks(app: Flask) -> list[CheckResult]:
-    """Check the database, the sign-in, each mailbox and each Jira board, in that order."""
+def run_checks(app: Flask, *, send_test: str | None = None) -> list[CheckResult]:
+    """Check the database, the sign-in, each mailbox and each Jira board, in that order.
+
+    ``send_test``: an address each mailbox sends a short test email to, which proves Send As
+    (reading a mailbox does not prove that it may send).
+    """
     settings = get_settings(app)
     results: list[CheckResult] = []
 
@@ -94,10 +98,18 @@ def run_checks(app: Flask) -> list[CheckResult]:
     if check("microsoft sign-in", sign_in) and tokens is not None:
         graph = GraphClient(settings.graph_url, tokens.access_token, session, max_attempts=3)
         for mailbox in settings.mailboxes:
-            check(
+            if check(
                 f"mailbox {mailbox}",
-                lambda mailbox=mailbox: _describe_inbox(graph.get_folder(mailbox)),
-            )
+                lambda mailbox=mailbox: _describe_mailbox(graph, mailbox),
+            ):
+                note = _delegated_notifications_note(settings, tokens, graph, mailbox)
+                if note:
+                    results.append(CheckResult(f"notifications {mailbox}", True, note))
+                if send_test:
+                    check(
+                        f"sending as {mailbox}",
+                        lambda mailbox=mailbox: _send_test(graph, mailbox, send_test),
+                    )
 
     jira: JiraClient | None = None
 
@@ -156,5 +168,28 @@ def _describe_route(jira: JiraClient, settings, board_name: str) -> str:
     )
 
 
-def _describe_inbox(folder: dict) -> str:
-    return f"inbox readable: {folder['total']} messages, {folder['unread']} unread"
+def _delegated_notifications_note(settings, tokens: TokenProvider, graph, mailbox: str):
+    """With a delegated sign-in, Graph subscribes only to the signed-in person's own mailbox."""
+    if not settings.notification_url or settings.auth_flow == "credentials":
+        return None
+    person = (tokens.signed_in_username() or "").lower()
+    if person and person in graph.own_addresses([mailbox]):
+        return None
+    return (
+        f"no change notifications: a delegated sign-in ({person or 'unknown'}) cannot subscribe "
+        f"to a mailbox other than its own; polling every {settings.poll_interval} s "
+        "(O365_AUTH_FLOW=credentials gives notifications)"
+    )
+
+
+def _send_test(graph: GraphClient, mailbox: str, to: str) -> str:
+    graph.send_test_mail(mailbox, to)
+    return f"a test email went to {to} (not kept in Sent Items)"
+
+
+def _describe_mailbox(graph: GraphClient, mailbox: str) -> str:
+    """What MAILBOX resolved to (object id, UPN, aliases), then whether its Inbox reads."""
+    identity = graph.resolve_mailbox(mailbox)
+    folder = graph.get_folder(mailbox)
+    inbox = f"inbox readable: {folder['total']} messages, {folder['unread']} unread"
+    return f"{identity.describe()}; {inbox}"

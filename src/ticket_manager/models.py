@@ -52,6 +52,13 @@ class Mailbox(db.Model):
     subscription_id: Mapped[str | None] = mapped_column(String(128))
     subscription_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     subscription_client_state: Mapped[str | None] = mapped_column(String(128))
+    # Why no subscription can be had (a delegated sign-in on a shared mailbox), said once, and
+    # when to try again: hours later, not every round.
+    subscription_error: Mapped[str | None] = mapped_column(Text)
+    subscription_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why the mailbox cannot send (ErrorSendAsDenied): acknowledgements wait, one probe later.
+    send_error: Mapped[str | None] = mapped_column(Text)
+    send_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

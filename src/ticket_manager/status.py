@@ -54,6 +54,9 @@ class MailboxStatus:
     backlog: int
     failed: int
     failed_for_good: int
+    # Status items the worker recorded: why there is no subscription, why nothing is sent.
+    subscription_error: str | None = None
+    send_error: str | None = None
     problems: list[str] = field(default_factory=list)
 
 
@@ -196,6 +199,8 @@ def _mailbox(settings: Settings, address: str) -> MailboxStatus:
         backlog=counts.get(MessageState.PENDING, 0) + failed - (for_good or 0),
         failed=failed,
         failed_for_good=for_good or 0,
+        subscription_error=row.subscription_error if row else None,
+        send_error=row.send_error if row else None,
     )
     _mailbox_problems(settings, status)
     return status
@@ -223,11 +228,15 @@ def _mailbox_problems(settings: Settings, status: MailboxStatus) -> None:
         )
     if status.last_sync_error:
         problems.append(f"last sync failed: {status.last_sync_error}")
-    if status.subscription in ("missing", "expired"):
+    if status.subscription_error:
+        problems.append(f"no change notifications: {status.subscription_error}")
+    elif status.subscription in ("missing", "expired"):
         problems.append(
             f"change-notification subscription {status.subscription}: new mail waits for "
             "the next poll until the worker renews it"
         )
+    if status.send_error:
+        problems.append(f"acknowledgements and replies wait: {status.send_error}")
     if status.failed_for_good:
         count = status.failed_for_good
         messages = "1 message" if count == 1 else f"{count} messages"

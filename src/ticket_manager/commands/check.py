@@ -9,9 +9,14 @@ from ticket_manager.checks import run_checks
 
 
 @click.command("check")
-def check_command() -> None:
+@click.option(
+    "--send-test",
+    metavar="ADDRESS",
+    help="Also send a short test email from each mailbox to ADDRESS: proves Send As.",
+)
+def check_command(send_test: str | None) -> None:
     """Check the configuration, database, Microsoft 365 sign-in, mailboxes and Jira boards."""
-    results = run_checks(current_app._get_current_object())
+    results = run_checks(current_app._get_current_object(), send_test=send_test)
     width = max(len(r.name) for r in results)
     for result in results:
         mark = click.style("ok  ", fg="green") if result.ok else click.style("FAIL", fg="red")

@@ -22,6 +22,7 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_exception_type
 
 from ticket_manager.graph.errors import (
+    NEXT_STEPS,
     DeltaTokenExpiredError,
     GraphAuthError,
     GraphError,
@@ -65,12 +66,42 @@ DELTA_RESTART_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncsta
 
 @dataclass
 class DeltaPage:
-    """One page of a delta query: new or changed messages, removed ids, and where to go next."""
+    """One page of a delta query: new messages, removed and updated ids, where to go next."""
 
     messages: list[MailMessage] = field(default_factory=list)
     removed_ids: list[str] = field(default_factory=list)
+    updated_ids: list[str] = field(default_factory=list)
     next_link: str | None = None
     delta_link: str | None = None
+
+
+@dataclass(frozen=True)
+class MailboxIdentity:
+    """A monitored mailbox as the directory knows it: what MAILBOX said, and what it is.
+
+    ``id`` is the object id every path uses; ``addresses`` are every address of the mailbox
+    (primary SMTP, proxy addresses, UPN), lower-cased, all of them "our own" to the rules.
+    ``note`` says why the mailbox could not be resolved, when its address is used as it is.
+    """
+
+    configured: str
+    id: str | None
+    user_principal_name: str | None
+    mail: str | None
+    addresses: frozenset[str]
+    note: str | None = None
+
+    @property
+    def path_key(self) -> str:
+        return self.id or self.configured
+
+    def describe(self) -> str:
+        """One line for `flask check`: what the configured address resolved to."""
+        if self.id is None:
+            return f"used as given ({self.note})"
+        aliases = sorted(self.addresses - {(self.mail or "").lower(), self.configured.lower()})
+        text = f"user {self.id}, UPN {self.user_principal_name}, primary address {self.mail}"
+        return f"{text}, aliases {', '.join(aliases)}" if aliases else text
 
 
 class GraphClient:
@@ -97,12 +128,68 @@ class GraphClient:
         self._timeout = timeout
         self._mailbox_slots: dict[str, threading.BoundedSemaphore] = {}
         self._slots_lock = threading.Lock()
+        self._identities: dict[str, MailboxIdentity] = {}
+
+    # -- mailbox identity ------------------------------------------------------------------
+
+    def resolve_mailbox(self, mailbox: str) -> MailboxIdentity:
+        """The mailbox's object id and addresses, looked up once per client.
+
+        MAILBOX may hold the primary SMTP address or the UPN; Graph's paths take only the UPN
+        or the object id, and in hybrid tenants the two differ (an SMTP address in the path
+        answers ErrorInvalidUser). The direct read is tried first, then a filter on
+        proxyAddresses. Without a directory permission (User.Read.All, or a delegated
+        sign-in on a shared mailbox) the address is used as given, as before.
+        """
+        key = mailbox.lower()
+        known = self._identities.get(key)
+        if known is not None:
+            return known
+        select = {"$select": "id,userPrincipalName,mail,proxyAddresses"}
+        try:
+            try:
+                user = self._request("GET", f"/users/{quote(mailbox)}", params=select).json()
+            except GraphNotFoundError as direct:
+                escaped = mailbox.replace("'", "''")
+                params = {**select, "$filter": f"proxyAddresses/any(x:x eq 'smtp:{escaped}')"}
+                found = self._request("GET", "/users", params=params).json().get("value", [])
+                if not found:
+                    raise GraphNotFoundError(
+                        f"no user of this tenant has the address or UPN {mailbox}: check "
+                        f"MAILBOX (the mailbox must be in Exchange Online). {direct}",
+                        status=404,
+                        code=direct.code,
+                        request_id=direct.request_id,
+                        date=direct.date,
+                    ) from None
+                user = found[0]
+        except (GraphPermissionError, GraphRequestError) as exc:
+            identity = MailboxIdentity(
+                mailbox, None, None, None, frozenset({key}), note=f"not resolved: {exc}"
+            )
+        else:
+            identity = _identity_of(mailbox, user)
+        self._identities[key] = identity
+        return identity
+
+    def own_addresses(self, mailboxes: tuple[str, ...] | list[str]) -> frozenset[str]:
+        """Every address of the monitored mailbox(es) resolved so far, and the configured ones."""
+        found = {m.lower() for m in mailboxes}
+        for mailbox in mailboxes:
+            identity = self._identities.get(mailbox.lower())
+            if identity is not None:
+                found |= identity.addresses
+        return frozenset(found)
+
+    def _user(self, mailbox: str) -> str:
+        """The path segment of a mailbox: its object id once resolved."""
+        return quote(self.resolve_mailbox(mailbox).path_key)
 
     # -- mail ------------------------------------------------------------------------------
 
     def get_folder(self, mailbox: str, folder: str = "inbox") -> dict:
         """A mail folder's counts: proves the mailbox exists and Mail.Read reaches it."""
-        path = f"/users/{quote(mailbox)}/mailFolders/{quote(folder)}"
+        path = f"/users/{self._user(mailbox)}/mailFolders/{quote(folder)}"
         body = self._request("GET", path).json()
         return {
             "name": body.get("displayName"),
@@ -119,12 +206,19 @@ class GraphClient:
         page_size: int = 50,
         received_since: datetime | None = None,
     ) -> Iterator[DeltaPage]:
-        """Walk a delta round: from ``delta_link``, or from scratch, to the next delta link."""
+        """Walk a delta round: from ``delta_link``, or from scratch, to the next delta link.
+
+        Only created items are asked for (``changeType=created``, kept in the links): our own
+        marking of a processed email would otherwise come back as an "updated" item carrying
+        only the changed properties, and moves out of the folder or deletions change nothing
+        for us (the ledger row keeps the immutable id). A partial item that comes anyway is
+        counted in ``updated_ids``, never turned into a message.
+        """
         if delta_link:
             url, params = delta_link, None
         else:
-            url = f"/users/{quote(mailbox)}/mailFolders/{quote(folder)}/messages/delta"
-            params = {"$select": ",".join(MESSAGE_FIELDS)}
+            url = f"/users/{self._user(mailbox)}/mailFolders/{quote(folder)}/messages/delta"
+            params = {"$select": ",".join(MESSAGE_FIELDS), "changeType": "created"}
             if received_since is not None:
                 since = received_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 params["$filter"] = f"receivedDateTime ge {since}"
@@ -137,6 +231,8 @@ class GraphClient:
             for item in body.get("value", []):
                 if "@removed" in item:
                     page.removed_ids.append(item["id"])
+                elif _is_partial(item):
+                    page.updated_ids.append(item["id"])
                 else:
                     page.messages.append(MailMessage.from_graph(item, mailbox=mailbox))
             yield page
@@ -160,7 +256,7 @@ class GraphClient:
         if received_since is not None:
             since = received_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             params["$filter"] = f"receivedDateTime ge {since}"
-        url: str | None = f"/users/{quote(mailbox)}/mailFolders/{quote(folder)}/messages"
+        url: str | None = f"/users/{self._user(mailbox)}/mailFolders/{quote(folder)}/messages"
         while url:
             body = self._request("GET", url, params=params).json()
             yield from body.get("value", [])
@@ -168,7 +264,7 @@ class GraphClient:
 
     def get_message(self, mailbox: str, message_id: str) -> MailMessage:
         """One message with everything the pipeline needs."""
-        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(message_id)}"
         params = {"$select": ",".join(MESSAGE_FIELDS)}
         return MailMessage.from_graph(
             self._request("GET", path, params=params).json(), mailbox=mailbox
@@ -184,7 +280,7 @@ class GraphClient:
         raw (``$value``) instead of as base64 inside JSON, at a quarter of the memory. Small
         files, the usual case, then come in one more listing with their content.
         """
-        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}/attachments"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(message_id)}/attachments"
         listed = self._attachment_pages(path, {"$select": ATTACHMENT_METADATA})
         limit = max_size if max_size is not None else float("inf")
         too_large = {a["id"] for a in listed if _is_file(a) and _declared(a) > limit + SIZE_SLACK}
@@ -236,7 +332,9 @@ class GraphClient:
         body: dict = {"categories": categories}
         if is_read is not None:
             body["isRead"] = is_read
-        self._request("PATCH", f"/users/{quote(mailbox)}/messages/{quote(message_id)}", json=body)
+        self._request(
+            "PATCH", f"/users/{self._user(mailbox)}/messages/{quote(message_id)}", json=body
+        )
 
     def move_message(self, mailbox: str, message_id: str, folder_id: str) -> str:
         """Move a message; returns its id (unchanged, since ids are immutable).
@@ -244,12 +342,12 @@ class GraphClient:
         Not repeated blindly after a timeout, a reset or a 5xx: the message is looked at first,
         and if it already is in the folder, the move happened.
         """
-        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}/move"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(message_id)}/move"
         body = {"destinationId": folder_id}
         try:
             return self._request("POST", path, json=body, repeatable=False).json()["id"]
         except GraphUnavailableError:
-            item_path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}"
+            item_path = f"/users/{self._user(mailbox)}/messages/{quote(message_id)}"
             where = self._request("GET", item_path, params={"$select": "id,parentFolderId"})
             if where.json().get("parentFolderId") == folder_id:
                 return where.json()["id"]
@@ -258,13 +356,15 @@ class GraphClient:
     def find_folder_id(self, mailbox: str, name: str) -> str | None:
         """The id of a top-level folder by display name (or well-known name), if it exists."""
         try:
-            path = f"/users/{quote(mailbox)}/mailFolders/{quote(name)}"
+            path = f"/users/{self._user(mailbox)}/mailFolders/{quote(name)}"
             return self._request("GET", path).json()["id"]
         except (GraphNotFoundError, GraphRequestError):
             pass
         escaped = name.replace("'", "''")
         params = {"$filter": f"displayName eq '{escaped}'", "$select": "id,displayName"}
-        body = self._request("GET", f"/users/{quote(mailbox)}/mailFolders", params=params).json()
+        body = self._request(
+            "GET", f"/users/{self._user(mailbox)}/mailFolders", params=params
+        ).json()
         matches = body.get("value", [])
         return matches[0]["id"] if matches else None
 
@@ -279,18 +379,18 @@ class GraphClient:
         looks for it with :meth:`find_draft` first.
         """
         action = "createReplyAll" if reply_all else "createReply"
-        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}/{action}"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(message_id)}/{action}"
         response = self._request("POST", path, json={"message": message}, repeatable=False)
         return Draft.from_graph(response.json())
 
     def create_draft(self, mailbox: str, message: dict) -> Draft:
         """A new draft (when the email to reply to is gone); not repeated, like a reply draft."""
-        path = f"/users/{quote(mailbox)}/messages"
+        path = f"/users/{self._user(mailbox)}/messages"
         return Draft.from_graph(self._request("POST", path, json=message, repeatable=False).json())
 
     def find_draft(self, mailbox: str, header: str, value: str) -> Draft | None:
         """The draft in Drafts that carries ``header: value`` (a create whose answer was lost)."""
-        path = f"/users/{quote(mailbox)}/mailFolders/drafts/messages"
+        path = f"/users/{self._user(mailbox)}/mailFolders/drafts/messages"
         params = {"$select": "id,internetMessageId,internetMessageHeaders", "$top": "100"}
         url: str | None = path
         while url:
@@ -306,7 +406,7 @@ class GraphClient:
 
     def attachment_names(self, mailbox: str, draft_id: str) -> set[tuple[str, int]]:
         """(name, size) of the files a draft already carries, so a retry adds only the rest."""
-        path = f"/users/{quote(mailbox)}/messages/{quote(draft_id)}/attachments"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(draft_id)}/attachments"
         listed = self._attachment_pages(path, {"$select": "id,name,size"})
         return {(a.get("name") or "", _declared(a)) for a in listed}
 
@@ -318,7 +418,7 @@ class GraphClient:
         Neither is repeated after a timeout, a reset or a 5xx (the file may be there already):
         the caller lists the draft's files (:meth:`attachment_names`) before trying again.
         """
-        path = f"/users/{quote(mailbox)}/messages/{quote(draft_id)}/attachments"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(draft_id)}/attachments"
         if len(content) < MAX_POSTED_ATTACHMENT:
             body = {
                 "@odata.type": "#microsoft.graph.fileAttachment",
@@ -369,12 +469,26 @@ class GraphClient:
                 raise _error_for(response)
             start = next_start
 
+    def send_test_mail(self, mailbox: str, to: str) -> None:
+        """A short email from the mailbox to ``to``, not kept in Sent Items: proves Send As."""
+        message = {
+            "subject": "Ticket Manager: sending test",
+            "body": {
+                "contentType": "text",
+                "content": f"This test shows that Ticket Manager can send as {mailbox}.",
+            },
+            "toRecipients": [{"emailAddress": {"address": to}}],
+            "internetMessageHeaders": [{"name": "X-Ticket-Manager", "value": "send-test"}],
+        }
+        path = f"/users/{self._user(mailbox)}/sendMail"
+        self._request("POST", path, json={"message": message, "saveToSentItems": False})
+
     def send_draft(self, mailbox: str, draft_id: str) -> None:
-        self._request("POST", f"/users/{quote(mailbox)}/messages/{quote(draft_id)}/send")
+        self._request("POST", f"/users/{self._user(mailbox)}/messages/{quote(draft_id)}/send")
 
     def is_draft(self, mailbox: str, message_id: str) -> bool | None:
         """True while still a draft, False once sent, None when it no longer exists."""
-        path = f"/users/{quote(mailbox)}/messages/{quote(message_id)}"
+        path = f"/users/{self._user(mailbox)}/messages/{quote(message_id)}"
         try:
             body = self._request("GET", path, params={"$select": "id,isDraft"}).json()
         except GraphNotFoundError:
@@ -387,11 +501,12 @@ class GraphClient:
         self, mailbox: str, *, notification_url: str, client_state: str, expires: datetime
     ) -> Subscription:
         """Subscribe to new messages in the Inbox; Graph first checks ``notification_url``."""
+        user = self.resolve_mailbox(mailbox).path_key
         body = {
             "changeType": "created",
             "notificationUrl": notification_url,
             "lifecycleNotificationUrl": notification_url,
-            "resource": f"users/{mailbox}/mailFolders('Inbox')/messages",
+            "resource": f"users/{user}/mailFolders('Inbox')/messages",
             "expirationDateTime": _graph_time(expires),
             "clientState": client_state,
         }
@@ -514,6 +629,24 @@ class Subscription:
         return cls(id=body["id"], expires=datetime.fromisoformat(body["expirationDateTime"]))
 
 
+def _identity_of(configured: str, user: dict) -> MailboxIdentity:
+    addresses = {configured.lower()}
+    for value in (user.get("mail"), user.get("userPrincipalName")):
+        if value:
+            addresses.add(value.lower())
+    for proxy in user.get("proxyAddresses") or []:
+        kind, _, address = proxy.partition(":")
+        if kind.lower() == "smtp" and address:
+            addresses.add(address.lower())
+    return MailboxIdentity(
+        configured=configured,
+        id=user.get("id"),
+        user_principal_name=user.get("userPrincipalName"),
+        mail=user.get("mail"),
+        addresses=frozenset(addresses),
+    )
+
+
 def _graph_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
 
@@ -525,24 +658,32 @@ def _error_for(response: requests.Response) -> GraphError:
         error = response.json().get("error", {})
     except ValueError:
         error = {}
+    if not isinstance(error, dict):
+        error = {}
     code = error.get("code")
+    inner = error.get("innerError") or error.get("innererror") or {}
+    request_id = inner.get("request-id") or response.headers.get("request-id")
+    date = inner.get("date") or response.headers.get("Date")
     message = f"Graph answered {status} {code or ''}: {error.get('message', '')}".strip()
+    next_step = NEXT_STEPS.get((code or "").lower())
+    if next_step:
+        message = f"{message} Next step: {next_step}."
+    if request_id or date:
+        message = f"{message} (request-id {request_id or '-'}, date {date or '-'})"
+    details = {"status": status, "code": code, "request_id": request_id, "date": date}
     if status == 410 or (code or "").lower() in DELTA_RESTART_CODES:
-        return DeltaTokenExpiredError(message, status=status, code=code)
+        return DeltaTokenExpiredError(message, **details)
     if status in RETRYABLE_STATUSES:
         return GraphUnavailableError(
-            message,
-            status=status,
-            code=code,
-            retry_after=retry_after_seconds(response, MAX_RETRY_AFTER),
+            message, retry_after=retry_after_seconds(response, MAX_RETRY_AFTER), **details
         )
     if status == 401:
-        return GraphAuthError(message, status=status, code=code)
+        return GraphAuthError(message, **details)
     if status == 403:
-        return GraphPermissionError(message, status=status, code=code)
+        return GraphPermissionError(message, **details)
     if status == 404:
-        return GraphNotFoundError(message, status=status, code=code)
-    return GraphRequestError(message, status=status, code=code)
+        return GraphNotFoundError(message, **details)
+    return GraphRequestError(message, **details)
 
 
 class _Stop:
@@ -589,6 +730,15 @@ def _log_retry(state: RetryCallState) -> None:
             "wait_s": round(state.next_action.sleep, 2) if state.next_action else None,
         },
     )
+
+
+def _is_partial(item: dict) -> bool:
+    """A delta "updated" item: its id and the changed properties, not a whole message.
+
+    Every whole message has a received time (it was ``$select``ed); an update to read state
+    or categories does not carry one.
+    """
+    return "receivedDateTime" not in item
 
 
 def _is_file(item: dict) -> bool:

@@ -12,14 +12,63 @@ SignInError                 the identity platform refused us (consent, secret, r
 
 from __future__ import annotations
 
+# What a person does about each error code Graph gives for a mailbox (lower-cased codes).
+NEXT_STEPS = {
+    "mailboxnotenabledforrestapi": (
+        "the mailbox is inactive, soft-deleted or hosted on-premises, and Graph reaches only "
+        "Exchange Online mailboxes: move it to Exchange Online or pick another mailbox"
+    ),
+    "resourcenotfound": (
+        "Graph finds no Exchange Online mailbox for this user: it has no Exchange Online "
+        "license, or is still on-premises; assign a license (a shared mailbox needs none) "
+        "and allow an hour for the mailbox to be provisioned"
+    ),
+    "errorinvaliduser": (
+        "Graph knows no user by this name in the path: in hybrid tenants the mailbox's UPN "
+        "differs from its address; write the UPN in MAILBOX or grant User.Read.All so the "
+        "address is resolved"
+    ),
+    "erroraccessdenied": (
+        "the app (or the signed-in person) may not open this mailbox: check that Mail.ReadWrite "
+        "is granted, that the mailbox is inside the application access policy or RBAC scope "
+        "(changes take an hour or more), or, signed in as a person, Full Access on it"
+    ),
+    "errorsendasdenied": (
+        "the signed-in person may open the mailbox but not send from it: grant Send As or "
+        "Send on Behalf, then check with `flask check --send-test ADDRESS`"
+    ),
+    "errorquotaexceeded": (
+        "the mailbox is full: nothing can be moved, drafted or sent until its Deleted Items "
+        "are emptied or its quota raised"
+    ),
+}
+
 
 class GraphError(Exception):
-    """A Graph call failed; ``status`` and Graph's ``code`` say how."""
+    """A Graph call failed; ``status`` and Graph's ``code`` say how.
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+    ``request_id`` and ``date`` are Graph's ``innerError`` fields, which Microsoft support
+    asks for: they are part of the message, so every log line and stored error keeps them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        date: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
+        self.request_id = request_id
+        self.date = date
+
+    @property
+    def next_step(self) -> str | None:
+        return NEXT_STEPS.get((self.code or "").lower())
 
 
 class GraphAuthError(GraphError):

@@ -173,8 +173,17 @@ class FileAttachment:
         )
 
     @classmethod
-    def from_item(cls, item: dict, raw_mime: bytes) -> FileAttachment:
-        """An attached email (``itemAttachment``), kept as an .eml file."""
-        # Exchange names an attached email after its subject, which is no path: "3/2024" stays.
+    def from_item(cls, item: dict, raw: bytes) -> FileAttachment:
+        """An attached Outlook item (``itemAttachment``) as the file its ``$value`` is.
+
+        Graph gives an attached email as MIME (.eml), an event as iCalendar (.ics) and a
+        contact as vCard (.vcf); the listing does not say which, the content does.
+        """
+        # Exchange names an attached item after its subject, which is no path: "3/2024" stays.
         name = (item.get("name") or "message").replace("/", "_").replace("\\", "_").rstrip(".")
-        return cls(name=f"{name}.eml", content_type="message/rfc822", content=raw_mime)
+        head = raw.lstrip()[:64].upper()
+        if head.startswith(b"BEGIN:VCALENDAR"):
+            return cls(name=f"{name}.ics", content_type="text/calendar", content=raw)
+        if head.startswith(b"BEGIN:VCARD"):
+            return cls(name=f"{name}.vcf", content_type="text/vcard", content=raw)
+        return cls(name=f"{name}.eml", content_type="message/rfc822", content=raw)

@@ -41,7 +41,7 @@ from ticket_manager.jira.client import JiraClient, is_on_site
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.metrics import count_comment_relayed
 from ticket_manager.models import OutboundMessage, OutboundState, Ticket
-from ticket_manager.pipeline import leases, participants
+from ticket_manager.pipeline import leases, participants, send_permission
 from ticket_manager.pipeline.ledger import now
 
 log = logging.getLogger("ticket_manager.outbox")
@@ -170,6 +170,9 @@ class Outbox:
         ]
         if mailboxes is not None:
             conditions.append(OutboundMessage.mailbox.in_([m.lower() for m in mailboxes]))
+        held = send_permission.held_mailboxes()
+        if held:
+            conditions.append(OutboundMessage.mailbox.not_in(held))
         return leases.claim_rows(OutboundMessage, and_(*conditions), CLAIM_DURATION, limit=batch)
 
     def send(self, row_id: int, *, claimed: bool = False) -> bool:
@@ -189,12 +192,24 @@ class Outbox:
 
     def _send_and_record(self, row_id: int) -> bool:
         row = db.session.get(OutboundMessage, row_id)
+        until = send_permission.held_until(row.mailbox)
+        if until is not None:  # another email of this mailbox was just refused Send As
+            row.attempts = max(row.attempts - 1, 0)
+            row.next_attempt_at = until
+            leases.release_row(row)
+            db.session.commit()
+            return False
         try:
             self._send_claimed(row)
+            if row.state == OutboundState.SENT:
+                send_permission.sending_works(row.mailbox)
             return row.state == OutboundState.SENT
         except (GraphError, JiraError, SQLAlchemyError) as exc:
             db.session.rollback()
             row = db.session.get(OutboundMessage, row_id)
+            if send_permission.is_send_as_denied(exc):
+                self._wait_for_send_as(row, exc)
+                return False
             row.state = OutboundState.FAILED if row.draft_id is None else OutboundState.DRAFTED
             row.last_error = str(exc)[:2000]
             wait = getattr(exc, "retry_after", None) or 30 * 2 ** max(row.attempts - 1, 0)
@@ -203,6 +218,16 @@ class Outbox:
             db.session.commit()
             log.warning("email not sent", extra={"ticket": row.ticket_key, "error": row.last_error})
             return False
+
+    def _wait_for_send_as(self, row: OutboundMessage, exc: GraphError) -> None:
+        """Not a failure of this email: it waits, unspent, until the mailbox may send."""
+        send_permission.hold_sending(row.mailbox, exc, self.settings.auth_flow)
+        row.state = OutboundState.PENDING if row.draft_id is None else OutboundState.DRAFTED
+        row.last_error = f"waiting for Send As on {row.mailbox}: {exc}"[:2000]
+        row.attempts = max(row.attempts - 1, 0)
+        row.next_attempt_at = now() + send_permission.SEND_AS_RETRY
+        leases.release_row(row)
+        db.session.commit()
 
     def _claim(self, row_id: int) -> bool:
         unsent = OutboundMessage.state.not_in([OutboundState.SENT, OutboundState.SKIPPED])
@@ -245,7 +270,7 @@ class Outbox:
 
         An acknowledgement goes to the requester alone unless EMAIL_ACKNOWLEDGE_ALL.
         """
-        to, cc = participants.recipients(ticket, self.settings.mailboxes)
+        to, cc = participants.recipients(ticket, self.graph.own_addresses(self.settings.mailboxes))
         if row.kind == "acknowledgement" and not self.settings.acknowledge_all:
             cc = []
         return {"toRecipients": to, "ccRecipients": cc}

@@ -60,6 +60,8 @@ from ticket_manager.pipeline.tickets import (
 log = logging.getLogger("ticket_manager.pipeline")
 
 MAX_BACKOFF = timedelta(hours=1)
+# The 404 codes that mean the message itself is gone (others name the mailbox: see errors.py).
+_ITEM_GONE = {"", "erroritemnotfound", "itemnotfound"}
 
 
 class RetryLater(Exception):
@@ -157,6 +159,7 @@ class MessageProcessor:
                     row.mailbox, sender, row.id
                 ),
                 sent_by_us=lambda message_id: sent_by_us(row.mailbox, message_id),
+                own_addresses=frozenset(self._own_addresses()),
             )
             rejection = first_rejection(message, context, waived=row.rules_waived)
             if rejection is not None:
@@ -298,7 +301,7 @@ class MessageProcessor:
         # Jira's reporter is the sender when they are a Jira user (refreshed from Jira later).
         ticket.reporter_email = sender_address(message) if "reporter" in draft.fields else None
         ticket.set_watchers(w.email for w in draft.watchers if w.email)
-        participants.record_first_email(ticket, message, self.settings.mailboxes)
+        participants.record_first_email(ticket, message, self._own_addresses())
         if raised is not None:
             # The request's participants in Jira count as the ticket's participants.
             for address in raised.participants:
@@ -366,7 +369,7 @@ class MessageProcessor:
                     log.warning("follow-up of a deleted ticket", extra={"ticket": key})
                     return self._create(row, message, ThreadMatch(ticket, "deleted"))
             row.ticket_key = key
-            participants.record_follow_up(ticket, message, self.settings.mailboxes)
+            participants.record_follow_up(ticket, message, self._own_addresses())
             if not sent_to_customer:
                 # Emails to the customer answer the customer's newest email, never our own.
                 ticket.last_graph_id = message.id
@@ -506,6 +509,15 @@ class MessageProcessor:
         except GraphError as exc:
             log.warning("email not marked", extra={"ticket": key, "error": str(exc)})
 
+    def _own_addresses(self) -> tuple[str, ...]:
+        """MAILBOX and every proxy address of the monitored mailboxes: all of them are us."""
+        for mailbox in self.settings.mailboxes:
+            try:
+                self.graph.resolve_mailbox(mailbox)
+            except GraphError:  # that mailbox's own round reports it; this email goes on
+                continue
+        return tuple(sorted(self.graph.own_addresses(self.settings.mailboxes)))
+
     def _folder_id(self, mailbox: str, name: str) -> str | None:
         key = f"{mailbox.lower()}/{name}"
         if key not in self._folder_ids:
@@ -573,7 +585,7 @@ def _is_transient(exc: Exception) -> bool:
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, GraphNotFoundError):
+    if isinstance(exc, GraphNotFoundError) and (exc.code or "").lower() in _ITEM_GONE:
         return f"the email is no longer in the mailbox: {exc}"
     if isinstance(exc, GraphError | JiraError):
         return str(exc)

@@ -43,6 +43,8 @@ class RuleContext:
     recent_from_sender: Callable[[str], int]
     # Is this Message-ID one of the emails the service sent? (headers may be stripped)
     sent_by_us: Callable[[str | None], bool] = lambda _message_id: False
+    # Every address of the monitored mailboxes (proxy addresses, UPN), beyond MAILBOX itself.
+    own_addresses: frozenset[str] = frozenset()
 
 
 def sender_address(message: MailMessage) -> str | None:
@@ -60,7 +62,7 @@ class OwnMailboxRule:
             return Rejection(self.name, "carries the X-Ticket-Manager loop marker: sent by us")
         if context.sent_by_us(message.internet_message_id):
             return Rejection(self.name, "its Message-ID is one of the emails we sent")
-        ours = {m.lower() for m in context.settings.mailboxes}
+        ours = {m.lower() for m in context.settings.mailboxes} | context.own_addresses
         address = sender_address(message)
         if address and address in ours:
             return Rejection(self.name, f"sent by the monitored mailbox {address}")

@@ -64,6 +64,7 @@ from ticket_manager.sandbox.graph_store import (
 )
 from ticket_manager.sandbox.graph_subscriptions import (
     LIFECYCLE_EVENTS,
+    MAX_MESSAGE_SUBSCRIPTION_MINUTES,
     Delivery,
     Notifier,
     Subscription,
@@ -93,6 +94,40 @@ _APP_READ_ROLES = {"Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All", "Mail.Re
 # Outlook's limit per app id and mailbox: 10,000 API requests in a 10 minute period.
 DEFAULT_REQUEST_QUOTA = 10_000
 DEFAULT_QUOTA_WINDOW = 600.0
+
+
+# What Graph answers for a mailbox in an unusual state: (status, code, message, for which needs).
+MAILBOX_CONDITIONS = {
+    # An inactive, soft-deleted or on-premises mailbox (hybrid): not reachable through Graph.
+    "on-premises": (
+        404,
+        "MailboxNotEnabledForRESTAPI",
+        "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+        {"read", "write", "send"},
+    ),
+    # A user without an Exchange Online license: Graph finds no mailbox behind the user.
+    "unlicensed": (
+        404,
+        "ResourceNotFound",
+        "Resource could not be discovered.",
+        {"read", "write", "send"},
+    ),
+    # Outside the application access policy (app-only tokens).
+    "access-denied": (
+        403,
+        "ErrorAccessDenied",
+        "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly "
+        "AccessPolicy settings.",
+        {"read", "write", "send"},
+    ),
+    # A full mailbox: reading works, nothing can be created, changed or sent.
+    "quota-exceeded": (
+        403,
+        "ErrorQuotaExceeded",
+        "The action couldn't be completed because the mailbox quota is exceeded.",
+        {"write", "send"},
+    ),
+}
 
 
 class GraphEmulator:
@@ -128,6 +163,11 @@ class GraphEmulator:
         self.quota_clock: Callable[[], float] = time.monotonic  # seconds; tests may replace it
         self.set_request_quota(request_quota, quota_window)
         self.default_tenant_id = default_tenant_id
+        # The longest subscription Graph grants: 10,080 minutes for Outlook messages; a test
+        # lowers it to see the client follow the limit named in the ExtensionError.
+        self.subscription_max_minutes = MAX_MESSAGE_SUBSCRIPTION_MINUTES
+        # True: reading users answers 403, as for an app without User.Read.All.
+        self.deny_user_reads = False
         self.notifier = Notifier()
         self.app = Flask("graph_emulator")
         self.app.wsgi_app = CaseInsensitivePaths(self.app.wsgi_app)
@@ -149,10 +189,17 @@ class GraphEmulator:
 
     # -- helpers for tests and the demo ----------------------------------------------------
 
-    def add_mailbox(self, address: str) -> None:
-        """Create an empty mailbox with the standard folders."""
+    def add_mailbox(
+        self, address: str, *, upn: str | None = None, aliases: list[str] | tuple = ()
+    ) -> None:
+        """Create an empty mailbox with the standard folders.
+
+        ``upn``: a sign-in name that differs from the primary SMTP ``address`` (hybrid
+        tenants); paths then take the UPN or the object id, not the address. ``aliases``:
+        further SMTP addresses (proxyAddresses) that deliver to this mailbox.
+        """
         with self._lock:
-            self._mailboxes.setdefault(address.lower(), Mailbox(address))
+            self._mailboxes.setdefault(address.lower(), Mailbox(address, upn=upn, aliases=aliases))
 
     def set_request_quota(self, requests: int | None, window: float = DEFAULT_QUOTA_WINDOW) -> None:
         """At most ``requests`` requests per app id and mailbox in any ``window`` seconds.
@@ -370,14 +417,49 @@ class GraphEmulator:
         return self._lock
 
     def mailbox(self, key: str) -> Mailbox:
-        """A mailbox by address or user id; KeyError when unknown."""
+        """A mailbox by address, alias, UPN or user id (for helpers); KeyError when unknown."""
         lowered = key.lower()
         if lowered in self._mailboxes:
             return self._mailboxes[lowered]
         for box in self._mailboxes.values():
-            if box.user_id == lowered:
+            if box.user_id == lowered or box.upn.lower() == lowered or box.answers_to(lowered):
                 return box
         raise KeyError(key)
+
+    def attach_item(self, mailbox: str, message_id: str, name: str, raw: bytes) -> None:
+        """Attach an Outlook item (an event as iCalendar, a contact as vCard, or an email as
+        MIME) to a message, as an itemAttachment whose ``$value`` is ``raw``."""
+        with self._lock:
+            box = self.mailbox(mailbox)
+            item = box.find(message_id)
+            item.attachments.append(
+                new_attachment({"kind": "item", "name": name, "contentType": None, "bytes": raw})
+            )
+            item.props["hasAttachments"] = True
+            box.touch(item, ["hasAttachments"])
+
+    def set_mailbox_condition(self, mailbox: str, condition: str | None) -> None:
+        """Make a mailbox answer as Exchange does when it is ``condition`` (MAILBOX_CONDITIONS)."""
+        if condition is not None and condition not in MAILBOX_CONDITIONS:
+            raise ValueError(f"unknown condition {condition!r}")
+        with self._lock:
+            self.mailbox(mailbox).condition = condition
+
+    def deny_send_as(self, mailbox: str, denied: bool = True) -> None:
+        """Take away (or give back) Send As on a mailbox from every delegated user but its own."""
+        with self._lock:
+            self.mailbox(mailbox).send_as = not denied
+
+    def path_mailbox(self, key: str) -> Mailbox:
+        """The mailbox a ``/users/{key}`` path names: by object id or UPN only, as Graph."""
+        lowered = key.lower()
+        for box in self._mailboxes.values():
+            if box.user_id == lowered or box.upn.lower() == lowered:
+                return box
+        raise KeyError(key)
+
+    def find_users(self, predicate: Callable[[Mailbox], bool]) -> list[Mailbox]:
+        return [box for box in self._mailboxes.values() if predicate(box)]
 
     def all_mailboxes(self) -> list[Mailbox]:
         return list(self._mailboxes.values())
@@ -593,7 +675,7 @@ class GraphEmulator:
         app_id = str(g.claims.get("appid") or g.claims.get("azp") or "")
         with self._lock:
             try:
-                address = self.mailbox(user).address.lower()
+                address = self.path_mailbox(user).address.lower()
             except KeyError:
                 return None
             now = self.quota_clock()
@@ -706,7 +788,7 @@ class GraphEmulator:
                 )
             user = self.delegated_upn(claims) or ""
         try:
-            box = self.mailbox(user)
+            box = self.path_mailbox(user)
         except KeyError:
             if need == "user":
                 raise GraphQueryError(
@@ -720,7 +802,7 @@ class GraphEmulator:
             ) from None
         if delegated:
             granted = set(str(claims.get("scp")).split())
-            own = box.address.lower() == (self.delegated_upn(claims) or "").lower()
+            own = box.upn.lower() == (self.delegated_upn(claims) or "").lower()
             needed = {
                 "read": _READ_SCOPES,
                 "write": _WRITE_SCOPES,
@@ -737,6 +819,26 @@ class GraphEmulator:
                 "send": _SEND_SCOPES,
                 "user": _USER_ROLES,
             }[need]
+        if need == "user" and self.deny_user_reads:
+            raise GraphQueryError(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        if need != "user" and box.condition in MAILBOX_CONDITIONS:
+            status, code, text, needs = MAILBOX_CONDITIONS[box.condition]
+            if need in needs:
+                raise GraphQueryError(status, code, text)
+        if delegated and need == "send" and not own and granted & needed and not box.send_as:
+            # Full Access lets a person open a shared mailbox, not send from it: Exchange
+            # wants Send As or Send on Behalf as well (Graph's sendMail and send).
+            raise GraphQueryError(
+                403,
+                "ErrorSendAsDenied",
+                "The user account which was used to submit this request does not have the "
+                "right to send mail on behalf of the specified sending account., Cannot "
+                "submit message.",
+            )
         if not granted & needed:
             if need == "user":
                 raise GraphQueryError(

@@ -32,6 +32,10 @@ from ticket_manager.sandbox.graph_store import Folder, Mailbox, MailItem, random
 if TYPE_CHECKING:
     from ticket_manager.sandbox.graph import GraphEmulator
 
+# Exchange keeps a few generations of a folder's sync state; an older delta token answers 410
+# (delta-query-overview: "the delta token is expired and data must be synchronized again").
+DELTA_GENERATIONS = 3
+
 
 def register_delta_routes(emu: GraphEmulator) -> None:
     """Attach GET .../mailFolders/{id}/messages/delta."""
@@ -100,6 +104,8 @@ def register_delta_routes(emu: GraphEmulator) -> None:
                             "@removed": {"reason": "deleted"},
                         }
                     )
+                elif entry[0] == "updated":
+                    values.append(partial_update(box, entry[1], entry[2], params))
                 else:
                     values.append(
                         {
@@ -126,9 +132,34 @@ def register_delta_routes(emu: GraphEmulator) -> None:
                 body["@odata.nextLink"] = f"{request.base_url}?$skiptoken={new_token}"
             else:
                 emu.sync_states[new_token] = {"kind": "delta", "seq": snapshot, **common}
+                forget_old_generations(box, target)
                 body["@odata.deltaLink"] = f"{request.base_url}?$deltatoken={new_token}"
             body["value"] = values
             return json_response(body)
+
+    def partial_update(box: Mailbox, item: MailItem, seq: int, params: dict) -> dict:
+        """An updated item as Graph gives it: its id and the properties changed since ``seq``."""
+        changed = [name for name, at in item.changed_props.items() if at > seq]
+        select = params.get("select")
+        wanted = [name for name in changed if not select or name in select]
+        rendered = render(box, item, select=wanted or ["id"])
+        keep = {"id", "@odata.etag", *wanted}
+        return {
+            "@odata.type": "#microsoft.graph.message",
+            **{k: v for k, v in rendered.items() if k in keep},
+        }
+
+    def forget_old_generations(box: Mailbox, folder: Folder) -> None:
+        """Keep only the newest DELTA_GENERATIONS delta tokens of a folder, as Exchange does."""
+        tokens = [
+            token
+            for token, state in emu.sync_states.items()
+            if state["kind"] == "delta"
+            and state["mailbox"] == box.address.lower()
+            and state["folder"] == folder.id
+        ]
+        for token in tokens[:-DELTA_GENERATIONS]:
+            del emu.sync_states[token]
 
     def initial_delta_params() -> dict:
         args = request.args
@@ -199,7 +230,10 @@ def register_delta_routes(emu: GraphEmulator) -> None:
             if created and not _matches(params, item):
                 continue
             changed.append(item)
-        entries: list[tuple] = [("item", i) for i in _newest_first(changed)]
+        entries: list[tuple] = [
+            ("item", i) if i.arrived_seq > seq else ("updated", i, seq)
+            for i in _newest_first(changed)
+        ]
         if "deleted" in kinds:
             for removed_at, arrived, rest_id, immutable_id in folder.tombstones:
                 if removed_at > seq and arrived <= seq:

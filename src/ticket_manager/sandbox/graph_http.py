@@ -109,6 +109,8 @@ class CaseInsensitivePaths:
                     continue
                 if segment.lower().startswith("microsoft.graph."):
                     segment = segment[len("microsoft.graph.") :]
+                if segment.endswith("()"):  # a function called without parameters: delta()
+                    segment = segment[:-2]
                 parts.append(self._SEGMENTS.get(segment.lower(), segment))
             while "childFolders" in parts and any(parts[parts.index("childFolders") + 1 :]):
                 # A child folder is addressable by its own id: mailFolders/{child}/...
@@ -127,6 +129,24 @@ def not_found() -> GraphQueryError:
     return GraphQueryError(
         404, "ErrorItemNotFound", "The specified object was not found in the store."
     )
+
+
+def action_body() -> dict:
+    """An action's JSON parameters, whatever the case of their first letter.
+
+    Graph's documentation writes action parameters in camelCase (``destinationId``); the
+    SDKs generated from Graph's metadata send them as the metadata names them, PascalCase
+    (``DestinationId``, ``Message``, ``SaveToSentItems``, ``Comment``). Graph takes both.
+    """
+    return {(k[:1].lower() + k[1:]): v for k, v in json_body().items()}
+
+
+def action_json() -> dict:
+    """As :func:`action_body` for an optional body (an empty reply): {} when there is none."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return {}
+    return {(k[:1].lower() + k[1:]): v for k, v in body.items()}
 
 
 def json_body() -> dict:

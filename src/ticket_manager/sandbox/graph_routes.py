@@ -3,14 +3,16 @@ delta, subscriptions and $batch are registered from their own modules."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
-from flask import Response, request
+from flask import Response, g, request
 
 from ticket_manager.sandbox.graph_batch import register_batch_routes
 from ticket_manager.sandbox.graph_delta import register_delta_routes
-from ticket_manager.sandbox.graph_http import entity as message_entity
 from ticket_manager.sandbox.graph_http import (
+    action_body,
+    action_json,
     filter_view,
     folder_of,
     graph_error,
@@ -23,6 +25,7 @@ from ticket_manager.sandbox.graph_http import (
     parse_expand,
     root_url,
 )
+from ticket_manager.sandbox.graph_http import entity as message_entity
 from ticket_manager.sandbox.graph_http import render as render_message
 from ticket_manager.sandbox.graph_query import (
     MESSAGE_PROPERTIES,
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
     from ticket_manager.sandbox.graph import GraphEmulator
 
 _FLAG_STATUSES = {"notFlagged", "complete", "flagged"}
+USER_ROLES = {"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All"}
 
 
 def register_routes(emu: GraphEmulator) -> None:
@@ -93,27 +97,74 @@ def register_routes(emu: GraphEmulator) -> None:
 
     # -- users -----------------------------------------------------------------------------
 
+    def user_entity(box: Mailbox) -> dict:
+        given, _, surname = box.display_name.partition(" ")
+        return {
+            "businessPhones": [],
+            "displayName": box.display_name,
+            "givenName": given,
+            "jobTitle": None,
+            "mail": box.address,
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": "en-US",
+            "surname": surname or None,
+            "userPrincipalName": box.upn,
+            "id": box.user_id,
+            "proxyAddresses": box.proxy_addresses,
+        }
+
+    def select_user(rendered: dict) -> dict:
+        """The default user properties (proxyAddresses only when $select'ed), or the $select."""
+        select = request.args.get("$select")
+        if not select:
+            return {k: v for k, v in rendered.items() if k != "proxyAddresses"}
+        wanted = {s.strip() for s in select.split(",")}
+        return {k: v for k, v in rendered.items() if k in wanted}
+
     @route("")
     def get_user(user):
         with emu.lock:
             box = emu.authorize(user, "user")
-        given, _, surname = box.display_name.partition(" ")
         return json_response(
             {
                 "@odata.context": f"{root_url()}$metadata#users/$entity",
-                "businessPhones": [],
-                "displayName": box.display_name,
-                "givenName": given,
-                "jobTitle": None,
-                "mail": box.address,
-                "mobilePhone": None,
-                "officeLocation": None,
-                "preferredLanguage": "en-US",
-                "surname": surname or None,
-                "userPrincipalName": box.address,
-                "id": box.user_id,
+                **select_user(user_entity(box)),
             }
         )
+
+    @app.route("/v1.0/users", methods=["GET"])
+    def list_users():
+        """Users by ``mail eq '…'`` or ``proxyAddresses/any(x:x eq 'smtp:…')``."""
+        claims = g.claims
+        granted = set(claims.get("roles") or []) | set(str(claims.get("scp") or "").split())
+        if emu.deny_user_reads or not granted & USER_ROLES:
+            raise GraphQueryError(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        text = (request.args.get("$filter") or "").strip()
+        proxy = re.fullmatch(r"proxyAddresses/any\((\w+):\s*\1 eq '([^']*)'\)", text, re.I)
+        mail = re.fullmatch(r"mail eq '([^']*)'", text, re.I)
+        with emu.lock:
+            if proxy:
+                wanted = proxy.group(2).lower()
+                found = emu.find_users(
+                    lambda box: wanted in {p.lower() for p in box.proxy_addresses}
+                )
+            elif mail:
+                found = emu.find_users(lambda box: box.address.lower() == mail.group(1).lower())
+            elif not text:
+                found = emu.find_users(lambda box: True)
+            else:
+                raise GraphQueryError(
+                    400,
+                    "Request_UnsupportedQuery",
+                    "Unsupported or invalid query filter clause specified for property.",
+                )
+            values = [select_user(user_entity(box)) for box in found]
+        return json_response({"@odata.context": f"{root_url()}$metadata#users", "value": values})
 
     # -- folders ---------------------------------------------------------------------------
 
@@ -337,7 +388,7 @@ def register_routes(emu: GraphEmulator) -> None:
                     props[key] = parse_recipients(value, key) or []
             elif key == "internetMessageHeaders" and props["isDraft"]:
                 item.context["headers"] = parse_headers(value)
-        box.touch(item)
+        box.touch(item, [k for k in body if not k.startswith("@odata.")])
         emu.notify(box, item, "updated")
 
     @route("/messages/<message_id>/$value")
@@ -349,7 +400,7 @@ def register_routes(emu: GraphEmulator) -> None:
 
     @route("/messages/<message_id>/move", methods=("POST",))
     def move(user, message_id):
-        body = json_body()
+        body = action_body()
         with emu.lock:
             box = emu.authorize(user, "write")
             item = item_of(box, message_id)
@@ -397,7 +448,7 @@ def register_routes(emu: GraphEmulator) -> None:
                 added = new_attachment(specs[0])
                 item.attachments.append(added)
                 item.props["hasAttachments"] = any(not a["isInline"] for a in item.attachments)
-                box.touch(item)
+                box.touch(item, ["hasAttachments"])
                 return json_response(
                     {"@odata.context": f"{context}/$entity", **render_attachment(added)}, 201
                 )
@@ -433,7 +484,7 @@ def register_routes(emu: GraphEmulator) -> None:
 
     def reply_view(user: str, message_id: str, *, reply_all: bool, draft: bool) -> Response:
         mime = mime_message()
-        payload = {} if mime is not None else request.get_json(silent=True) or {}
+        payload = {} if mime is not None else action_json()
         with emu.lock:
             box = emu.authorize(user, "write" if draft else "send")
             item = item_of(box, message_id)
@@ -478,7 +529,7 @@ def register_routes(emu: GraphEmulator) -> None:
         outgoing = mime_message()
         save: object = True
         if outgoing is None:
-            body = json_body()
+            body = action_body()
             if "message" not in body:
                 raise GraphQueryError(
                     400, "ErrorInvalidParameter", "The value of the parameter 'Message' is empty."

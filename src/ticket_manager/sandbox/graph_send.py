@@ -137,6 +137,8 @@ def outgoing_from_json(message: dict) -> dict:
         "importance": importance,
         "headers": parse_headers(message.get("internetMessageHeaders")),
         "attachments": parse_attachments(message.get("attachments")),
+        # Settable when a draft is created (message resource: internetMessageId), kept on send.
+        "message_id": message.get("internetMessageId") or None,
     }
 
 
@@ -297,7 +299,7 @@ def _mime_for(box: Mailbox, outgoing: dict, message_id: str) -> bytes:
 
 def save_draft(emu: GraphEmulator, box: Mailbox, outgoing: dict) -> MailItem:
     """Store an unsent message in Drafts, remembering how to thread it when sent."""
-    raw = _mime_for(box, outgoing, new_message_id(box.address))
+    raw = _mime_for(box, outgoing, outgoing.get("message_id") or new_message_id(box.address))
     item = emu.store_mime(
         box,
         box.folder("drafts"),

@@ -11,6 +11,7 @@ import base64
 import os
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -84,13 +85,26 @@ class MailItem:
     change_key: str = field(default_factory=new_change_key)
     arrived_seq: int = 0
     changed_seq: int = 0
+    # Property name -> the sequence of its last change, so that a delta round can answer an
+    # update with only what changed since its token, as Graph does.
+    changed_props: dict[str, int] = field(default_factory=dict)
 
 
 class Mailbox:
     """One user's mailbox; ``seq`` orders every change so delta tokens can point into history."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(
+        self, address: str, *, upn: str | None = None, aliases: Iterable[str] = ()
+    ) -> None:
         self.address = address
+        # In hybrid tenants the sign-in name (UPN) often differs from the primary SMTP address;
+        # Graph's /users/{id | userPrincipalName} paths take only the UPN or the object id.
+        self.upn = upn or address
+        self.aliases = [a for a in aliases if a.lower() != address.lower()]
+        # Whether people with Full Access may also send as this mailbox (Send As granted).
+        self.send_as = True
+        # An unusual state Graph answers for (graph.MAILBOX_CONDITIONS), None when healthy.
+        self.condition: str | None = None
         self.user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mailbox:{address.lower()}"))
         local = address.partition("@")[0]
         self.display_name = " ".join(w.capitalize() for w in local.replace("_", ".").split("."))
@@ -104,6 +118,16 @@ class Mailbox:
         self.folders[self.root.id] = self.root
         for key, name in WELL_KNOWN_FOLDERS.items():
             self.add_folder(name, self.root.id, well_known=key)
+
+    @property
+    def proxy_addresses(self) -> list[str]:
+        """Exchange's proxyAddresses: the primary address as SMTP:, every alias as smtp:."""
+        return [f"SMTP:{self.address}", *(f"smtp:{a}" for a in self.aliases)]
+
+    def answers_to(self, address: str) -> bool:
+        """Whether mail to ``address`` reaches this mailbox (primary address or an alias)."""
+        lowered = address.lower()
+        return lowered == self.address.lower() or lowered in {a.lower() for a in self.aliases}
 
     # -- folders ---------------------------------------------------------------------------
 
@@ -162,11 +186,13 @@ class Mailbox:
         self.items[item.immutable_id] = item
         return item
 
-    def touch(self, item: MailItem) -> None:
-        """Record a modification: new change key, modified time and delta sequence."""
+    def touch(self, item: MailItem, properties: Iterable[str] = ()) -> None:
+        """Record a modification of ``properties``: new change key, time and delta sequence."""
         item.change_key = new_change_key()
         item.modified = datetime.now(UTC)
         item.changed_seq = self.next_seq()
+        for name in (*properties, "changeKey", "lastModifiedDateTime"):
+            item.changed_props[name] = item.changed_seq
 
     def move(self, item: MailItem, destination: Folder) -> None:
         """Move an item; like Exchange, its REST id changes, its immutable id does not."""

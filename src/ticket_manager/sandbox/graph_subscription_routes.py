@@ -87,7 +87,7 @@ def register_subscription_routes(emu: GraphEmulator) -> None:
             raise GraphQueryError(
                 400, "InvalidRequest", "clientState can't be longer than 128 characters."
             )
-        expiration = parse_expiration(body.get("expirationDateTime"))
+        expiration = parse_expiration(body.get("expirationDateTime"), emu.subscription_max_minutes)
         tls_version = body.get("latestSupportedTlsVersion") or "v1_2"
         if tls_version not in TLS_VERSIONS:
             raise GraphQueryError(
@@ -99,6 +99,18 @@ def register_subscription_routes(emu: GraphEmulator) -> None:
         with emu.lock:
             box = emu.authorize(user, "read")
             folder = folder_of(box, folder_key) if folder_key else None
+            delegated = bool(g.claims.get("scp")) and not g.claims.get("roles")
+            signed_in = (emu.delegated_upn(g.claims) or "").lower()
+            if delegated and box.upn.lower() != signed_in:
+                # "Delegated permission supports subscribing to items in folders in only the
+                # signed-in user's mailbox" (subscription resource, Outlook message): the
+                # .Shared permissions do not reach subscriptions.
+                raise GraphQueryError(
+                    403,
+                    "ExtensionError",
+                    "Operation: Create; Exception: [Status Code: Forbidden; Reason: Access is "
+                    "denied. Check credentials and try again.]",
+                )
         lifecycle = body.get("lifecycleNotificationUrl")
         validate_endpoint(url, emu.notifier.verify)
         if lifecycle:
@@ -143,7 +155,9 @@ def register_subscription_routes(emu: GraphEmulator) -> None:
                 return Response(status=204)
         body = json_body()
         expiration = (
-            parse_expiration(body["expirationDateTime"]) if "expirationDateTime" in body else None
+            parse_expiration(body["expirationDateTime"], emu.subscription_max_minutes)
+            if "expirationDateTime" in body
+            else None
         )
         url = body.get("notificationUrl")
         if url:

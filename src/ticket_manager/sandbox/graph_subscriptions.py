@@ -97,7 +97,9 @@ def parse_change_type(value: object) -> set[str]:
     return kinds
 
 
-def parse_expiration(value: object) -> datetime:
+def parse_expiration(
+    value: object, maximum_minutes: int = MAX_MESSAGE_SUBSCRIPTION_MINUTES
+) -> datetime:
     """Validate expirationDateTime: in the future and within the messages limit."""
     if not isinstance(value, str):
         raise _bad_request("expirationDateTime is a required property.", "ExtensionError")
@@ -108,10 +110,9 @@ def parse_expiration(value: object) -> datetime:
     now = datetime.now(UTC)
     if expiration <= now:
         raise _bad_request("Subscription expiration must be in the future.", "ExtensionError")
-    if expiration - now > timedelta(minutes=MAX_MESSAGE_SUBSCRIPTION_MINUTES):
+    if expiration - now > timedelta(minutes=maximum_minutes):
         raise _bad_request(
-            "Subscription expiration can only be "
-            f"{MAX_MESSAGE_SUBSCRIPTION_MINUTES} minutes in the future.",
+            f"Subscription expiration can only be {maximum_minutes} minutes in the future.",
             "ExtensionError",
         )
     return expiration
