@@ -172,6 +172,8 @@ def handle_incoming_email(mailboxes: tuple[str, ...], once: bool) -> None:
         sys.stdout.flush()
         os._exit(0)
     log.info("worker stopped")
+    if once and worker.rounds_failed and not worker.rounds_synced:
+        raise click.ClickException(f"no mailbox could be synced: {worker.last_error}")
 
 
 def _lock_sqlite_database() -> IO[str] | None:

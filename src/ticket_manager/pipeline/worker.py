@@ -89,6 +89,11 @@ class Worker:
         self._sync: MailboxSync | None = None
         self._syncing: str | None = None
         self._next_jira_poll = 0.0
+        # Rounds that worked and rounds that failed, with the last reason: `--once` exits 1
+        # when nothing could be synced.
+        self.rounds_synced = 0
+        self.rounds_failed = 0
+        self.last_error: str | None = None
 
     def stop(self) -> None:
         """Ask the worker to finish what it is doing and return."""
@@ -153,6 +158,7 @@ class Worker:
                         "failed": result.count(MessageState.FAILED),
                     },
                 )
+                self.rounds_synced += 1
                 return result
             except (SignInError, GraphError, JiraError) as exc:
                 self._record_error(address, exc)
@@ -192,6 +198,8 @@ class Worker:
 
     def _record_error(self, address: str, exc: Exception) -> None:
         message = str(exc) or exc.__class__.__name__
+        self.rounds_failed += 1
+        self.last_error = message
         log.error("mailbox not synced", extra={"mailbox": address, "error": message})
         try:
             db.session.rollback()
