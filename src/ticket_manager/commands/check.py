@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from ticket_manager.checks import run_checks
 
 
 @click.command("check")
+@with_appcontext
 def check_command() -> None:
     """Check the configuration, database, Microsoft 365 sign-in, mailboxes and Jira boards."""
     results = run_checks(current_app._get_current_object())
