@@ -100,3 +100,41 @@ def test_identity_platform_failing_is_named(sandbox, ready_env):
     assert_one_line_naming(
         run(["o365", "authenticate"], ready_env), "answered HTTP 503", "try again"
     )
+
+
+# -- the database ------------------------------------------------------------------------------
+
+
+def test_db_upgrade_on_an_unreachable_database_says_so_in_one_line(sandbox_env, unused_port):
+    # `flask db upgrade` against a closed port: connection refused, not a traceback.
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{unused_port}/test"
+    result = run(["db", "upgrade"], {**sandbox_env, "SQLALCHEMY_DATABASE_URI": url})
+    assert_one_line_naming(result, "cannot connect to the database", "Connection refused")
+    assert "SQLALCHEMY_DATABASE_URI" in result.stderr
+
+
+def test_worker_refuses_an_unreachable_database_without_blaming_the_schema(
+    sandbox_env, unused_port
+):
+    # The worker on an unreachable database stops at once, advising the server and URI.
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{unused_port}/test"
+    env = {**sandbox_env, "SQLALCHEMY_DATABASE_URI": url}
+    result = run(["o365", "handle-incoming-email", "--once"], env)
+    assert_one_line_naming(result, "the worker cannot start", "Connection refused")
+    assert "flask db upgrade" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_worker_refuses_a_database_without_the_schema(sandbox_env, tmp_path):
+    # The worker on an empty database stops at once and says to run `flask db upgrade`.
+    env = {**sandbox_env, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'empty.db'}"}
+    result = run(["o365", "handle-incoming-email"], env)
+    assert_one_line_naming(result, "the worker cannot start", "run `flask db upgrade`")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_once_exits_1_when_no_mailbox_could_be_synced(ready_env, sandbox):
+    # Graph refuses every round: `--once` says nothing could be synced and exits 1.
+    sandbox.graph.controls.fail_next(count=200, status=403, retry_after=None)
+    result = run(["o365", "handle-incoming-email", "--once"], ready_env)
+    assert_one_line_naming(result, "no mailbox could be synced")

@@ -19,6 +19,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from ticket_manager import health
 from ticket_manager.app import get_settings
 from ticket_manager.config import ConfigError, Settings
 from ticket_manager.extensions import db
@@ -129,8 +130,12 @@ def handle_incoming_email(mailboxes: tuple[str, ...], once: bool) -> None:
     """Handle incoming email: keep the mailboxes in sync and turn new mail into tickets."""
     settings = _settings()
     selected = _selected(settings, mailboxes)
-    sqlite_lock = _lock_sqlite_database()  # noqa: F841 - held until the process ends
     app = current_app._get_current_object()
+    database = health.database(app)
+    if not database.ok:
+        # Without a reachable database at the right schema every round would only fail.
+        raise click.ClickException(f"the worker cannot start: {database.detail}")
+    sqlite_lock = _lock_sqlite_database()  # noqa: F841 - held until the process ends
     metrics_server = None
     try:
         worker = Worker(app, settings, selected)
