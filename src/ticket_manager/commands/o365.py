@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -21,6 +22,7 @@ from sqlalchemy import select
 
 from ticket_manager import health
 from ticket_manager.app import get_settings
+from ticket_manager.commands.progress import Progress
 from ticket_manager.config import ConfigError, Settings
 from ticket_manager.extensions import db
 from ticket_manager.graph.errors import GraphError, SignInError
@@ -222,41 +224,88 @@ def _lock_sqlite_database() -> IO[str] | None:
 @mailbox_option
 @with_appcontext
 def check_for_missing_tickets(days: int, dry_run: bool, mailboxes: tuple[str, ...]) -> None:
-    """Check for possible tickets that went missing in the last days."""
+    """Check for possible tickets that went missing in the last days.
+
+    Without --dry-run it processes what it finds as the worker would: it creates Jira
+    tickets and comments and sends the acknowledgement emails. Ctrl-C once stops taking new
+    emails and finishes those in flight; twice stops at once (the next run finds the rest).
+    """
     settings = _settings()
     selected = _selected(settings, mailboxes)
+    stop = _InterruptRequests()
     try:
         services = Services(settings)
         reconciler = Reconciler(current_app._get_current_object(), settings, services)
         exit_code = 0
-        for address in selected:
-            report = reconciler.find_missing(address, timedelta(days=days))
-            click.echo(
-                f"{address}: {report.listed} emails in the last {days} day(s), "
-                f"{report.listed - len(report.missing)} in the ledger, "
-                f"{len(report.missing)} missing, {len(report.unfinished)} unfinished."
-            )
-            for item in report.missing:
+        with stop.installed():
+            for address in selected:
+                if stop.requested:
+                    break
+                report = reconciler.find_missing(address, timedelta(days=days))
                 click.echo(
-                    f"  missing  {item.received:%Y-%m-%d %H:%M}  {item.sender}  {item.subject}"
+                    f"{address}: {report.listed} emails in the last {days} day(s), "
+                    f"{report.listed - len(report.missing)} in the ledger, "
+                    f"{len(report.missing)} missing, {len(report.unfinished)} unfinished."
                 )
-            if dry_run or not (report.missing or report.unfinished):
-                continue
-            total = len(report.missing) + len(report.unfinished)
-            with click.progressbar(
-                length=total,
-                label="  processing",
-                file=sys.stderr,
-            ) as bar:
-                outcomes = reconciler.process(address, report, progress=bar.update)
-            for state, count in sorted(outcomes.items()):
-                click.echo(f"  {state}: {count}")
-            if outcomes.get(MessageState.FAILED.value):
-                exit_code = 1
+                for item in report.missing:
+                    click.echo(
+                        f"  missing  {item.received:%Y-%m-%d %H:%M}  {item.sender}  {item.subject}"
+                    )
+                if dry_run or not (report.missing or report.unfinished):
+                    continue
+                total = len(report.missing) + len(report.unfinished)
+                with Progress(total, "  processing") as progress:
+                    outcomes = reconciler.process(
+                        address, report, progress=progress, should_stop=lambda: stop.requested
+                    )
+                for state, count in sorted(outcomes.items()):
+                    click.echo(f"  {state}: {count}")
+                if outcomes.get(MessageState.FAILED.value):
+                    exit_code = 1
+        if stop.requested:
+            click.echo("Stopped on Ctrl-C; run the command again to process the rest.", err=True)
+            exit_code = 130
     except (SignInError, GraphError, JiraError) as exc:
         _fail(exc)
     if exit_code:
         raise SystemExit(exit_code)
+
+
+class _InterruptRequests:
+    """Ctrl-C (or SIGTERM) once: stop taking new work; twice: exit now.
+
+    Exiting at once loses nothing: a message is either finished in the ledger, pending in it
+    (retried by the worker and the next run), or not yet recorded (still in the mailbox).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handle(self, signum, _frame) -> None:
+        if self.requested:
+            click.echo(
+                "Second Ctrl-C: stopping now. The emails that were in flight stay claimed for "
+                "5 minutes, then the worker or the next run finishes them; the next run finds "
+                "the rest.",
+                err=True,
+            )
+            sys.stderr.flush()
+            os._exit(130)
+        self.requested = True
+        click.echo(
+            "Stopping: no new emails are taken; finishing those in flight. "
+            "Press Ctrl-C again to stop at once.",
+            err=True,
+        )
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 @o365.command("list-failed")

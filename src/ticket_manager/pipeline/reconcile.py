@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -23,6 +23,8 @@ from ticket_manager.graph.errors import GraphNotFoundError
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline import ledger
 
+# The outcome of the jobs a stop request left for the next run.
+NOT_STARTED = "not started (left for the next run)"
 LISTED_FIELDS = ("id", "internetMessageId", "receivedDateTime", "subject", "from")
 
 
@@ -87,12 +89,19 @@ class Reconciler:
         )
 
     def process(
-        self, address: str, report: MissingReport, *, progress: Callable[[int], None]
+        self,
+        address: str,
+        report: MissingReport,
+        *,
+        progress: Callable[[int], None],
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> Counter[str]:
         """Record and process the missing messages, then the unfinished rows.
 
         They are processed PROCESSING_CONCURRENCY at a time, as the worker does: after a week
         of downtime the missing mail is thousands of emails, each waiting on Graph and Jira.
+        Jobs are handed out one at a time, so when ``should_stop()`` turns true only those in
+        flight are finished; the rest are counted as ``NOT_STARTED`` and found by the next run.
         """
         processor = self.services.processor()
         jobs: list[Callable[[], str]] = [
@@ -101,16 +110,33 @@ class Reconciler:
         jobs += [partial(self._process_row, processor, row_id) for row_id in report.unfinished]
         outcomes: Counter[str] = Counter()
         if self.settings.processing_concurrency == 1 or len(jobs) < 2:
-            for job in jobs:
+            for index, job in enumerate(jobs):
+                if should_stop():
+                    outcomes[NOT_STARTED] += len(jobs) - index
+                    break
                 outcomes[job()] += 1
                 progress(1)
             return outcomes
         workers = min(self.settings.processing_concurrency, len(jobs))
+        waiting = iter(jobs)
+        started = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
-            futures = [pool.submit(self._in_app_context, job) for job in jobs]
-            for future in as_completed(futures):
-                outcomes[future.result()] += 1
-                progress(1)
+            in_flight: set[Future[str]] = set()
+            while True:
+                while len(in_flight) < workers and not should_stop():
+                    job = next(waiting, None)
+                    if job is None:
+                        break
+                    in_flight.add(pool.submit(self._in_app_context, job))
+                    started += 1
+                if not in_flight:
+                    break
+                done, in_flight = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcomes[future.result()] += 1
+                    progress(1)
+        if started < len(jobs):
+            outcomes[NOT_STARTED] += len(jobs) - started
         return outcomes
 
     def _in_app_context(self, job: Callable[[], str]) -> str:
