@@ -270,12 +270,35 @@ class Settings:
             )
 
 
-def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+class Environment(dict):
+    """The configuration's keys and values, and which of them a `.env` file set (and where)."""
+
+    dotenv_path: Path | None = None
+    from_dotenv: frozenset[str] = frozenset()
+
+    def source(self, key: str) -> str:
+        """Where ``key`` was set, in words for an error message."""
+        if self.dotenv_path is not None and key in self.from_dotenv:
+            return f"in {self.dotenv_path}"
+        return "in the environment"
+
+    def base_directory(self, key: str) -> Path:
+        """The directory a relative path in ``key`` is relative to: its `.env`'s, or the cwd."""
+        if self.dotenv_path is not None and key in self.from_dotenv:
+            return self.dotenv_path.parent
+        return Path.cwd()
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
     """Merge `.env` (found from the working directory upwards) under the process environment."""
     if environ is not None:
-        return dict(environ)
+        return Environment(environ)
     dotenv_path = find_dotenv(".env", usecwd=True)
-    values = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
+    values = Environment((k, v) for k, v in dotenv_values(dotenv_path).items() if v is not None)
+    if dotenv_path:
+        values.dotenv_path = Path(dotenv_path).resolve()
+        # `flask` may have loaded the file into the environment already; it never overrides.
+        values.from_dotenv = frozenset(k for k, v in values.items() if os.environ.get(k, v) == v)
     values.update(os.environ)
     return values
 
@@ -308,7 +331,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         _check_label("JIRA_TICKET_LABELS", label)
 
     settings = Settings(
-        database_uri=_database_uri(get("SQLALCHEMY_DATABASE_URI")),
+        database_uri=_database_uri(
+            get("SQLALCHEMY_DATABASE_URI"), env.base_directory("SQLALCHEMY_DATABASE_URI")
+        ),
         application_context=_application_context(get("APPLICATION_CONTEXT")),
         openapi_version=_openapi_version(get("OPENAPI")),
         ticket_client_app=_url(get, "TICKET_CLIENT_APP", required=False),
@@ -615,7 +640,7 @@ def _scopes(value: str) -> tuple[str, ...]:
     return tuple(scopes)
 
 
-def _database_uri(value: str) -> str:
+def _database_uri(value: str, base: Path | None = None) -> str:
     try:
         url = make_url(value)
     except ArgumentError:
@@ -628,10 +653,12 @@ def _database_uri(value: str) -> str:
         # psycopg 3 is the PostgreSQL driver we ship; plain postgresql:// would ask for psycopg2.
         return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        # A relative file is where the user works (beside .env), not in a package folder.
+        # A relative file is beside the .env that names it (else where the user works), so
+        # a command run from a subdirectory uses the same database.
         path = Path(url.database).expanduser()
         if not path.is_absolute():
-            return url.set(database=str(Path.cwd() / path)).render_as_string(hide_password=False)
+            where = (base or Path.cwd()) / path
+            return url.set(database=str(where)).render_as_string(hide_password=False)
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(
             "SQLALCHEMY_DATABASE_URI",
@@ -695,12 +722,22 @@ def _ca_bundle(env: Mapping[str, str]) -> str | None:
 
 
 def _reject_misspelt_keys(env: Mapping[str, str]) -> None:
+    """Stop at a key that is a near miss of a known one, wherever it was set.
+
+    Keys with our prefixes (and SQLAlchemy's) are compared with every known key; any other key
+    only when it is very close to one (MAILBXO for MAILBOX), so the rest of the environment
+    (PATH, HOME, ...) is left alone.
+    """
     referenced = set(_list(env.get("JIRA_BOARDS", ""))) | {env.get("JIRA_DEFAULT_BOARD", "")}
     for key in env:
-        if key in KNOWN_KEYS or key in referenced or not key.startswith(OWN_PREFIXES):
+        if key in KNOWN_KEYS or key in referenced:
             continue
         if key.startswith("JIRA_") and key.endswith("_BOARD"):
             continue  # a board key that JIRA_BOARDS does not list (yet): harmless
+        ours = key.startswith((*OWN_PREFIXES, "SQLALCHEMY_"))
         close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.85)
-        if close:
-            raise ConfigError(key, f"is not a Ticket Manager key; did you mean {close[0]}?")
+        if close and (ours or len(key) >= 6):
+            where = env.source(key) if isinstance(env, Environment) else "in the configuration"
+            raise ConfigError(
+                key, f"is not a Ticket Manager key (set {where}); did you mean {close[0]}?"
+            )

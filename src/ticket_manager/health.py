@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from flask import Flask
@@ -105,9 +106,28 @@ def database_url() -> str:
     return db.engine.url.render_as_string(hide_password=True)
 
 
+def missing_sqlite_file() -> Path | None:
+    """The configured SQLite file when it does not exist (connecting would create it)."""
+    url = db.engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path
+
+
 def database(app: Flask) -> Health:
-    """Reachable, and at the code's schema revision (or a newer one: a rolling upgrade)."""
+    """Reachable, and at the code's schema revision (or a newer one: a rolling upgrade).
+
+    A missing SQLite file is reported without connecting: a check never creates a database.
+    """
     where = database_url()
+    missing = missing_sqlite_file()
+    if missing is not None:
+        return Health(
+            FAILING,
+            f"no database file at {missing}: run `flask db upgrade` to create it (or fix "
+            "SQLALCHEMY_DATABASE_URI if this is not the intended database)",
+        )
     try:
         version = db.session.execute(text("select version_num from alembic_version")).scalar()
     except SQLAlchemyError as exc:
@@ -161,6 +181,8 @@ def _microsoft(app: Flask, settings: Settings) -> Health:
         return Health(NOT_CONFIGURED, exc.format_message())
     from ticket_manager.pipeline.worker import token_provider
 
+    if settings.auth_flow != "credentials" and missing_sqlite_file() is not None:
+        return Health(FAILING, "the delegated sign-in is stored in the database, which is missing")
     try:
         with app.app_context():
             tokens = token_provider(settings)

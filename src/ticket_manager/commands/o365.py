@@ -369,6 +369,9 @@ def retry_failed(ids: tuple[int, ...], mailboxes: tuple[str, ...]) -> None:
 
 
 def _failed_rows(mailboxes: list[str], ids: tuple[int, ...] = ()) -> list[LedgerMessage]:
+    database = health.database(current_app._get_current_object())
+    if not database.ok:
+        raise click.ClickException(database.detail)
     query = select(LedgerMessage).where(
         LedgerMessage.state == MessageState.FAILED,
         LedgerMessage.mailbox.in_([m.lower() for m in mailboxes]),
