@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -87,6 +88,7 @@ KNOWN_KEYS = frozenset(
         "API_ENTRA_AUDIENCE",
         "API_ENTRA_TENANT_ID",
         "METRICS_PORT",
+        "O365_CLIENT_SECRET_EXPIRES",
     }
 )
 
@@ -170,6 +172,8 @@ class Settings:
     tenant_id: str | None
     client_id: str | None
     client_secret: Secret
+    # When the client secret expires (O365_CLIENT_SECRET_EXPIRES), for warnings days ahead.
+    client_secret_expires: date | None
     scopes: tuple[str, ...]
     auth_flow: str
     authority_host: str
@@ -341,6 +345,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tenant_id=_tenant(get("O365_TENANT_ID")),
         client_id=get("O365_CLIENT_ID") or None,
         client_secret=Secret(get("O365_CLIENT_SECRET")),
+        client_secret_expires=_date(
+            get("O365_CLIENT_SECRET_EXPIRES"), "O365_CLIENT_SECRET_EXPIRES"
+        ),
         scopes=_scopes(get("O365_SCOPES")),
         auth_flow=auth_flow,
         authority_host=_url(get, "O365_AUTHORITY_HOST", https=True).rstrip("/"),
@@ -565,6 +572,15 @@ def _url(get, key: str, *, required: bool = True, https: bool = False) -> str:
         expected = "an https:// URL" if https else "an http:// or https:// URL"
         raise ConfigError(key, f"expected {expected}, got {value!r}")
     return value
+
+
+def _date(value: str, key: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(key, f"expected a date such as 2027-03-31, got {value!r}") from None
 
 
 def _tenant(value: str) -> str | None:

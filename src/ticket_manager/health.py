@@ -13,7 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
@@ -230,3 +231,80 @@ def _jira(settings: Settings) -> Health:
 def _first_line(exc: BaseException) -> str:
     text_ = str(getattr(exc, "orig", None) or exc).strip()
     return text_.splitlines()[0] if text_ else exc.__class__.__name__
+
+
+# -- credentials that expire ------------------------------------------------------------------
+
+# A delegated sign-in's refresh token lapses after this long unused (Microsoft's default).
+REFRESH_TOKEN_INACTIVITY = timedelta(days=90)
+# Warn this many days ahead, so there is time to renew a secret or sign in again.
+EXPIRY_WARNING = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """A credential that stops working at ``expires_at``, and what to do before then."""
+
+    kind: str  # client_secret or refresh_token: the metric's label
+    credential: str
+    expires_at: datetime
+    renew: str
+
+    def days_left(self, moment: datetime) -> int:
+        return (self.expires_at - moment).days
+
+    def warning(self, moment: datetime) -> str | None:
+        """A problem line when it is expired or due within EXPIRY_WARNING, else None."""
+        left = self.expires_at - moment
+        if left <= timedelta(0):
+            return f"{self.credential} expired on {self.expires_at:%Y-%m-%d}: {self.renew}"
+        if left <= EXPIRY_WARNING:
+            return (
+                f"{self.credential} expires on {self.expires_at:%Y-%m-%d} "
+                f"(in {left.days} days): {self.renew}"
+            )
+        return None
+
+
+def expiries(settings: Settings) -> list[Expiry]:
+    """The client secret (O365_CLIENT_SECRET_EXPIRES) and the stored delegated sign-in."""
+    found: list[Expiry] = []
+    if settings.client_secret and settings.client_secret_expires is not None:
+        found.append(
+            Expiry(
+                "client_secret",
+                "the client secret (O365_CLIENT_SECRET_EXPIRES)",
+                datetime.combine(settings.client_secret_expires, dt_time(), tzinfo=UTC),
+                "add a new secret to the app registration, then update O365_CLIENT_SECRET "
+                "and O365_CLIENT_SECRET_EXPIRES",
+            )
+        )
+    if settings.auth_flow != "credentials" and missing_sqlite_file() is None:
+        last_used = _stored_sign_in_used_at(settings)
+        if last_used is not None:
+            found.append(
+                Expiry(
+                    "refresh_token",
+                    "the delegated sign-in (refresh token, 90 days without use)",
+                    last_used + REFRESH_TOKEN_INACTIVITY,
+                    "keep the worker running, or run `flask o365 authenticate` again",
+                )
+            )
+    return found
+
+
+def _stored_sign_in_used_at(settings: Settings) -> datetime | None:
+    """When the stored sign-in was last refreshed (the cache is saved on every refresh)."""
+    from sqlalchemy import select
+
+    from ticket_manager.models import TokenCache
+
+    name = f"{settings.tenant_id}/{settings.client_id}"
+    try:
+        moment = db.session.scalar(select(TokenCache.updated_at).where(TokenCache.name == name))
+    except SQLAlchemyError:
+        db.session.rollback()
+        return None
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -46,6 +46,15 @@ class MailboxStatus:
 
 
 @dataclass
+class CredentialStatus:
+    """A credential that expires: the client secret, or the delegated sign-in."""
+
+    credential: str
+    expires_at: datetime
+    days_left: int
+
+
+@dataclass
 class ServiceStatus:
     generated_at: datetime
     database: DependencyStatus
@@ -53,6 +62,8 @@ class ServiceStatus:
     jira: DependencyStatus
     mailboxes: list[MailboxStatus]
     problems: list[str]
+    ticket_browse_url: str | None = None
+    credentials: list[CredentialStatus] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -92,7 +103,20 @@ def collect_status(settings: Settings, *, remote: bool = True) -> ServiceStatus:
             db.session.rollback()
     for mailbox in mailboxes:
         problems.extend(f"{mailbox.address}: {p}" for p in mailbox.problems)
-    return ServiceStatus(now(), database, microsoft, jira, mailboxes, problems)
+    moment = now()
+    credentials = []
+    if database.state == health.OK or settings.auth_flow == "credentials":
+        for expiry in health.expiries(settings):
+            credentials.append(
+                CredentialStatus(expiry.credential, expiry.expires_at, expiry.days_left(moment))
+            )
+            warning = expiry.warning(moment)
+            if warning:
+                problems.append(f"Microsoft 365 sign-in: {warning}")
+    browse = f"{settings.atlassian_url.rstrip('/')}/browse/" if settings.atlassian_url else None
+    return ServiceStatus(
+        moment, database, microsoft, jira, mailboxes, problems, browse, credentials
+    )
 
 
 def _mailbox(settings: Settings, address: str) -> MailboxStatus:
