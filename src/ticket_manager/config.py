@@ -89,6 +89,7 @@ KNOWN_KEYS = frozenset(
         "API_ENTRA_TENANT_ID",
         "METRICS_PORT",
         "O365_CLIENT_SECRET_EXPIRES",
+        "O365_CLIENT_CERTIFICATE",
     }
 )
 
@@ -174,6 +175,8 @@ class Settings:
     client_secret: Secret
     # When the client secret expires (O365_CLIENT_SECRET_EXPIRES), for warnings days ahead.
     client_secret_expires: date | None
+    # A PEM file with the private key and certificate, to sign in without a secret.
+    client_certificate: str | None
     scopes: tuple[str, ...]
     auth_flow: str
     authority_host: str
@@ -257,7 +260,8 @@ class Settings:
         """The keys every mailbox operation needs."""
         self.require("MAILBOX", "O365_TENANT_ID", "O365_CLIENT_ID")
         if self.auth_flow == "credentials":
-            self.require("O365_CLIENT_SECRET")
+            if not self.client_certificate:
+                self.require("O365_CLIENT_SECRET")
         else:
             # A delegated sign-in is stored (encrypted) for every worker to read.
             self.require("SECRET_KEY")
@@ -345,6 +349,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tenant_id=_tenant(get("O365_TENANT_ID")),
         client_id=get("O365_CLIENT_ID") or None,
         client_secret=Secret(get("O365_CLIENT_SECRET")),
+        client_certificate=_certificate_file(get("O365_CLIENT_CERTIFICATE")),
         client_secret_expires=_date(
             get("O365_CLIENT_SECRET_EXPIRES"), "O365_CLIENT_SECRET_EXPIRES"
         ),
@@ -402,9 +407,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ca_bundle=_ca_bundle(env),
         raw=env,
     )
-    if settings.auth_flow == "credentials" and settings.client_id and not settings.client_secret:
+    if (
+        settings.auth_flow == "credentials"
+        and settings.client_id
+        and not (settings.client_secret or settings.client_certificate)
+    ):
         raise ConfigError(
-            "O365_CLIENT_SECRET", "is required when O365_AUTH_FLOW=credentials (app-only sign-in)"
+            "O365_CLIENT_SECRET",
+            "is required when O365_AUTH_FLOW=credentials (app-only sign-in), unless "
+            "O365_CLIENT_CERTIFICATE is set",
         )
     return settings
 
@@ -572,6 +583,22 @@ def _url(get, key: str, *, required: bool = True, https: bool = False) -> str:
         expected = "an https:// URL" if https else "an http:// or https:// URL"
         raise ConfigError(key, f"expected {expected}, got {value!r}")
     return value
+
+
+def _certificate_file(value: str) -> str | None:
+    """A PEM file holding a private key and its certificate (O365_CLIENT_CERTIFICATE)."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ConfigError("O365_CLIENT_CERTIFICATE", f"names a file that does not exist: {value}")
+    text = path.read_text(errors="replace")
+    if "PRIVATE KEY-----" not in text or "BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError(
+            "O365_CLIENT_CERTIFICATE",
+            "must be a PEM file with the private key and the certificate (unencrypted)",
+        )
+    return str(path.resolve())
 
 
 def _date(value: str, key: str) -> date | None:

@@ -279,6 +279,16 @@ def expiries(settings: Settings) -> list[Expiry]:
                 "and O365_CLIENT_SECRET_EXPIRES",
             )
         )
+    if settings.client_certificate:
+        found.append(
+            Expiry(
+                "client_certificate",
+                "the client certificate (O365_CLIENT_CERTIFICATE)",
+                _certificate_expiry(settings.client_certificate),
+                "upload a new certificate to the app registration, then point "
+                "O365_CLIENT_CERTIFICATE at its PEM file",
+            )
+        )
     if settings.auth_flow != "credentials" and missing_sqlite_file() is None:
         last_used = _stored_sign_in_used_at(settings)
         if last_used is not None:
@@ -308,3 +318,11 @@ def _stored_sign_in_used_at(settings: Settings) -> datetime | None:
     if moment is None:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _certificate_expiry(path: str) -> datetime:
+    from cryptography import x509
+
+    pem = Path(path).read_bytes()
+    start = pem.index(b"-----BEGIN CERTIFICATE-----")
+    return x509.load_pem_x509_certificate(pem[start:]).not_valid_after_utc

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -74,6 +75,15 @@ def reaching_identity_platform(settings: Settings) -> Iterator[None]:
         ) from None
 
 
+def _client_credential(settings: Settings) -> str | dict | None:
+    """The secret, or a certificate's key (MSAL signs a client assertion with it, PS256)."""
+    if settings.client_certificate:
+        pem = Path(settings.client_certificate).read_text()
+        certificate = pem[pem.index("-----BEGIN CERTIFICATE-----") :]
+        return {"private_key": pem, "public_certificate": certificate}
+    return settings.client_secret.reveal() or None
+
+
 def _root_cause(exc: BaseException) -> str:
     """The innermost reason of a network error, in words (not the whole urllib3 chain)."""
     text = str(exc)
@@ -131,7 +141,8 @@ class TokenProvider:
         }
         with reaching_identity_platform(settings):
             if settings.auth_flow == "device" or (
-                settings.auth_flow == "authorization" and not settings.client_secret
+                settings.auth_flow == "authorization"
+                and not (settings.client_secret or settings.client_certificate)
             ):
                 # No secret: the registration is a public client (device code, or a desktop
                 # redirect URI), so MSAL must not try to authenticate the app itself.
@@ -140,9 +151,7 @@ class TokenProvider:
                 )
             else:
                 self.app = msal.ConfidentialClientApplication(
-                    settings.client_id,
-                    client_credential=settings.client_secret.reveal() or None,
-                    **common,
+                    settings.client_id, client_credential=_client_credential(settings), **common
                 )
 
     @property
