@@ -138,3 +138,20 @@ def test_once_exits_1_when_no_mailbox_could_be_synced(ready_env, sandbox):
     sandbox.graph.controls.fail_next(count=200, status=403, retry_after=None)
     result = run(["o365", "handle-incoming-email", "--once"], ready_env)
     assert_one_line_naming(result, "no mailbox could be synced")
+
+
+def test_sign_in_shows_the_consent_url_first_and_no_library_warning(ready_env):
+    # `flask o365 authenticate` (authorization flow): the URL to open, no MSAL UserWarning.
+    env = {**ready_env, "O365_AUTH_FLOW": "authorization", "O365_CLIENT_SECRET": ""}
+    env["SECRET_KEY"] = "s" * 40
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ticket_manager", "o365", "authenticate"],
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = process.communicate("\n", timeout=120)
+    assert out.startswith("Visit the following url to give consent:\nhttps://"), out + err
+    assert "Warning" not in err and "INFO" not in err, err

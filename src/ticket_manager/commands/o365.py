@@ -96,7 +96,7 @@ def authenticate(force: bool) -> None:
                 click.echo(f"Account already authenticated as {tokens.signed_in_username()}.")
                 return
             except SignInError:
-                log.info("Account not yet authenticated.")
+                log.debug("no stored sign-in that works: starting a new one")
         if settings.auth_flow == "device":
             flow = tokens.initiate_device_flow()
             click.echo(flow["message"])

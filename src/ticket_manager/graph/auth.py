@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -199,7 +200,10 @@ class TokenProvider:
 
     def initiate_auth_code_flow(self, redirect_uri: str) -> dict:
         """Start the delegated sign-in: the returned flow's ``auth_uri`` is for the browser."""
-        with reaching_identity_platform(self.settings):
+        with reaching_identity_platform(self.settings), warnings.catch_warnings():
+            # MSAL recommends response_mode=form_post, which needs a web server to receive the
+            # answer; the person pastes the address the browser lands on, so it is the query.
+            warnings.filterwarnings("ignore", message="response_mode=", category=UserWarning)
             return self.app.initiate_auth_code_flow(self.scopes, redirect_uri=redirect_uri)
 
     def complete_auth_code_flow(self, flow: dict, auth_response: dict) -> str:
