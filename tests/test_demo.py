@@ -121,3 +121,35 @@ def test_sandbox_send_without_a_running_demo_says_so(tmp_path):
     result = cli(["sandbox", "send", "--from", "a@example.com", "--subject", "x"], {}, tmp_path)
     assert result.returncode == 1
     assert "load the demo's configuration" in result.stderr
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_idle_rounds_are_summarised_at_a_sensible_rate(pipeline, caplog):
+    # A round unlike the one before is always summarised; repeats at most every ten minutes.
+    import logging
+
+    from ticket_manager.pipeline.worker import Worker
+
+    worker = Worker(pipeline.app, pipeline.settings, list(pipeline.settings.mailboxes))
+    mailbox = pipeline.mailbox
+
+    def summaries() -> int:
+        return sum(
+            r.getMessage() == "sync round done" and r.levelno == logging.INFO
+            for r in caplog.records
+        )
+
+    with caplog.at_level(logging.DEBUG, logger="ticket_manager.worker"):
+        for _ in range(3):
+            worker.sync_one(mailbox)
+        assert summaries() == 1
+        pipeline.deliver(subject="Printer jammed")
+        worker.sync_one(mailbox)
+        assert summaries() == 2
+        for _ in range(4):  # the rounds after it see its changes, then nothing again
+            worker.sync_one(mailbox)
+        settled = summaries()
+        assert settled <= 3
+        for _ in range(3):
+            worker.sync_one(mailbox)
+        assert summaries() == settled
