@@ -146,13 +146,14 @@ def handle_incoming_email(mailboxes: tuple[str, ...], once: bool) -> None:
     except (SignInError, GraphError, JiraError, ConfigError) as exc:
         _fail(exc)
     log.info("worker started", extra={"mailbox": ",".join(selected), "worker": WORKER_ID})
-    # Said whatever LOG_LEVEL is: a person who started the worker sees that it runs, and how.
+    # Said whatever LOG_LEVEL is: a person who started the worker sees that it runs, and how
+    # (JSON logs are for machines, which read the "worker started" event instead).
     rounds = "one round" if once else f"a round every {settings.poll_interval} s"
-    click.echo(
+    _tell(
+        settings,
         f"Worker started: watching {', '.join(selected)} ({settings.auth_flow} flow, tenant "
         f"{settings.tenant_id}), database {health.database_url()}, {rounds}"
         + ("." if once else "; Ctrl-C to stop."),
-        err=True,
     )
 
     thread = threading.Thread(target=worker.run, kwargs={"once": once}, name="worker")
@@ -187,12 +188,18 @@ def handle_incoming_email(mailboxes: tuple[str, ...], once: bool) -> None:
         sys.stdout.flush()
         os._exit(0)
     log.info("worker stopped")
-    click.echo(
+    _tell(
+        settings,
         f"Worker stopped: {worker.rounds_synced} round(s) synced, {worker.rounds_failed} failed.",
-        err=True,
     )
     if once and worker.rounds_failed and not worker.rounds_synced:
         raise click.ClickException(f"no mailbox could be synced: {worker.last_error}")
+
+
+def _tell(settings: Settings, line: str) -> None:
+    """A line for the person at the terminal, unless stderr carries JSON logs only."""
+    if settings.log_format != "json":
+        click.echo(line, err=True)
 
 
 def _lock_sqlite_database() -> IO[str] | None:
