@@ -155,3 +155,27 @@ def test_sign_in_shows_the_consent_url_first_and_no_library_warning(ready_env):
     out, err = process.communicate("\n", timeout=120)
     assert out.startswith("Visit the following url to give consent:\nhttps://"), out + err
     assert "Warning" not in err and "INFO" not in err, err
+
+
+def test_an_unreachable_database_is_a_503_with_its_reason_never_a_500(
+    sandbox_env, serve, unused_port
+):
+    # With the database down, /health/ready names the cause and /status answers 503, not 500.
+    import requests
+
+    from ticket_manager import create_app
+
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{unused_port}/test"
+    app = create_app({**sandbox_env, "SQLALCHEMY_DATABASE_URI": url, "API_RATE_LIMIT": "off"})
+    base = serve(app, tls=False) + "/api/tickets/v3"
+    client = requests.Session()
+    client.trust_env = False
+    ready = client.get(f"{base}/health/ready", timeout=30)
+    assert ready.status_code == 503
+    assert "cannot connect to the database" in ready.json()["checks"]["database"]
+    assert "postgres@" not in ready.text
+    status = client.get(
+        f"{base}/status", headers={"Authorization": "Bearer tm_00000000_" + "x" * 43}, timeout=30
+    )
+    assert status.status_code == 503, status.text
+    assert status.json()["type"].endswith("database-unavailable")
