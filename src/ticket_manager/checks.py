@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from alembic.script import ScriptDirectory
 from flask import Flask
-from sqlalchemy import text
 
+from ticket_manager import health
 from ticket_manager.app import get_settings
 from ticket_manager.config import ConfigError
-from ticket_manager.extensions import MIGRATIONS_DIR, db
+from ticket_manager.extensions import db
 from ticket_manager.graph.auth import TokenProvider
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, SignInError
@@ -22,12 +21,7 @@ from ticket_manager.pipeline.create_screens import unfillable
 from ticket_manager.pipeline.service_requests import OPTIONAL_REQUEST_FIELDS
 from ticket_manager.pipeline.worker import token_provider
 
-
-class SchemaOutOfDate(Exception):
-    """The database exists but its schema is older (or newer) than the code."""
-
-
-EXPECTED_FAILURES = (ConfigError, GraphError, SignInError, JiraError, SchemaOutOfDate)
+EXPECTED_FAILURES = (ConfigError, GraphError, SignInError, JiraError)
 
 
 @dataclass(frozen=True)
@@ -58,44 +52,19 @@ def run_checks(app: Flask, *, send_test: str | None = None) -> list[CheckResult]
             return False
 
     with app.app_context():
-
-        def database() -> str:
-            where = db.engine.url.render_as_string(hide_password=True)
-            revision = db.session.execute(text("select version_num from alembic_version"))
-            version = revision.scalar_one_or_none()
-            db.session.rollback()
-            head = ScriptDirectory(MIGRATIONS_DIR).get_current_head()
-            if version != head:
-                raise SchemaOutOfDate(
-                    f"{where}: schema revision {version or 'none'}, the code needs {head}: "
-                    "run `flask db upgrade`"
-                )
-            return f"{where}, schema revision {version}"
-
-        try:
-            check("database", database)
-        except Exception as exc:  # any database failure is itself the finding
-            results.append(
-                CheckResult(
-                    "database",
-                    False,
-                    f"{exc.__class__.__name__}: run "
-                    "`flask db upgrade` and check SQLALCHEMY_DATABASE_URI",
-                )
-            )
+        found = health.database(app)
+        results.append(CheckResult("database", found.ok, found.detail))
         db.session.remove()
+        signed_in = health.microsoft(app, settings, fresh=True)
+        results.append(
+            CheckResult("microsoft sign-in", signed_in.ok, _sign_in_detail(settings, signed_in))
+        )
 
     session = build_session(settings.ca_bundle)
     tokens: TokenProvider | None = None
-
-    def sign_in() -> str:
-        nonlocal tokens
-        # The delegated sign-in lives in the database: read it as the worker does.
+    if signed_in.ok:
         tokens = token_provider(settings)
-        tokens.access_token()
-        return f"token acquired ({settings.auth_flow} flow, tenant {settings.tenant_id})"
-
-    if check("microsoft sign-in", sign_in) and tokens is not None:
+    if tokens is not None:
         graph = GraphClient(settings.graph_url, tokens.access_token, session, max_attempts=3)
         for mailbox in settings.mailboxes:
             if check(
@@ -193,3 +162,9 @@ def _describe_mailbox(graph: GraphClient, mailbox: str) -> str:
     folder = graph.get_folder(mailbox)
     inbox = f"inbox readable: {folder['total']} messages, {folder['unread']} unread"
     return f"{identity.describe()}; {inbox}"
+
+
+def _sign_in_detail(settings, found: health.Health) -> str:
+    if not found.ok:
+        return found.detail
+    return f"token acquired ({settings.auth_flow} flow, tenant {settings.tenant_id})"

@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -93,6 +94,8 @@ KNOWN_KEYS = frozenset(
         "METRICS_PORT",
         "JIRA_CUSTOM_FIELDS",
         "ROUTING_RULES",
+        "O365_CLIENT_SECRET_EXPIRES",
+        "O365_CLIENT_CERTIFICATE",
     }
 )
 
@@ -177,6 +180,10 @@ class Settings:
     tenant_id: str | None
     client_id: str | None
     client_secret: Secret
+    # When the client secret expires (O365_CLIENT_SECRET_EXPIRES), for warnings days ahead.
+    client_secret_expires: date | None
+    # A PEM file with the private key and certificate, to sign in without a secret.
+    client_certificate: str | None
     scopes: tuple[str, ...]
     auth_flow: str
     authority_host: str
@@ -267,7 +274,8 @@ class Settings:
         """The keys every mailbox operation needs."""
         self.require("MAILBOX", "O365_TENANT_ID", "O365_CLIENT_ID")
         if self.auth_flow == "credentials":
-            self.require("O365_CLIENT_SECRET")
+            if not self.client_certificate:
+                self.require("O365_CLIENT_SECRET")
         else:
             # A delegated sign-in is stored (encrypted) for every worker to read.
             self.require("SECRET_KEY")
@@ -284,12 +292,35 @@ class Settings:
             )
 
 
-def read_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+class Environment(dict):
+    """The configuration's keys and values, and which of them a `.env` file set (and where)."""
+
+    dotenv_path: Path | None = None
+    from_dotenv: frozenset[str] = frozenset()
+
+    def source(self, key: str) -> str:
+        """Where ``key`` was set, in words for an error message."""
+        if self.dotenv_path is not None and key in self.from_dotenv:
+            return f"in {self.dotenv_path}"
+        return "in the environment"
+
+    def base_directory(self, key: str) -> Path:
+        """The directory a relative path in ``key`` is relative to: its `.env`'s, or the cwd."""
+        if self.dotenv_path is not None and key in self.from_dotenv:
+            return self.dotenv_path.parent
+        return Path.cwd()
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
     """Merge `.env` (found from the working directory upwards) under the process environment."""
     if environ is not None:
-        return dict(environ)
+        return Environment(environ)
     dotenv_path = find_dotenv(".env", usecwd=True)
-    values = {k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}
+    values = Environment((k, v) for k, v in dotenv_values(dotenv_path).items() if v is not None)
+    if dotenv_path:
+        values.dotenv_path = Path(dotenv_path).resolve()
+        # `flask` may have loaded the file into the environment already; it never overrides.
+        values.from_dotenv = frozenset(k for k, v in values.items() if os.environ.get(k, v) == v)
     values.update(os.environ)
     return values
 
@@ -322,7 +353,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         _check_label("JIRA_TICKET_LABELS", label)
 
     settings = Settings(
-        database_uri=_database_uri(get("SQLALCHEMY_DATABASE_URI")),
+        database_uri=_database_uri(
+            get("SQLALCHEMY_DATABASE_URI"), env.base_directory("SQLALCHEMY_DATABASE_URI")
+        ),
         application_context=_application_context(get("APPLICATION_CONTEXT")),
         openapi_version=_openapi_version(get("OPENAPI")),
         ticket_client_app=_url(get, "TICKET_CLIENT_APP", required=False),
@@ -330,6 +363,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tenant_id=_tenant(get("O365_TENANT_ID")),
         client_id=get("O365_CLIENT_ID") or None,
         client_secret=Secret(get("O365_CLIENT_SECRET")),
+        client_certificate=_certificate_file(get("O365_CLIENT_CERTIFICATE")),
+        client_secret_expires=_date(
+            get("O365_CLIENT_SECRET_EXPIRES"), "O365_CLIENT_SECRET_EXPIRES"
+        ),
         scopes=_scopes(get("O365_SCOPES")),
         auth_flow=auth_flow,
         authority_host=_url(get, "O365_AUTHORITY_HOST", https=True).rstrip("/"),
@@ -389,9 +426,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ca_bundle=_ca_bundle(env),
         raw=env,
     )
-    if settings.auth_flow == "credentials" and settings.client_id and not settings.client_secret:
+    if (
+        settings.auth_flow == "credentials"
+        and settings.client_id
+        and not (settings.client_secret or settings.client_certificate)
+    ):
         raise ConfigError(
-            "O365_CLIENT_SECRET", "is required when O365_AUTH_FLOW=credentials (app-only sign-in)"
+            "O365_CLIENT_SECRET",
+            "is required when O365_AUTH_FLOW=credentials (app-only sign-in), unless "
+            "O365_CLIENT_CERTIFICATE is set",
         )
     return settings
 
@@ -591,6 +634,31 @@ def _url(get, key: str, *, required: bool = True, https: bool = False) -> str:
     return value
 
 
+def _certificate_file(value: str) -> str | None:
+    """A PEM file holding a private key and its certificate (O365_CLIENT_CERTIFICATE)."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise ConfigError("O365_CLIENT_CERTIFICATE", f"names a file that does not exist: {value}")
+    text = path.read_text(errors="replace")
+    if "PRIVATE KEY-----" not in text or "BEGIN CERTIFICATE-----" not in text:
+        raise ConfigError(
+            "O365_CLIENT_CERTIFICATE",
+            "must be a PEM file with the private key and the certificate (unencrypted)",
+        )
+    return str(path.resolve())
+
+
+def _date(value: str, key: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(key, f"expected a date such as 2027-03-31, got {value!r}") from None
+
+
 def _tenant(value: str) -> str | None:
     if not value:
         return None
@@ -664,7 +732,7 @@ def _scopes(value: str) -> tuple[str, ...]:
     return tuple(scopes)
 
 
-def _database_uri(value: str) -> str:
+def _database_uri(value: str, base: Path | None = None) -> str:
     try:
         url = make_url(value)
     except ArgumentError:
@@ -677,10 +745,12 @@ def _database_uri(value: str) -> str:
         # psycopg 3 is the PostgreSQL driver we ship; plain postgresql:// would ask for psycopg2.
         return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        # A relative file is where the user works (beside .env), not in a package folder.
+        # A relative file is beside the .env that names it (else where the user works), so
+        # a command run from a subdirectory uses the same database.
         path = Path(url.database).expanduser()
         if not path.is_absolute():
-            return url.set(database=str(Path.cwd() / path)).render_as_string(hide_password=False)
+            where = (base or Path.cwd()) / path
+            return url.set(database=str(where)).render_as_string(hide_password=False)
     if url.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(
             "SQLALCHEMY_DATABASE_URI",
@@ -752,12 +822,22 @@ def _ca_bundle(env: Mapping[str, str]) -> str | None:
 
 
 def _reject_misspelt_keys(env: Mapping[str, str]) -> None:
+    """Stop at a key that is a near miss of a known one, wherever it was set.
+
+    Keys with our prefixes (and SQLAlchemy's) are compared with every known key; any other key
+    only when it is very close to one (MAILBXO for MAILBOX), so the rest of the environment
+    (PATH, HOME, ...) is left alone.
+    """
     referenced = set(_list(env.get("JIRA_BOARDS", ""))) | {env.get("JIRA_DEFAULT_BOARD", "")}
     for key in env:
-        if key in KNOWN_KEYS or key in referenced or not key.startswith(OWN_PREFIXES):
+        if key in KNOWN_KEYS or key in referenced:
             continue
         if key.startswith("JIRA_") and key.endswith("_BOARD"):
             continue  # a board key that JIRA_BOARDS does not list (yet): harmless
+        ours = key.startswith((*OWN_PREFIXES, "SQLALCHEMY_"))
         close = difflib.get_close_matches(key, KNOWN_KEYS, n=1, cutoff=0.85)
-        if close:
-            raise ConfigError(key, f"is not a Ticket Manager key; did you mean {close[0]}?")
+        if close and (ours or len(key) >= 6):
+            where = env.source(key) if isinstance(env, Environment) else "in the configuration"
+            raise ConfigError(
+                key, f"is not a Ticket Manager key (set {where}); did you mean {close[0]}?"
+            )

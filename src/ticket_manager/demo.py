@@ -42,9 +42,40 @@ DEMO_SETTINGS = {
     "EMAIL_WHITELISTED_DOMAINS": "example.com",
     "EMAIL_BLACKLIST": "malicious@example.com",
     "TICKET_CLIENT_APP": "https://tickets.example.com/browse/",
-    # The demo tells its own story; the service's events would interleave with it.
-    "LOG_LEVEL": "WARNING",
 }
+# The demo tells its own story, so its own process logs only warnings; the env file it
+# writes leaves LOG_LEVEL alone, so a worker started from it says what it does.
+DEMO_PROCESS_SETTINGS = {"LOG_LEVEL": "WARNING"}
+LOCK_FILE = "demo.lock"
+
+
+class DemoRunning(Exception):
+    """Another demo holds the state directory."""
+
+
+def hold_state_dir(state_dir: Path):
+    """Lock ``state_dir`` for this demo, or raise :class:`DemoRunning` naming the one there.
+
+    The lock is the operating system's (flock): it goes with the process however it ends.
+    """
+    import fcntl
+    import os
+
+    lock = (state_dir / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise DemoRunning(
+            f"a demo is already running in {state_dir} ({holder}): stop it with Ctrl-C, or "
+            "start this one elsewhere with DEMO_ARGS='--state-dir DIR'"
+        ) from None
+    lock.truncate(0)
+    lock.write(f"pid {os.getpid()}")
+    lock.flush()
+    return lock
 
 
 def say(text: str = "", **style) -> None:
@@ -163,6 +194,11 @@ def show_service_desk(app, settings, sandbox: Sandbox, mailbox: str) -> None:
 def run(state_dir: Path, once: bool) -> int:
     """Run the demo; returns the exit code."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = hold_state_dir(state_dir)
+    except DemoRunning as exc:
+        say(f"Error: {exc}", fg="red")
+        return 1
     database = state_dir / "demo.db"
     database.unlink(missing_ok=True)
     sandbox = Sandbox(state_dir=state_dir).start()
@@ -179,6 +215,7 @@ def run(state_dir: Path, once: bool) -> int:
         }
         env_file = state_dir / "demo.env"
         write_env_file(env_file, environment)
+        environment = {**environment, **DEMO_PROCESS_SETTINGS}
         mailbox = sandbox.accounts.mailboxes[0]
 
         say("Ticket Manager demo", bold=True)
@@ -245,6 +282,10 @@ def run(state_dir: Path, once: bool) -> int:
         say(f"  set -a; . {env_file}; set +a")
         say("  .venv/bin/flask o365 check-for-missing-tickets --dry-run")
         say("  .venv/bin/flask o365 handle-incoming-email     # then Ctrl-C")
+        say(
+            "  .venv/bin/flask sandbox send --from 'Dan <dan@example.com>' "
+            "--subject 'Screen flickers' [--attach FILE]"
+        )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
@@ -254,6 +295,7 @@ def run(state_dir: Path, once: bool) -> int:
         if api_server is not None:
             api_server.stop()
         sandbox.stop()
+        lock.close()
 
 
 def show_api(app, settings) -> tuple[EmulatorServer, str]:

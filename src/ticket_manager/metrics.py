@@ -33,6 +33,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from ticket_manager import health
 from ticket_manager.config import ConfigError, Settings
 from ticket_manager.extensions import db
 from ticket_manager.http import observe_requests
@@ -239,6 +240,15 @@ class DatabaseCollector:
             )
             gauge.add_metric([], expiry)
             families.append(gauge)
+        credentials = GaugeMetricFamily(
+            "ticket_manager_credential_expiry_timestamp_seconds",
+            "When a credential stops working (Unix time): the client secret "
+            "(O365_CLIENT_SECRET_EXPIRES) or the delegated sign-in's refresh token.",
+            labels=["credential"],
+        )
+        for expiry in health.expiries(settings):
+            credentials.add_metric([expiry.kind], expiry.expires_at.timestamp())
+        families.append(credentials)
         return families
 
     @staticmethod

@@ -5,42 +5,30 @@ sign-in (and when its token expires), Jira, and per mailbox the last sync, the s
 the backlog and the failures. ``problems`` lists what needs a person, in plain words with
 what to do; an empty list means all is well.
 
-Checks that reach Microsoft or Jira are cached for a minute per process, so the dashboard
-and monitoring can poll freely.
+Each dependency's health is decided by :mod:`ticket_manager.health` (cached for a minute per
+app), so the dashboard and monitoring can poll freely and agree with `flask check`.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from alembic.script import ScriptDirectory
-from sqlalchemy import func, select, text
+from flask import current_app
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from ticket_manager.config import ConfigError, Settings
-from ticket_manager.extensions import MIGRATIONS_DIR, db
-from ticket_manager.graph.errors import GraphError, SignInError
-from ticket_manager.jira.errors import JiraError
+from ticket_manager import health
+from ticket_manager.config import Settings
+from ticket_manager.extensions import db
 from ticket_manager.models import LedgerMessage, Mailbox, MessageState
 from ticket_manager.pipeline.ledger import as_utc, now
 
-REMOTE_CHECK_SECONDS = 60
 # A subscription this close to its end is shown as expiring (the worker renews earlier).
 EXPIRING = timedelta(hours=1)
-_cache_lock = threading.Lock()
-_cache: dict[tuple, tuple[float, object]] = {}
 
-
-@dataclass
-class DependencyStatus:
-    """One dependency: ``ok``, ``failing``, or ``not configured``; with details."""
-
-    state: str
-    detail: str = ""
-    account: str | None = None
-    expires_at: datetime | None = None
+# One dependency: ``ok``, ``failing``, ``not configured`` or ``unknown``, with details.
+DependencyStatus = health.Health
 
 
 @dataclass
@@ -61,6 +49,15 @@ class MailboxStatus:
 
 
 @dataclass
+class CredentialStatus:
+    """A credential that expires: the client secret, or the delegated sign-in."""
+
+    credential: str
+    expires_at: datetime
+    days_left: int
+
+
+@dataclass
 class ServiceStatus:
     generated_at: datetime
     database: DependencyStatus
@@ -68,6 +65,8 @@ class ServiceStatus:
     jira: DependencyStatus
     mailboxes: list[MailboxStatus]
     problems: list[str]
+    ticket_browse_url: str | None = None
+    credentials: list[CredentialStatus] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -78,94 +77,48 @@ class ServiceStatus:
 
 
 def collect_status(settings: Settings, *, remote: bool = True) -> ServiceStatus:
-    """Gather the status; ``remote=False`` skips the Microsoft and Jira checks."""
-    database = _database()
+    """Gather the status; ``remote=False`` skips the Microsoft and Jira checks.
+
+    Every dependency is checked even when another fails: during an outage the status is
+    the place that says which part is down.
+    """
+    app = current_app._get_current_object()
+    database = health.database(app)
     problems: list[str] = []
-    if database.state != "ok":
+    if database.state != health.OK:
         problems.append(f"Database: {database.detail}")
-        unknown = DependencyStatus("unknown", "the database is not usable")
-        return ServiceStatus(now(), database, unknown, unknown, [], problems)
-    microsoft = _cached(("microsoft", id(settings)), lambda: _microsoft(settings), remote)
-    jira = _cached(("jira", id(settings)), lambda: _jira(settings), remote)
-    if microsoft.state == "failing":
+    not_checked = DependencyStatus(health.UNKNOWN, "not checked")
+    microsoft = health.microsoft(app, settings) if remote else not_checked
+    jira = health.jira(app, settings) if remote else not_checked
+    if microsoft.state == health.FAILING:
         problems.append(f"Microsoft 365 sign-in: {microsoft.detail}")
-    if jira.state == "failing":
+    if jira.state == health.FAILING:
         problems.append(f"Jira: {jira.detail}")
-    mailboxes = [_mailbox(settings, address) for address in settings.mailboxes]
+    mailboxes: list[MailboxStatus] = []
+    if database.state == health.OK:
+        try:
+            mailboxes = [_mailbox(settings, address) for address in settings.mailboxes]
+        except SQLAlchemyError as exc:  # the database went away between two queries
+            problems.append(
+                f"Database: {health.describe_database_error(exc, health.database_url())}"
+            )
+        finally:
+            db.session.rollback()
     for mailbox in mailboxes:
         problems.extend(f"{mailbox.address}: {p}" for p in mailbox.problems)
-    db.session.rollback()
-    return ServiceStatus(now(), database, microsoft, jira, mailboxes, problems)
-
-
-def _cached(key: tuple, check, remote: bool) -> DependencyStatus:
-    if not remote:
-        return DependencyStatus("unknown", "not checked")
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit and time.monotonic() - hit[0] < REMOTE_CHECK_SECONDS:
-            return hit[1]  # type: ignore[return-value]
-    result = check()
-    with _cache_lock:
-        _cache[key] = (time.monotonic(), result)
-    return result
-
-
-def _database() -> DependencyStatus:
-    try:
-        version = db.session.execute(text("select version_num from alembic_version")).scalar()
-    except Exception as exc:  # whatever the database says is itself the finding
-        db.session.rollback()
-        return DependencyStatus(
-            "failing",
-            f"not usable ({exc.__class__.__name__}): check SQLALCHEMY_DATABASE_URI, and create "
-            "the schema with `flask db upgrade`",
-        )
-    head = ScriptDirectory(MIGRATIONS_DIR).get_current_head()
-    if version != head:
-        return DependencyStatus(
-            "failing",
-            f"schema revision {version or 'none'}, the code needs {head}: run `flask db upgrade`",
-        )
-    return DependencyStatus("ok", f"schema revision {version}")
-
-
-def _microsoft(settings: Settings) -> DependencyStatus:
-    try:
-        settings.require_microsoft()
-    except ConfigError as exc:
-        return DependencyStatus("not configured", exc.format_message())
-    from ticket_manager.pipeline.worker import token_provider
-
-    try:
-        tokens = token_provider(settings)
-        tokens.access_token()
-    except (SignInError, GraphError) as exc:
-        return DependencyStatus("failing", str(exc))
-    account = tokens.signed_in_username() if settings.auth_flow != "credentials" else None
-    return DependencyStatus(
-        "ok",
-        f"{settings.auth_flow} flow, tenant {settings.tenant_id}",
-        account=account,
-        expires_at=tokens.access_token_expiry(),
-    )
-
-
-def _jira(settings: Settings) -> DependencyStatus:
-    try:
-        settings.require_jira()
-    except ConfigError as exc:
-        return DependencyStatus("not configured", exc.format_message())
-    from ticket_manager.jira.client import JiraClient
-
-    try:
-        client = JiraClient(settings, max_retries=0)
-        me = client.myself()
-    except JiraError as exc:
-        return DependencyStatus("failing", str(exc))
-    kind = "Cloud" if client.is_cloud else "Server/Data Center"
-    return DependencyStatus(
-        "ok", f"{settings.atlassian_url} ({kind})", account=me.get("displayName")
+    moment = now()
+    credentials = []
+    if database.state == health.OK or settings.auth_flow == "credentials":
+        for expiry in health.expiries(settings):
+            credentials.append(
+                CredentialStatus(expiry.credential, expiry.expires_at, expiry.days_left(moment))
+            )
+            warning = expiry.warning(moment)
+            if warning:
+                problems.append(f"Microsoft 365 sign-in: {warning}")
+    browse = f"{settings.atlassian_url.rstrip('/')}/browse/" if settings.atlassian_url else None
+    return ServiceStatus(
+        moment, database, microsoft, jira, mailboxes, problems, browse, credentials
     )
 
 

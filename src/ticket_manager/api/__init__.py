@@ -6,6 +6,7 @@ rate limits, request size limits, the blueprints and Swagger UI. See docs/api.md
 
 from __future__ import annotations
 
+import sqlalchemy.exc
 from flask import Flask, g, request
 from flask_limiter import Limiter
 from flask_smorest import Api
@@ -97,6 +98,18 @@ def init_api(app: Flask, settings: Settings) -> Api:
 
     app.register_error_handler(Problem, problem_response)
     app.register_error_handler(JiraError, lambda error: problem_response(from_jira_error(error)))
+    # The database down is an outage to report (503), not a bug (500): keys cannot be checked.
+    app.register_error_handler(
+        sqlalchemy.exc.OperationalError,
+        lambda _error: problem_response(
+            Problem(
+                503,
+                "database-unavailable",
+                "The database is unavailable; try again later.",
+                headers={"Retry-After": "30"},
+            )
+        ),
+    )
     app.register_error_handler(
         ConfigError,
         lambda error: problem_response(

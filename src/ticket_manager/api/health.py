@@ -7,29 +7,19 @@ schema revision). A failing Microsoft sign-in or a stale mailbox sync is reporte
 
 from __future__ import annotations
 
-import threading
-import time
-
-from alembic.script import ScriptDirectory
 from flask import current_app
-from sqlalchemy import select, text
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
+from ticket_manager import health
 from ticket_manager.api.access import ApiBlueprint, public
 from ticket_manager.api.runtime import settings
 from ticket_manager.api.schemas import HealthSchema
-from ticket_manager.config import ConfigError
-from ticket_manager.extensions import MIGRATIONS_DIR, db
-from ticket_manager.graph.errors import GraphError, SignInError
+from ticket_manager.extensions import db
 from ticket_manager.models import Mailbox
 from ticket_manager.pipeline.ledger import as_utc, now
 
 blp = ApiBlueprint("health", __name__, url_prefix="/health", description="Liveness and readiness.")
-
-# A sign-in check reaches the identity platform: its result is reused for this long.
-SIGN_IN_CACHE_SECONDS = 60
-_sign_in_lock = threading.Lock()
-_sign_in: dict = {}
-_revisions: list[set[str]] = []
 
 
 @blp.route("/live", methods=["GET"])
@@ -70,49 +60,22 @@ def ready():
 
 
 def _database() -> str:
-    try:
-        version = db.session.execute(text("select version_num from alembic_version")).scalar()
-    except Exception as exc:  # any failure here is the finding itself
-        db.session.rollback()
-        return f"unreachable ({exc.__class__.__name__})"
-    finally:
-        db.session.rollback()
-    scripts = ScriptDirectory(MIGRATIONS_DIR)
-    head = scripts.get_current_head() or ""
-    if not _revisions:
-        _revisions.append({r.revision for r in scripts.walk_revisions()})
-    if version == head:
-        return "ok"
-    if version and version not in _revisions[0]:
-        # Newer code migrated the database during a rolling upgrade; migrations are additive,
-        # so this process keeps serving until it is replaced.
-        return "ok"
-    return f"schema revision {version or 'none'}, the code needs {head}"
+    found = health.database(current_app._get_current_object())
+    # Anyone may ask: the reason without where the database is (that is behind /status).
+    return "ok" if found.ok else found.detail.replace(health.database_url(), "the database")
 
 
 def _sign_in_state() -> str:
-    config = settings()
-    try:
-        config.require_microsoft()
-    except ConfigError:
-        return "not configured"
-    with _sign_in_lock:
-        cached = _sign_in.get(current_app.name)
-        if cached and time.monotonic() - cached[0] < SIGN_IN_CACHE_SECONDS:
-            return cached[1]
-        from ticket_manager.pipeline.worker import token_provider
-
-        try:
-            token_provider(config).access_token()
-            state = "ok"
-        except (SignInError, GraphError) as exc:
-            state = f"failing: {exc}"
-        _sign_in[current_app.name] = (time.monotonic(), state)
-        return state
+    found = health.microsoft(current_app._get_current_object(), settings())
+    return found.state if found.state != health.FAILING else f"failing: {found.detail}"
 
 
 def _mailboxes() -> list[dict]:
-    rows = {m.address: m for m in db.session.scalars(select(Mailbox))}
+    try:
+        rows = {m.address: m for m in db.session.scalars(select(Mailbox))}
+    except SQLAlchemyError:  # the database went away since it was checked
+        db.session.rollback()
+        rows = {}
     moment = now()
     result = []
     for address in settings().mailboxes:

@@ -412,6 +412,14 @@ class MailboxStatusSchema(ma.Schema):
     problems = ma.fields.List(ma.fields.String())
 
 
+class CredentialStatusSchema(ma.Schema):
+    credential = ma.fields.String(
+        metadata={"example": "the client secret (O365_CLIENT_SECRET_EXPIRES)"}
+    )
+    expires_at = ma.fields.AwareDateTime()
+    days_left = ma.fields.Integer(metadata={"description": "Negative once it has expired."})
+
+
 class ServiceStatusSchema(ma.Schema):
     ok = ma.fields.Boolean(metadata={"description": "True when nothing needs a person."})
     generated_at = ma.fields.AwareDateTime()
@@ -422,6 +430,17 @@ class ServiceStatusSchema(ma.Schema):
     problems = ma.fields.List(
         ma.fields.String(),
         metadata={"description": "What needs a person, with what to do; empty when all is well."},
+    )
+    credentials = ma.fields.List(
+        ma.fields.Nested(CredentialStatusSchema),
+        metadata={"description": "Credentials that expire; a problem 30 days ahead."},
+    )
+    ticket_browse_url = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "A ticket key appended to this URL opens the ticket in Jira.",
+            "example": "https://example.atlassian.net/browse/",
+        },
     )
 
 

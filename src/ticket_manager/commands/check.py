@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from ticket_manager.checks import run_checks
 
 
 @click.command("check")
+@with_appcontext
 @click.option(
     "--send-test",
     metavar="ADDRESS",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -19,7 +20,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from ticket_manager import health
 from ticket_manager.app import get_settings
+from ticket_manager.commands.progress import Progress
 from ticket_manager.config import ConfigError, Settings
 from ticket_manager.extensions import db
 from ticket_manager.graph.errors import GraphError, SignInError
@@ -93,7 +96,7 @@ def authenticate(force: bool) -> None:
                 click.echo(f"Account already authenticated as {tokens.signed_in_username()}.")
                 return
             except SignInError:
-                log.info("Account not yet authenticated.")
+                log.debug("no stored sign-in that works: starting a new one")
         if settings.auth_flow == "device":
             flow = tokens.initiate_device_flow()
             click.echo(flow["message"])
@@ -129,8 +132,12 @@ def handle_incoming_email(mailboxes: tuple[str, ...], once: bool) -> None:
     """Handle incoming email: keep the mailboxes in sync and turn new mail into tickets."""
     settings = _settings()
     selected = _selected(settings, mailboxes)
-    sqlite_lock = _lock_sqlite_database()  # noqa: F841 - held until the process ends
     app = current_app._get_current_object()
+    database = health.database(app)
+    if not database.ok:
+        # Without a reachable database at the right schema every round would only fail.
+        raise click.ClickException(f"the worker cannot start: {database.detail}")
+    sqlite_lock = _lock_sqlite_database()  # noqa: F841 - held until the process ends
     metrics_server = None
     try:
         worker = Worker(app, settings, selected)
@@ -139,6 +146,15 @@ def handle_incoming_email(mailboxes: tuple[str, ...], once: bool) -> None:
     except (SignInError, GraphError, JiraError, ConfigError) as exc:
         _fail(exc)
     log.info("worker started", extra={"mailbox": ",".join(selected), "worker": WORKER_ID})
+    # Said whatever LOG_LEVEL is: a person who started the worker sees that it runs, and how
+    # (JSON logs are for machines, which read the "worker started" event instead).
+    rounds = "one round" if once else f"a round every {settings.poll_interval} s"
+    _tell(
+        settings,
+        f"Worker started: watching {', '.join(selected)} ({settings.auth_flow} flow, tenant "
+        f"{settings.tenant_id}), database {health.database_url()}, {rounds}"
+        + ("." if once else "; Ctrl-C to stop."),
+    )
 
     thread = threading.Thread(target=worker.run, kwargs={"once": once}, name="worker")
     stop_requested = threading.Event()
@@ -172,6 +188,18 @@ def handle_incoming_email(mailboxes: tuple[str, ...], once: bool) -> None:
         sys.stdout.flush()
         os._exit(0)
     log.info("worker stopped")
+    _tell(
+        settings,
+        f"Worker stopped: {worker.rounds_synced} round(s) synced, {worker.rounds_failed} failed.",
+    )
+    if once and worker.rounds_failed and not worker.rounds_synced:
+        raise click.ClickException(f"no mailbox could be synced: {worker.last_error}")
+
+
+def _tell(settings: Settings, line: str) -> None:
+    """A line for the person at the terminal, unless stderr carries JSON logs only."""
+    if settings.log_format != "json":
+        click.echo(line, err=True)
 
 
 def _lock_sqlite_database() -> IO[str] | None:
@@ -215,38 +243,48 @@ def _lock_sqlite_database() -> IO[str] | None:
 @mailbox_option
 @with_appcontext
 def check_for_missing_tickets(days: int, dry_run: bool, mailboxes: tuple[str, ...]) -> None:
-    """Check for possible tickets that went missing in the last days."""
+    """Check for possible tickets that went missing in the last days.
+
+    Without --dry-run it processes what it finds as the worker would: it creates Jira
+    tickets and comments and sends the acknowledgement emails. Ctrl-C once stops taking new
+    emails and finishes those in flight; twice stops at once (the next run finds the rest).
+    """
     settings = _settings()
     selected = _selected(settings, mailboxes)
+    stop = _InterruptRequests()
     try:
         services = Services(settings)
         reconciler = Reconciler(current_app._get_current_object(), settings, services)
         exit_code = 0
-        for address in selected:
-            report = reconciler.find_missing(address, timedelta(days=days))
-            click.echo(
-                f"{address}: {report.listed} emails in the last {days} day(s), "
-                f"{report.listed - len(report.missing)} in the ledger, "
-                f"{len(report.missing)} missing, {len(report.unfinished)} unfinished."
-            )
-            for item in report.missing:
+        with stop.installed():
+            for address in selected:
+                if stop.requested:
+                    break
+                report = reconciler.find_missing(address, timedelta(days=days))
                 click.echo(
-                    f"  missing  {item.received:%Y-%m-%d %H:%M}  {item.sender}  {item.subject}"
-                    + _routed_by(services, settings, address, item.id, dry_run)
+                    f"{address}: {report.listed} emails in the last {days} day(s), "
+                    f"{report.listed - len(report.missing)} in the ledger, "
+                    f"{len(report.missing)} missing, {len(report.unfinished)} unfinished."
                 )
-            if dry_run or not (report.missing or report.unfinished):
-                continue
-            total = len(report.missing) + len(report.unfinished)
-            with click.progressbar(
-                length=total,
-                label="  processing",
-                file=sys.stderr,
-            ) as bar:
-                outcomes = reconciler.process(address, report, progress=bar.update)
-            for state, count in sorted(outcomes.items()):
-                click.echo(f"  {state}: {count}")
-            if outcomes.get(MessageState.FAILED.value):
-                exit_code = 1
+                for item in report.missing:
+                    click.echo(
+                        f"  missing  {item.received:%Y-%m-%d %H:%M}  {item.sender}  {item.subject}"
+                        + _routed_by(services, settings, address, item.id, dry_run)
+                    )
+                if dry_run or not (report.missing or report.unfinished):
+                    continue
+                total = len(report.missing) + len(report.unfinished)
+                with Progress(total, "  processing") as progress:
+                    outcomes = reconciler.process(
+                        address, report, progress=progress, should_stop=lambda: stop.requested
+                    )
+                for state, count in sorted(outcomes.items()):
+                    click.echo(f"  {state}: {count}")
+                if outcomes.get(MessageState.FAILED.value):
+                    exit_code = 1
+        if stop.requested:
+            click.echo("Stopped on Ctrl-C; run the command again to process the rest.", err=True)
+            exit_code = 130
     except (SignInError, GraphError, JiraError) as exc:
         _fail(exc)
     if exit_code:
@@ -260,6 +298,43 @@ def _routed_by(services, settings: Settings, mailbox: str, graph_id: str, dry_ru
         return ""
     route = rules.route(services.graph.get_message(mailbox, graph_id))
     return f"  [rule {route.rule}]" if route else "  [no rule: mailbox board]"
+
+
+class _InterruptRequests:
+    """Ctrl-C (or SIGTERM) once: stop taking new work; twice: exit now.
+
+    Exiting at once loses nothing: a message is either finished in the ledger, pending in it
+    (retried by the worker and the next run), or not yet recorded (still in the mailbox).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handle(self, signum, _frame) -> None:
+        if self.requested:
+            click.echo(
+                "Second Ctrl-C: stopping now. The emails that were in flight stay claimed for "
+                "5 minutes, then the worker or the next run finishes them; the next run finds "
+                "the rest.",
+                err=True,
+            )
+            sys.stderr.flush()
+            os._exit(130)
+        self.requested = True
+        click.echo(
+            "Stopping: no new emails are taken; finishing those in flight. "
+            "Press Ctrl-C again to stop at once.",
+            err=True,
+        )
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 @o365.command("list-failed")
@@ -311,6 +386,9 @@ def retry_failed(ids: tuple[int, ...], mailboxes: tuple[str, ...]) -> None:
 
 
 def _failed_rows(mailboxes: list[str], ids: tuple[int, ...] = ()) -> list[LedgerMessage]:
+    database = health.database(current_app._get_current_object())
+    if not database.ok:
+        raise click.ClickException(database.detail)
     query = select(LedgerMessage).where(
         LedgerMessage.state == MessageState.FAILED,
         LedgerMessage.mailbox.in_([m.lower() for m in mailboxes]),

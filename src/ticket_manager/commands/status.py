@@ -45,6 +45,15 @@ def print_status(status: ServiceStatus) -> None:
             detail += f"; token valid until {dependency.expires_at:%H:%M} UTC"
         state = click.style(f"{dependency.state:<14}", fg=STATE_COLOURS.get(dependency.state))
         click.echo(f"  {name:<10} {state} {detail}")
+    for credential in status.credentials:
+        colour = "red" if credential.days_left <= 30 else None
+        click.echo(
+            click.style(
+                f"  {'expires':<10} {credential.expires_at:%Y-%m-%d} ({credential.days_left} "
+                f"days)  {credential.credential}",
+                fg=colour,
+            )
+        )
     if status.mailboxes:
         click.echo()
         click.echo(

@@ -2,7 +2,11 @@ import logging
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.util import CommandError
 from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
+
+from ticket_manager.health import describe_database_error
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -87,7 +91,14 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    try:
+        connection = connectable.connect()
+    except SQLAlchemyError as exc:
+        # One line with the cause instead of the driver's traceback (Flask-Migrate prints it).
+        where = connectable.url.render_as_string(hide_password=True)
+        raise CommandError(describe_database_error(exc, where)) from None
+
+    with connection:
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

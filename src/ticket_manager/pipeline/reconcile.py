@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -23,6 +23,8 @@ from ticket_manager.graph.errors import GraphNotFoundError
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline import ledger
 
+# The outcome of the jobs a stop request left for the next run.
+NOT_STARTED = "not started (left for the next run)"
 LISTED_FIELDS = (
     "id",
     "internetMessageId",
@@ -96,12 +98,19 @@ class Reconciler:
         )
 
     def process(
-        self, address: str, report: MissingReport, *, progress: Callable[[int], None]
+        self,
+        address: str,
+        report: MissingReport,
+        *,
+        progress: Callable[[int], None],
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> Counter[str]:
         """Record and process the missing messages, then the unfinished rows.
 
         They are processed PROCESSING_CONCURRENCY at a time, as the worker does: after a week
         of downtime the missing mail is thousands of emails, each waiting on Graph and Jira.
+        Jobs are handed out one at a time, so when ``should_stop()`` turns true only those in
+        flight are finished; the rest are counted as ``NOT_STARTED`` and found by the next run.
         """
         processor = self.services.processor()
         # One conversation's emails one after the other, oldest first (pipeline/ordering.py):
@@ -109,25 +118,45 @@ class Reconciler:
         conversations: dict[str, list[ListedMessage]] = {}
         for item in sorted(report.missing, key=lambda m: m.received):
             conversations.setdefault(item.conversation_id or item.key, []).append(item)
-        jobs: list[Callable[[], list[str]]] = [
-            partial(self._process_conversation, processor, address, items)
+        # (emails, job): a conversation's job processes all of its emails.
+        jobs: list[tuple[int, Callable[[], list[str]]]] = [
+            (len(items), partial(self._process_conversation, processor, address, items))
             for items in conversations.values()
         ]
-        jobs += [partial(self._process_row, processor, row_id) for row_id in report.unfinished]
+        jobs += [(1, partial(self._process_row, processor, row_id)) for row_id in report.unfinished]
         outcomes: Counter[str] = Counter()
+
+        def count(names: list[str]) -> None:
+            for name in names:
+                outcomes[name] += 1
+                progress(1)
+
         if self.settings.processing_concurrency == 1 or len(jobs) < 2:
-            for job in jobs:
-                for name in job():
-                    outcomes[name] += 1
-                    progress(1)
+            for index, (_size, job) in enumerate(jobs):
+                if should_stop():
+                    outcomes[NOT_STARTED] += sum(size for size, _job in jobs[index:])
+                    break
+                count(job())
             return outcomes
         workers = min(self.settings.processing_concurrency, len(jobs))
+        waiting = iter(jobs)
+        started = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile") as pool:
-            futures = [pool.submit(self._in_app_context, job) for job in jobs]
-            for future in as_completed(futures):
-                for name in future.result():
-                    outcomes[name] += 1
-                    progress(1)
+            in_flight: set[Future[list[str]]] = set()
+            while True:
+                while len(in_flight) < workers and not should_stop():
+                    entry = next(waiting, None)
+                    if entry is None:
+                        break
+                    in_flight.add(pool.submit(self._in_app_context, entry[1]))
+                    started += 1
+                if not in_flight:
+                    break
+                done, in_flight = wait(in_flight, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    count(future.result())
+        if started < len(jobs):
+            outcomes[NOT_STARTED] += sum(size for size, _job in jobs[started:])
         return outcomes
 
     def _process_conversation(

@@ -37,6 +37,9 @@ from ticket_manager.pipeline.sync import MailboxSync, RoundResult, mailbox_state
 
 log = logging.getLogger("ticket_manager.worker")
 
+# A round summary like the one before is logged at INFO at most this often per mailbox.
+IDLE_ROUND_LOG_SECONDS = 600
+
 
 def token_provider(settings: Settings) -> TokenProvider:
     """The sign-in for the configured flow; delegated sign-ins are read from the database."""
@@ -102,6 +105,12 @@ class Worker:
         self._sync: MailboxSync | None = None
         self._syncing: str | None = None
         self._next_jira_poll = 0.0
+        # Rounds that worked and rounds that failed, with the last reason: `--once` exits 1
+        # when nothing could be synced.
+        self.rounds_synced = 0
+        self.rounds_failed = 0
+        self.last_error: str | None = None
+        self._round_logged: dict[str, tuple[float, tuple]] = {}
 
     def stop(self) -> None:
         """Ask the worker to finish what it is doing and return."""
@@ -157,16 +166,18 @@ class Worker:
                     )
                 ensure_subscription(self.services.graph, self.settings, address)
                 result = self._sync.run_round(address)
-                log.info(
+                counts = {
+                    "seen": result.seen,
+                    "tickets": result.count(MessageState.TICKET_CREATED),
+                    "rejected": result.count(MessageState.REJECTED),
+                    "failed": result.count(MessageState.FAILED),
+                }
+                log.log(
+                    self._round_log_level(address, tuple(counts.values())),
                     "sync round done",
-                    extra={
-                        "mailbox": address,
-                        "seen": result.seen,
-                        "tickets": result.count(MessageState.TICKET_CREATED),
-                        "rejected": result.count(MessageState.REJECTED),
-                        "failed": result.count(MessageState.FAILED),
-                    },
+                    extra={"mailbox": address, **counts},
                 )
+                self.rounds_synced += 1
                 return result
             except (SignInError, GraphError, JiraError) as exc:
                 self._record_error(address, exc)
@@ -176,6 +187,19 @@ class Worker:
             finally:
                 db.session.remove()
         return None
+
+    def _round_log_level(self, address: str, summary: tuple) -> int:
+        """INFO for a summary unlike the last one, and for a repeat every IDLE_ROUND_LOG_SECONDS.
+
+        Change notifications can wake the worker many times a minute: the same idle summary
+        each time would drown the rounds that did something.
+        """
+        moment = time.monotonic()
+        last = self._round_logged.get(address)
+        if last is None or last[1] != summary or moment - last[0] >= IDLE_ROUND_LOG_SECONDS:
+            self._round_logged[address] = (moment, summary)
+            return logging.INFO
+        return logging.DEBUG
 
     def relay_to_customers(self) -> None:
         """Poll Jira for new comments when due, then send the email that is waiting.
@@ -206,6 +230,8 @@ class Worker:
 
     def _record_error(self, address: str, exc: Exception) -> None:
         message = str(exc) or exc.__class__.__name__
+        self.rounds_failed += 1
+        self.last_error = message
         log.error("mailbox not synced", extra={"mailbox": address, "error": message})
         try:
             db.session.rollback()

@@ -18,6 +18,8 @@ routes (``controls``), the Graph emulator has:
 - ``POST   /_sandbox/quota``  ``{"requests": 100, "window": 6}`` sets the quota and starts
   every window afresh; ``{"requests": null}`` turns it off
 - ``DELETE /_sandbox/quota``  back to the quota the emulator was made with
+- ``POST   /_sandbox/mailboxes/{address}/deliver``  an RFC 822 message as the body is
+  delivered to the mailbox's inbox as Exchange would (``flask sandbox send`` uses it)
 """
 
 from __future__ import annotations
@@ -182,6 +184,12 @@ class GraphEmulator:
             "sandbox_quota",
             self._quota_view,
             methods=["GET", "POST", "DELETE"],
+        )
+        self.app.add_url_rule(
+            f"{CONTROL_PREFIX}mailboxes/<address>/deliver",
+            "sandbox_deliver",
+            self._deliver_view,
+            methods=["POST"],
         )
         from ticket_manager.sandbox.graph_routes import register_routes
 
@@ -743,6 +751,17 @@ class GraphEmulator:
                 "usage": self.quota_usage(),
             }
         )
+
+    def _deliver_view(self, address: str) -> Response:
+        """``/_sandbox/mailboxes/{address}/deliver``: the body is an RFC 822 message."""
+        raw = request.get_data()
+        if not raw.strip():
+            return jsonify({"error": "send an RFC 822 message as the request body"}), 400
+        try:
+            message_id = self.deliver_mime(address, raw)
+        except KeyError:
+            return jsonify({"error": f"no mailbox {address} in the emulator"}), 404
+        return jsonify({"id": message_id, "mailbox": address}), 201
 
     def _release_slot(self, _exc: BaseException | None) -> None:
         address = g.pop("slot", None)

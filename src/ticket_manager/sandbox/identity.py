@@ -164,6 +164,9 @@ def render_identity_error(status: int, retry_after: int | None) -> Response:
     )
 
 
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
 def b64url(data: bytes) -> str:
     """Unpadded base64url, the encoding of JWT parts, PKCE challenges and client_info."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
@@ -355,6 +358,8 @@ class IdentityEmulator:
         self.device_code_lifetime = DEVICE_CODE_LIFETIME
         self.device_code_interval = DEVICE_CODE_INTERVAL
         self.allow_public_client_flows = True
+        # Certificates uploaded to a client's registration, for client-assertion sign-in.
+        self.client_certificates: dict[str, list[x509.Certificate]] = {}
         self.signed_in_user: str | None = self.users[0].upn if self.users else None
         self.issuer_host = "login.microsoftonline.com"
         self.key = SigningKey()
@@ -438,6 +443,12 @@ class IdentityEmulator:
         """Add a client app registration (``secret=None``: a public client)."""
         with self._lock:
             self.clients[client_id] = secret
+
+    def register_client_certificate(self, client_id: str, certificate_pem: bytes) -> None:
+        """Upload a certificate to a registration (Certificates & secrets > Certificates)."""
+        with self._lock:
+            certificate = x509.load_pem_x509_certificate(certificate_pem)
+            self.client_certificates.setdefault(client_id, []).append(certificate)
 
     def register_api(
         self,
@@ -891,7 +902,10 @@ class IdentityEmulator:
         if not client_id:
             raise self._missing("client_id")
         self._known_client(client_id)
-        if secret is not None and secret != self.clients[client_id]:
+        if form.get("client_assertion"):
+            self._check_client_assertion(client_id, form, segment)
+            secret = ""  # the app proved itself: a confidential client, as with a secret
+        elif secret is not None and secret != self.clients[client_id]:
             raise IdentityError(
                 "invalid_client",
                 7000215,
@@ -927,6 +941,68 @@ class IdentityEmulator:
             70003,
             f"The app requested an unsupported grant type '{grant_type}'.",
         )
+
+    def _check_client_assertion(self, client_id: str, form, segment: str) -> None:
+        """A JWT signed with the key of a certificate uploaded to the registration.
+
+        As the real service: the header names the certificate by ``x5t#S256`` (or the SHA-1
+        ``x5t``), ``aud`` is the token endpoint, ``iss`` and ``sub`` are the client id.
+        """
+        if form.get("client_assertion_type") != JWT_BEARER:
+            raise IdentityError(
+                "invalid_request",
+                700023,
+                f"Client assertion type is invalid; it must be '{JWT_BEARER}'.",
+            )
+        assertion = form["client_assertion"]
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.PyJWTError:
+            raise IdentityError(
+                "invalid_client", 700027, "The client assertion is not a JWT."
+            ) from None
+        certificate = None
+        for candidate in self.client_certificates.get(client_id, []):
+            sha256 = b64url(candidate.fingerprint(hashes.SHA256()))
+            sha1 = b64url(candidate.fingerprint(hashes.SHA1()))  # noqa: S303 - Entra accepts it
+            # MSAL pads the base64url thumbprint; the service accepts both.
+            named = (str(header.get("x5t#S256", "")), str(header.get("x5t", "")))
+            if named[0].rstrip("=") == sha256 or named[1].rstrip("=") == sha1:
+                certificate = candidate
+        if certificate is None:
+            raise IdentityError(
+                "invalid_client",
+                700027,
+                f"Client assertion failed signature validation. Key was not found for "
+                f"application '{client_id}'.",
+            )
+        audience = f"{request.host_url}{segment}/oauth2/v2.0/token"
+        try:
+            claims = jwt.decode(
+                assertion,
+                certificate.public_key(),
+                algorithms=["PS256", "RS256"],
+                audience=audience,
+                options={"require": ["exp", "aud", "iss", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise IdentityError(
+                "invalid_client", 700024, "Client assertion is not within its valid time range."
+            ) from None
+        except jwt.PyJWTError as exc:
+            raise IdentityError(
+                "invalid_client", 700027, f"Client assertion failed signature validation. {exc}"
+            ) from None
+        if claims["iss"] != client_id or claims["sub"] != client_id:
+            raise IdentityError(
+                "invalid_client",
+                700021,
+                "Client assertion application identifier doesn't match 'client_id' parameter.",
+            )
+        if certificate.not_valid_after_utc < dt.datetime.now(dt.UTC):
+            raise IdentityError(
+                "invalid_client", 700027, "The certificate of the client assertion has expired."
+            )
 
     def _client_credentials(self) -> tuple[str, str | None]:
         """client_id and secret from HTTP Basic (as MSAL sends them) or from the body."""

@@ -11,7 +11,9 @@
     failed: "#c53030", pending: "#718096",
   };
   const RULE_COLOURS = ["#d69e2e", "#dd6b20", "#b7791f", "#975a16", "#744210", "#c05621"];
-  const state = { period: "24h", cursor: null, timer: null, charts: {}, current: null };
+  const state = {
+    period: "24h", cursor: null, timer: null, charts: {}, current: null, browse: null,
+  };
   const $ = (id) => document.getElementById(id);
 
   // -- talking to the API ------------------------------------------------------------------
@@ -120,7 +122,20 @@
     renderFlow(flow);
   }
 
+  // A ticket key links to the ticket in Jira once /status has said where Jira is.
+  function ticketLink(key) {
+    if (!key) return "";
+    if (!state.browse) return el("span", { "data-ticket": key }, key);
+    return el("a", { href: state.browse + encodeURIComponent(key), target: "_blank",
+      rel: "noopener noreferrer", "data-ticket": key }, key);
+  }
+
   function renderStatus(status) {
+    if (status.ticket_browse_url && state.browse !== status.ticket_browse_url) {
+      state.browse = status.ticket_browse_url;
+      document.querySelectorAll("span[data-ticket]").forEach((span) =>
+        span.replaceWith(ticketLink(span.dataset.ticket)));
+    }
     const overall = $("overall");
     overall.hidden = false;
     overall.className = `pill ${status.ok ? "ok" : "bad"}`;
@@ -230,7 +245,7 @@
         el("td", {}, m.subject || ""),
         el("td", {}, badge(m.state)),
         el("td", {}, m.rule ? `${m.rule}: ${m.reason || ""}` : (m.last_error || "")),
-        el("td", {}, m.ticket_key || ""));
+        el("td", {}, ticketLink(m.ticket_key)));
       row.addEventListener("click", () => openDetail(m.id));
       row.addEventListener("keydown", (e) => { if (e.key === "Enter") openDetail(m.id); });
       return row;
@@ -250,7 +265,7 @@
     const fields = [
       ["State", badge(m.state)], ["Mailbox", m.mailbox], ["From", m.sender || ""],
       ["Received", when(m.received_at)], ["Message-ID", m.internet_message_id],
-      ["Rule", m.rule || "–"], ["Reason", m.reason || "–"], ["Ticket", m.ticket_key || "–"],
+      ["Rule", m.rule || "–"], ["Reason", m.reason || "–"], ["Ticket", m.ticket_key ? ticketLink(m.ticket_key) : "–"],
       ["Attempts", m.attempts], ["Last error", m.last_error || "–"],
       ["Next attempt", when(m.next_attempt_at) || "–"],
     ];
