@@ -31,6 +31,7 @@ from ticket_manager.api.schemas import (
 )
 from ticket_manager.config import ConfigError, Settings
 from ticket_manager.jira.errors import JiraError
+from ticket_manager.web.input_guard import refuse_malformed_input
 
 BLUEPRINTS = (tickets.blp, catalog.blp, messages.blp, operations.blp, health.blp)
 API_BLUEPRINT_NAMES = frozenset(b.name for b in BLUEPRINTS)
@@ -86,7 +87,9 @@ def init_api(app: Flask, settings: Settings) -> Api:
     ):
         api.spec.components.schema(name, schema=schema)
 
-    # Authentication runs before the rate limiter, which counts per authenticated key.
+    # Unusable input is refused first, for every endpoint; then authentication runs before
+    # the rate limiter, which counts per authenticated key.
+    app.before_request(refuse_malformed_input)
     app.before_request(_authenticate_api_requests)
     _init_limiter(app, settings)
     for blp in BLUEPRINTS:

@@ -163,6 +163,9 @@ def search_jira(args: dict, limit: int, jira: JiraClient, settings: Settings) ->
         if len(data) != 3 or data[0] != "jira" or data[1] != args["sort"]:
             raise invalid("cursor", "The cursor belongs to another search or sort.", "query")
         token = str(data[2])
+        if not jira.is_cloud and not (token.isascii() and token.isdecimal() and len(token) < 10):
+            # Server's token is the next startAt: anything else was not given out by us.
+            raise invalid("cursor", "Not a cursor this API gave out.", "query")
     projects = sorted(
         {key for key in db.session.scalars(select(Ticket.project_key).distinct()) if key}
     )

@@ -15,6 +15,7 @@ import logging
 from flask import Blueprint, Response, request
 from sqlalchemy import select
 
+from ticket_manager.api.problems import Problem
 from ticket_manager.extensions import db
 from ticket_manager.models import Mailbox
 from ticket_manager.pipeline.ledger import now
@@ -32,24 +33,44 @@ def receive_notifications() -> Response:
     token = request.args.get("validationToken")
     if token is not None:
         return Response(token, status=200, mimetype="text/plain")
-    payload = request.get_json(silent=True) or {}
-    accepted = 0
-    for notification in payload.get("value") or []:
+    notifications = _notifications(request.get_json(silent=True))
+    accepted = ignored = 0
+    for notification in notifications:
         if _handle(notification):
             accepted += 1
+        else:
+            ignored += 1
     db.session.commit()
+    if ignored:
+        # One line per POST, however many entries were forged: a flood is not a log flood.
+        log.warning(
+            "notifications ignored: unknown subscription or wrong clientState",
+            extra={"ignored": ignored, "accepted": accepted},
+        )
     # 202 whatever we did: Graph retries non-2xx answers, and a forged post deserves nothing.
     log.debug("notifications handled", extra={"seen": accepted})
     return Response(status=202)
 
 
-def _handle(notification: dict) -> bool:
-    subscription_id = str(notification.get("subscriptionId") or "")
+def _notifications(payload) -> list:
+    """The ``value`` array of a notification POST; a body of another shape is a 400."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("value", []), list):
+        raise Problem(
+            400, "bad-request", 'A notification body is a JSON object with a "value" array.'
+        )
+    return payload.get("value", [])
+
+
+def _handle(notification) -> bool:
+    if not isinstance(notification, dict):
+        return False
+    subscription_id = notification.get("subscriptionId")
+    given = notification.get("clientState")
+    if not isinstance(subscription_id, str) or not isinstance(given, str) or not given:
+        return False
     mailbox = db.session.scalar(select(Mailbox).where(Mailbox.subscription_id == subscription_id))
     expected = mailbox.subscription_client_state if mailbox else None
-    given = str(notification.get("clientState") or "")
     if not expected or not hmac.compare_digest(expected, given):
-        log.warning("notification ignored: unknown subscription or wrong clientState")
         return False
     event = notification.get("lifecycleEvent")
     if event == "reauthorizationRequired":
