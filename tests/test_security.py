@@ -121,3 +121,80 @@ def test_a_webhook_body_that_is_not_an_object_is_a_400(make_api):
         "bad-request",
     )
     problem(client.post(WEBHOOK, params={"secret": "wrong"}, json={}), 401, "unauthenticated")
+
+
+# -- 2. limits before authentication --------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_bad_keys_are_limited_per_address_before_the_key_is_looked_up(make_api):
+    # Requests with a bad key count against the caller's address; over the limit, a 429.
+    api = make_api(API_UNAUTHENTICATED_RATE_LIMIT="5 per minute")
+    client = api.anonymous()
+    bad = {"Authorization": "Bearer tm_deadbeef_" + "x" * 43}
+    statuses = [client.get("/boards", headers=bad).status_code for _ in range(5)]
+    assert statuses == [401] * 5
+    refused = client.get("/boards", headers=bad)
+    problem(refused, 429, "rate-limited")
+    assert int(refused.headers["Retry-After"]) >= 1
+    # A good key is limited per key, not by its address's bad neighbours.
+    assert api.client("tickets:read").get("/boards").status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("path", ["/health/live", NOTIFICATIONS, WEBHOOK])
+def test_open_endpoints_are_limited_per_address(make_api, path):
+    # Health, Graph notifications and the Jira webhook count per client address.
+    api = make_api(
+        API_UNAUTHENTICATED_RATE_LIMIT="3 per minute", JIRA_WEBHOOK_SECRET=WEBHOOK_SECRET
+    )
+    client = ApiClient(api.base_url)
+    method = "GET" if path.startswith("/health") else "POST"
+    statuses = [client.request(method, path, json={"value": []}).status_code for _ in range(4)]
+    assert statuses[:3] != [429] * 3 and 429 not in statuses[:3]
+    assert statuses[3] == 429
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_forwarded_for_counts_only_through_trusted_proxies(make_api):
+    # X-Forwarded-For names the client only when the peer is a trusted proxy.
+    untrusted = make_api(API_UNAUTHENTICATED_RATE_LIMIT="2 per minute")
+    client = ApiClient(untrusted.base_url)
+    spoofed = [
+        client.get("/health/live", headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+        for n in range(3)
+    ]
+    assert spoofed == [200, 200, 429]  # the header was ignored: one address, the peer's
+
+    trusted = make_api(API_UNAUTHENTICATED_RATE_LIMIT="2 per minute", TRUSTED_PROXIES="127.0.0.0/8")
+    client = ApiClient(trusted.base_url)
+    forwarded = [
+        client.get("/health/live", headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code
+        for n in range(3)
+    ]
+    assert forwarded == [200, 200, 200]
+    same = [
+        client.get(
+            "/health/live", headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
+        ).status_code
+        for _ in range(3)
+    ]
+    assert same == [200, 200, 429]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_notification_flood_is_capped_and_logged_once(make_api, caplog):
+    # A POST with more entries than O365_NOTIFICATION_MAX_ENTRIES is a 413; forged entries
+    # under the cap are logged in one line, not one per entry.
+    api = make_api(O365_NOTIFICATION_MAX_ENTRIES="50", O365_NOTIFICATION_MAX_SIZE="64KB")
+    client = ApiClient(api.base_url)
+    forged = {"subscriptionId": "x", "clientState": "y", "changeType": "created"}
+    problem(client.post(NOTIFICATIONS, json={"value": [forged] * 51}), 413, "payload-too-large")
+    big = {"value": [{**forged, "resource": "r" * 70_000}]}
+    problem(client.post(NOTIFICATIONS, json=big), 413, "payload-too-large")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ticket_manager.notifications"):
+        assert client.post(NOTIFICATIONS, json={"value": [forged] * 50}).status_code == 202
+    lines = [r for r in caplog.records if r.name == "ticket_manager.notifications"]
+    assert len(lines) == 1
+    assert lines[0].rejected == 50

@@ -53,6 +53,9 @@ DEFAULTS: dict[str, str] = {
     "O365_SENT_ITEMS_AS_COMMENTS": "false",
     "API_RATE_LIMIT": "600 per minute",
     "API_RATE_LIMIT_STORAGE_URI": "memory://",
+    "API_UNAUTHENTICATED_RATE_LIMIT": "120 per minute",
+    "O365_NOTIFICATION_MAX_ENTRIES": "1000",
+    "O365_NOTIFICATION_MAX_SIZE": "1MB",
     "API_MAX_REQUEST_SIZE": "25MB",
     "API_PAGE_SIZE_MAX": "100",
     "METRICS_ADDRESS": "127.0.0.1",
@@ -87,6 +90,7 @@ KNOWN_KEYS = frozenset(
         "API_ENTRA_AUDIENCE",
         "API_ENTRA_TENANT_ID",
         "METRICS_PORT",
+        "TRUSTED_PROXIES",
     }
 )
 
@@ -209,6 +213,10 @@ class Settings:
     sent_items_as_comments: bool = False
     api_rate_limit: str | None = "600 per minute"
     api_rate_limit_storage_uri: str = "memory://"
+    api_unauthenticated_rate_limit: str | None = "120 per minute"
+    trusted_proxies: tuple = ()
+    notification_max_entries: int = 1000
+    notification_max_size: int = 1024 * 1024
     api_max_request_size: int = 25 * 1024 * 1024
     api_page_size_max: int = 100
     api_entra_audience: str | None = None
@@ -358,6 +366,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jira_poll_interval=_integer(get, "JIRA_POLL_INTERVAL", minimum=0, maximum=86400),
         sent_items_as_comments=_boolean(get, "O365_SENT_ITEMS_AS_COMMENTS"),
         api_rate_limit=_rate_limit(get("API_RATE_LIMIT")),
+        api_unauthenticated_rate_limit=_rate_limit(
+            get("API_UNAUTHENTICATED_RATE_LIMIT"), "API_UNAUTHENTICATED_RATE_LIMIT"
+        ),
+        trusted_proxies=_networks(get("TRUSTED_PROXIES"), "TRUSTED_PROXIES"),
+        notification_max_entries=_integer(
+            get, "O365_NOTIFICATION_MAX_ENTRIES", minimum=1, maximum=100_000
+        ),
+        notification_max_size=_size(get, "O365_NOTIFICATION_MAX_SIZE"),
         api_rate_limit_storage_uri=_storage_uri(get("API_RATE_LIMIT_STORAGE_URI")),
         api_max_request_size=_size(get, "API_MAX_REQUEST_SIZE"),
         api_page_size_max=_integer(get, "API_PAGE_SIZE_MAX", minimum=1, maximum=1000),
@@ -424,8 +440,8 @@ def _log_level(value: str) -> str:
     return level
 
 
-def _rate_limit(value: str) -> str | None:
-    """API_RATE_LIMIT in the notation of the ``limits`` package, or None for ``off``."""
+def _rate_limit(value: str, key: str = "API_RATE_LIMIT") -> str | None:
+    """A rate in the notation of the ``limits`` package, or None for ``off``."""
     if value.lower() in ("off", "none", "0"):
         return None
     from limits import parse_many
@@ -434,9 +450,22 @@ def _rate_limit(value: str) -> str | None:
         parse_many(value)
     except ValueError:
         raise ConfigError(
-            "API_RATE_LIMIT", f"expected a rate like '600 per minute' or 'off', got {value!r}"
+            key, f"expected a rate like '600 per minute' or 'off', got {value!r}"
         ) from None
     return value
+
+
+def _networks(value: str, key: str) -> tuple:
+    """A list of IP addresses or networks (CIDR), e.g. the reverse proxies to trust."""
+    networks = []
+    for item in _list(value):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                key, f"expected IP addresses or networks like 10.0.0.0/8, got {item!r}"
+            ) from None
+    return tuple(networks)
 
 
 def _storage_uri(value: str) -> str:
@@ -444,9 +473,19 @@ def _storage_uri(value: str) -> str:
     if scheme not in ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster", "valkey"):
         raise ConfigError(
             "API_RATE_LIMIT_STORAGE_URI",
-            f"expected memory:// or a redis:// address, got {value!r}",
+            f"expected memory:// or a redis:// address, got {_without_password(value)!r}",
         )
     return value
+
+
+def _without_password(uri: str) -> str:
+    """``uri`` with everything secret in its user part masked, for an error message."""
+    head, at, host = uri.rpartition("@")
+    if not at:
+        return uri
+    scheme, sep, userinfo = head.rpartition("://")
+    user = userinfo.partition(":")[0] if ":" in userinfo else ""
+    return f"{scheme}{sep}{user + ':' if user else ''}********@{host}"
 
 
 def _directory(get, key: str) -> str | None:

@@ -31,6 +31,7 @@ from ticket_manager.api.schemas import (
 )
 from ticket_manager.config import ConfigError, Settings
 from ticket_manager.jira.errors import JiraError
+from ticket_manager.web import address_limits
 from ticket_manager.web.input_guard import refuse_malformed_input
 
 BLUEPRINTS = (tickets.blp, catalog.blp, messages.blp, operations.blp, health.blp)
@@ -89,6 +90,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
 
     # Unusable input is refused first, for every endpoint; then authentication runs before
     # the rate limiter, which counts per authenticated key.
+    address_limits.init_app(app, settings)
     app.before_request(refuse_malformed_input)
     app.before_request(_authenticate_api_requests)
     _init_limiter(app, settings)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 
 from ticket_manager.api.problems import Problem
@@ -34,9 +34,13 @@ def receive_notifications() -> Response:
     if token is not None:
         return Response(token, status=200, mimetype="text/plain")
     notifications = _notifications(request.get_json(silent=True))
+    subscribed = {
+        m.subscription_id: m
+        for m in db.session.scalars(select(Mailbox).where(Mailbox.subscription_id.is_not(None)))
+    }
     accepted = ignored = 0
     for notification in notifications:
-        if _handle(notification):
+        if _handle(notification, subscribed):
             accepted += 1
         else:
             ignored += 1
@@ -45,7 +49,7 @@ def receive_notifications() -> Response:
         # One line per POST, however many entries were forged: a flood is not a log flood.
         log.warning(
             "notifications ignored: unknown subscription or wrong clientState",
-            extra={"ignored": ignored, "accepted": accepted},
+            extra={"rejected": ignored, "seen": accepted},
         )
     # 202 whatever we did: Graph retries non-2xx answers, and a forged post deserves nothing.
     log.debug("notifications handled", extra={"seen": accepted})
@@ -58,17 +62,28 @@ def _notifications(payload) -> list:
         raise Problem(
             400, "bad-request", 'A notification body is a JSON object with a "value" array.'
         )
-    return payload.get("value", [])
+    from ticket_manager.app import get_settings
+
+    entries = payload.get("value", [])
+    most = get_settings(current_app).notification_max_entries
+    if len(entries) > most:
+        log.warning("notification post refused: too many entries", extra={"seen": len(entries)})
+        raise Problem(
+            413,
+            "payload-too-large",
+            f"A notification POST holds at most {most} entries (O365_NOTIFICATION_MAX_ENTRIES).",
+        )
+    return entries
 
 
-def _handle(notification) -> bool:
+def _handle(notification, subscribed: dict[str, Mailbox]) -> bool:
     if not isinstance(notification, dict):
         return False
     subscription_id = notification.get("subscriptionId")
     given = notification.get("clientState")
     if not isinstance(subscription_id, str) or not isinstance(given, str) or not given:
         return False
-    mailbox = db.session.scalar(select(Mailbox).where(Mailbox.subscription_id == subscription_id))
+    mailbox = subscribed.get(subscription_id)
     expected = mailbox.subscription_client_state if mailbox else None
     if not expected or not hmac.compare_digest(expected, given):
         return False
