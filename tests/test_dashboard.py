@@ -70,7 +70,7 @@ def test_flow_counts_outcomes_by_period_and_rule(flowing):
 
 
 def test_message_detail_shows_headers_and_what_jira_holds(flowing):
-    client = flowing.client("messages:read")
+    client = flowing.client("messages:read", "messages:content")
     created = client.get("/messages", params={"state": "ticket_created", "q": "printer"}).json()
     [row] = created["items"]
     detail = client.get(f"/messages/{row['id']}/detail").json()

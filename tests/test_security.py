@@ -198,3 +198,112 @@ def test_a_notification_flood_is_capped_and_logged_once(make_api, caplog):
     lines = [r for r in caplog.records if r.name == "ticket_manager.notifications"]
     assert len(lines) == 1
     assert lines[0].rejected == 50
+
+
+# -- 3. who may see what ------------------------------------------------------------------------
+
+
+def email_ticket(api, sender: str = "Alice Martin <alice@example.com>") -> str:
+    """A ticket opened by email from ``sender``; returns its key."""
+    api.pipeline.deliver(sender=sender, subject="Printer jammed", cc=["boss@example.com"])
+    api.pipeline.run_once()
+    [row] = [r for r in api.pipeline.rows() if r.ticket_key]
+    return row.ticket_key
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_a_key_bound_to_a_user_sees_only_that_users_tickets(api):
+    # Carol's key does not see Alice's ticket: not in a search, not by key (404), not to act on.
+    key = email_ticket(api)
+    carol = api.client("tickets:read", "tickets:write", user="carol.customer@example.com")
+    own = carol.post("/tickets", json={"title": "My laptop"}).json()["key"]
+    assert [t["key"] for t in carol.get("/tickets").json()["items"]] == [own]
+    assert carol.get("/tickets").json()["total"] == 1
+    for method, path in [
+        ("GET", f"/tickets/{key}"),
+        ("GET", f"/tickets/{key}/comments"),
+        ("GET", f"/tickets/{key}/transitions"),
+        ("POST", f"/tickets/{key}/comments"),
+        ("PATCH", f"/tickets/{key}"),
+    ]:
+        response = carol.request(method, path, json={"body": "hi"}, headers={"If-Match": "*"})
+        problem(response, 404, "not-found")
+    # The requester and a participant (Cc) see it; tickets:all sees everything.
+    alice = api.client("tickets:read", user="alice@example.com")
+    assert alice.get(f"/tickets/{key}").status_code == 200
+    assert [t["key"] for t in alice.get("/tickets").json()["items"]] == [key]
+    boss = api.client("tickets:read", user="boss@example.com")
+    assert boss.get(f"/tickets/{key}").status_code == 200
+    agent = api.client("tickets:read", "tickets:all", user="agent@example.com")
+    assert {t["key"] for t in agent.get("/tickets").json()["items"]} == {key, own}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_internal_notes_need_their_own_scope(api):
+    # Without tickets:internal, internal notes are neither listed nor written.
+    key = api.client().post("/tickets", json={"title": "Printer"}).json()["key"]
+    agent = api.client(
+        "tickets:read", "tickets:write", "tickets:all", "tickets:internal", user="a@example.com"
+    )
+    assert agent.post(f"/tickets/{key}/comments", json={"body": "Public"}).status_code == 201
+    note = agent.post(f"/tickets/{key}/comments", json={"body": "Secret", "internal": True})
+    assert note.status_code == 201
+    carol = api.client()
+    listed = carol.get(f"/tickets/{key}/comments").json()["items"]
+    assert [c["public"] for c in listed] == [True]
+    assert "Public" in listed[0]["body_text"]
+    with_comments = carol.get(f"/tickets/{key}", params={"fields": "comments"}).json()
+    assert [c["public"] for c in with_comments["comments"]] == [True]
+    refused = carol.post(f"/tickets/{key}/comments", json={"body": "x", "internal": True})
+    problem(refused, 403, "insufficient-scope")
+    assert "tickets:internal" in refused.json()["detail"]
+    assert len(agent.get(f"/tickets/{key}/comments").json()["items"]) == 2
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_emailing_the_requester_needs_its_own_scope(api):
+    # tickets:write alone cannot make the support mailbox email the requester.
+    from ticket_manager.models import OutboundMessage
+
+    key = email_ticket(api)
+    writer = api.client("tickets:read", "tickets:write", "tickets:all", user="w@example.com")
+    sent_before = len(api.rows(OutboundMessage))
+    refused = writer.post(
+        f"/tickets/{key}/comments", json={"body": "[click](https://evil)", "notify_requester": True}
+    )
+    problem(refused, 403, "insufficient-scope")
+    assert len(api.rows(OutboundMessage)) == sent_before
+    notifier = api.client(
+        "tickets:read", "tickets:write", "tickets:all", "tickets:notify", user="n@example.com"
+    )
+    sent = notifier.post(
+        f"/tickets/{key}/comments", json={"body": "Fixed", "notify_requester": True}
+    )
+    assert sent.status_code == 201
+    assert len(api.rows(OutboundMessage)) == sent_before + 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_message_bodies_and_headers_need_messages_content(api):
+    # messages:read lists the ledger; the headers and text need messages:content too.
+    email_ticket(api)
+    reader = api.client("messages:read")
+    [row] = [m for m in reader.get("/messages").json()["items"] if m["ticket_key"]]
+    detail = reader.get(f"/messages/{row['id']}/detail").json()
+    assert detail["headers"] is None and detail["jira"] is None
+    assert "messages:content" in detail["headers_error"]
+    full = api.client("messages:read", "messages:content").get(f"/messages/{row['id']}/detail")
+    assert full.json()["headers"] and "jammed" in full.json()["jira"]["text"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_ready_without_a_key_says_only_ready_or_not(api):
+    # Anonymous readiness names no mailbox and no sign-in error; metrics:read sees them.
+    anonymous = api.anonymous().get("/health/ready")
+    assert anonymous.status_code == 200
+    assert anonymous.json() == {"status": "ok", "checks": {}, "mailboxes": []}
+    assert "support@example.com" not in anonymous.text
+    bad = api.anonymous().get("/health/ready", headers={"Authorization": "Bearer nonsense"})
+    assert bad.json() == anonymous.json()
+    detailed = api.client("metrics:read").get("/health/ready").json()
+    assert [m["address"] for m in detailed["mailboxes"]] == ["support@example.com"]

@@ -93,6 +93,18 @@ def check_access() -> None:
         )
 
 
+def optional_principal() -> Principal | None:
+    """For an open view: the caller if a valid bearer token came with the request, else None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        return _authenticate(token.strip())
+    except KeyRefused:
+        count_refused_key()
+        return None
+
+
 def _authenticate(token: str) -> Principal:
     """An API key (``tm_...``), or a Microsoft Entra ID access token where that is enabled."""
     if token.startswith("tm_"):

@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from flask import current_app
 from sqlalchemy import select, text
 
-from ticket_manager.api.access import ApiBlueprint, public
+from ticket_manager.api.access import ApiBlueprint, optional_principal, public
 from ticket_manager.api.runtime import settings
 from ticket_manager.api.schemas import HealthSchema
 from ticket_manager.config import ConfigError
@@ -27,6 +27,8 @@ blp = ApiBlueprint("health", __name__, url_prefix="/health", description="Livene
 
 # A sign-in check reaches the identity platform: its result is reused for this long.
 SIGN_IN_CACHE_SECONDS = 60
+# Who may read the mailboxes, sign-in and sync errors from /health/ready.
+DETAILS_SCOPE = "metrics:read"
 _sign_in_lock = threading.Lock()
 _sign_in: dict = {}
 _revisions: list[set[str]] = []
@@ -51,9 +53,14 @@ def ready():
     """Readiness
 
     The database and its schema revision, the Microsoft sign-in, and each mailbox's last
-    sync. 503 only when the database cannot be used.
+    sync. 503 only when the database cannot be used. Without a token that has `metrics:read`
+    the answer says only `ok` or `failing`: the mailboxes and their errors are not public.
     """
     checks = {"database": _database()}
+    if not may_read_details():
+        failing = checks["database"] != "ok"
+        body = {"status": "failing" if failing else "ok", "checks": {}, "mailboxes": []}
+        return body, 503 if failing else 200
     mailboxes = []
     if checks["database"] == "ok":
         checks["microsoft_sign_in"] = _sign_in_state()
@@ -67,6 +74,12 @@ def ready():
         status = "degraded"
     body = {"status": status, "checks": checks, "mailboxes": mailboxes}
     return body, 503 if status == "failing" else 200
+
+
+def may_read_details() -> bool:
+    """Whether the caller sent a token that may read the service's state (``metrics:read``)."""
+    principal = optional_principal()
+    return principal is not None and principal.allows(DETAILS_SCOPE)
 
 
 def _database() -> str:

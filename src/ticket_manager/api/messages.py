@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import RAISE
 from sqlalchemy import func, or_, select
 
-from ticket_manager.api.access import ApiBlueprint
+from ticket_manager.api.access import ApiBlueprint, current_principal
 from ticket_manager.api.problems import Problem, ProblemSchema, invalid
 from ticket_manager.api.runtime import graph_client, jira_client, settings
 from ticket_manager.api.schemas import (
@@ -32,6 +32,8 @@ blp = ApiBlueprint(
     description="The ledger of every email seen: its state, the rule that rejected it, its ticket.",
 )
 
+# The scope that opens an email's headers and text, beyond its ledger row.
+MESSAGE_CONTENT = "messages:content"
 ID_PARAMETER = {
     "name": "message_id",
     "in": "path",
@@ -173,7 +175,8 @@ def message_detail(message_id: int):
     """Read a message with its headers and what Jira holds
 
     The internet headers are read from the mailbox and the ticket or comment from Jira, both
-    live; when either cannot be read, `headers_error` or `jira_error` says why.
+    live; when either cannot be read, `headers_error` or `jira_error` says why. Headers and
+    text are the email's content: they need `messages:content` as well.
     """
     row = _row(message_id)
     detail: dict = {
@@ -183,6 +186,10 @@ def message_detail(message_id: int):
         "jira": None,
         "jira_error": None,
     }
+    if not current_principal().allows(MESSAGE_CONTENT):
+        refused = f"Headers and text need the {MESSAGE_CONTENT} scope."
+        detail["headers_error"] = detail["jira_error"] = refused
+        return detail
     try:
         message = graph_client().get_message(row.mailbox, row.graph_id)
         detail["headers"] = [
