@@ -307,3 +307,59 @@ def test_ready_without_a_key_says_only_ready_or_not(api):
     assert bad.json() == anonymous.json()
     detailed = api.client("metrics:read").get("/health/ready").json()
     assert [m["address"] for m in detailed["mailboxes"]] == ["support@example.com"]
+
+
+# -- 7. HTTP hardening -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_every_answer_is_nosniff_unframeable_and_api_answers_are_not_stored(make_api):
+    # nosniff, a CSP and no framing on every answer; no-store where answers hold data.
+    api = make_api(JIRA_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    anonymous, client = ApiClient(api.base_url), api.client("tickets:read")
+    answers = {
+        "echo": anonymous.post(NOTIFICATIONS, params={"validationToken": "<b>x</b>"}),
+        "list": client.get("/tickets"),
+        "problem": client.get("/tickets/NOPE-1"),
+        "unauthenticated": anonymous.get("/tickets"),
+        "webhook": anonymous.post(WEBHOOK, json={}),
+        "openapi": anonymous.get("/openapi.json"),
+        "health": anonymous.get("/health/live"),
+        "missing route": anonymous.get("/no/such/page"),
+    }
+    for name, response in answers.items():
+        assert response.headers["X-Content-Type-Options"] == "nosniff", name
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], name
+        assert response.headers["X-Frame-Options"] == "DENY", name
+        assert response.headers["Cache-Control"] == "no-store", name
+    assert answers["echo"].text == "<b>x</b>"
+    assert "default-src 'none'" in answers["echo"].headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_swagger_ui_has_a_csp_without_inline_script_and_cannot_be_framed(api):
+    # Swagger UI's page allows only its own scripts: no inline script to allow.
+    page = api.anonymous().get("/docs")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "<script>" not in page.text
+    assert api.anonymous().get("/static/swagger-ui/ticket-manager-init.js").status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_if_match_star_does_not_skip_the_lost_update_check(api):
+    # PATCH with If-Match: * is refused: it must name the version the client read.
+    client = api.client()
+    key = client.post("/tickets", json={"title": "Printer"}).json()["key"]
+    response = client.patch(f"/tickets/{key}", json={"title": "Mine"}, headers={"If-Match": "*"})
+    problem(response, 428, "precondition-required")
+    assert client.get(f"/tickets/{key}").json()["title"] == "Printer"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_url_too_long_is_a_414_problem(api):
+    # A URL longer than the app accepts is a 414 problem, not the server's own page.
+    response = api.client("tickets:read").get("/tickets", params={"status": "x" * 5000})
+    problem(response, 414, "uri-too-long")

@@ -33,6 +33,7 @@ from ticket_manager.config import ConfigError, Settings
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.web import address_limits
 from ticket_manager.web.input_guard import refuse_malformed_input
+from ticket_manager.web.security_headers import add_security_headers
 
 BLUEPRINTS = (tickets.blp, catalog.blp, messages.blp, operations.blp, health.blp)
 API_BLUEPRINT_NAMES = frozenset(b.name for b in BLUEPRINTS)
@@ -93,6 +94,7 @@ def init_api(app: Flask, settings: Settings) -> Api:
     address_limits.init_app(app, settings)
     app.before_request(refuse_malformed_input)
     app.before_request(_authenticate_api_requests)
+    app.after_request(add_security_headers)
     _init_limiter(app, settings)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp, url_prefix=prefix + (blp.url_prefix or ""))

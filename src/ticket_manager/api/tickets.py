@@ -244,6 +244,13 @@ def update_ticket(data: dict, key: str):
     the API) gives 412 instead of being overwritten.
     """
     ticket = managed_ticket(key)
+    if any(tag.strip() == "*" for tag in request.headers.get("If-Match", "").split(",")):
+        # "*" matches whatever the ticket is now: it would skip the lost-update check.
+        raise Problem(
+            428,
+            "precondition-required",
+            "If-Match must carry the ETag of the ticket as read, not *.",
+        )
     tickets = service()
     tickets.refresh(ticket)
     blp.check_etag(ticket_view(ticket), TicketSchema)

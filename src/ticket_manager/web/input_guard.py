@@ -17,6 +17,9 @@ from ticket_manager.api.problems import Problem
 
 # Deeper than any body the service accepts; shallow enough for every parser and walker.
 MAX_JSON_DEPTH = 32
+# Below the 8190 bytes of request line the shipped gunicorn settings accept, so that a long
+# URL gets problem details from the app rather than the server's own page.
+MAX_URL_LENGTH = 4096
 FORBIDDEN = "Contains a NUL byte or an unpaired surrogate (\\ud800-\\udfff)."
 
 
@@ -33,6 +36,8 @@ def has_forbidden_character(text: str) -> bool:
 
 def refuse_malformed_input() -> None:
     """``before_request``: 400/422 problem details for unusable paths, queries and bodies."""
+    if len(request.full_path) > MAX_URL_LENGTH:
+        raise Problem(414, "uri-too-long", f"The URL is longer than {MAX_URL_LENGTH} characters.")
     if has_forbidden_character(request.path):
         raise Problem(400, "bad-request", f"The path is not valid: {FORBIDDEN}")
     for name, value in request.args.items(multi=True):
