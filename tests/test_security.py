@@ -363,3 +363,83 @@ def test_a_url_too_long_is_a_414_problem(api):
     # A URL longer than the app accepts is a 414 problem, not the server's own page.
     response = api.client("tickets:read").get("/tickets", params={"status": "x" * 5000})
     problem(response, 414, "uri-too-long")
+
+
+# -- 4. secrets and storage -------------------------------------------------------------------
+
+STRONG_KEY = "Qw8-rT3zLp0_vX6yNb2mKc9hJf4dGs1aEo7uIi5WqZx"
+
+
+@pytest.mark.parametrize("weak", ["a", "x" * 64, "passwordpasswordpasswordpassword", "short-1"])
+def test_a_weak_secret_key_is_refused_with_a_way_to_make_one(weak):
+    # SECRET_KEY=a (or any short or repetitive value) stops start-up with one line saying how.
+    from ticket_manager.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"SECRET_KEY": weak})
+    message = refused.value.format_message()
+    assert "\n" not in message and "SECRET_KEY" in message
+    assert "secrets.token_urlsafe" in message and (len(weak) < 4 or weak not in message)
+    assert load_settings({"SECRET_KEY": STRONG_KEY}).secret_key.reveal() == STRONG_KEY
+
+
+def test_a_rotated_secret_key_still_reads_the_sign_in_and_rewrites_it(make_pipeline):
+    # The old key in SECRET_KEY_FALLBACKS decrypts the stored sign-in, which is then
+    # re-encrypted under the new key, so the old one can be dropped.
+    import msal
+
+    from ticket_manager.config import Secret
+    from ticket_manager.extensions import db
+    from ticket_manager.graph.token_store import DatabaseTokenStore
+    from ticket_manager.models import TokenCache
+
+    harness = make_pipeline()
+    new_key = Secret(STRONG_KEY[::-1])
+    with harness.app.app_context():
+        cache = msal.SerializableTokenCache()
+        cache.add({"response": {"access_token": "at", "token_type": "Bearer"}, "scope": ["x"]})
+        DatabaseTokenStore(Secret(STRONG_KEY), "t/c").save(cache)
+        before = db.session.get(TokenCache, "t/c").data
+        db.session.rollback()
+        rotated = DatabaseTokenStore(new_key, "t/c", (Secret(STRONG_KEY),))
+        assert rotated.load_into(msal.SerializableTokenCache())
+        after = db.session.get(TokenCache, "t/c").data
+        assert after != before
+        assert DatabaseTokenStore(new_key, "t/c").load_into(msal.SerializableTokenCache())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_database_files_are_created_readable_by_their_owner_only(pipeline):
+    # The SQLite file (and its WAL and shared-memory files) are 0600.
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    path = Path(make_url(pipeline.settings.database_uri).database)
+    pipeline.deliver()
+    pipeline.run_once()
+    for file in [path, *path.parent.glob(path.name + "-*")]:
+        assert file.stat().st_mode & 0o777 == 0o600, file
+
+
+def test_short_configured_secrets_are_masked_too():
+    # A configured secret shorter than 8 characters is masked where it stands alone.
+    from ticket_manager.config import load_settings
+    from ticket_manager.logs import Redactor, secrets_of
+
+    settings = load_settings(
+        {"JIRA_WEBHOOK_SECRET": "hunter2", "API_RATE_LIMIT_STORAGE_URI": "redis://:pw1@r:6379"}
+    )
+    redact = Redactor(secrets_of(settings))
+    assert redact("secret=hunter2 from hunter2s") == "secret=[redacted] from hunter2s"
+    assert "pw1" not in redact("connecting with pw1")
+
+
+def test_a_malformed_rate_limit_storage_uri_is_not_echoed_with_its_password():
+    # The error names the key and the address, with the password masked.
+    from ticket_manager.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"API_RATE_LIMIT_STORAGE_URI": "mongodb://admin:S3cr3tPass@db:27017"})
+    message = refused.value.format_message()
+    assert "S3cr3tPass" not in message and "db:27017" in message

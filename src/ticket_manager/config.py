@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +84,7 @@ KNOWN_KEYS = frozenset(
         "EMAIL_WHITELISTED_DOMAINS",
         "EMAIL_BLACKLIST",
         "SECRET_KEY",
+        "SECRET_KEY_FALLBACKS",
         "MAILBOX_BOARDS",
         "O365_NOTIFICATION_URL",
         "O365_PROCESSED_FOLDER",
@@ -190,6 +193,7 @@ class Settings:
     whitelisted_domains: tuple[str, ...]
     blacklist: frozenset[str]
     secret_key: Secret = field(default_factory=lambda: Secret(""))
+    secret_key_fallbacks: tuple[Secret, ...] = ()
     redirect_uri: str = DEFAULTS["O365_REDIRECT_URI"]
     poll_interval: int = 30
     notification_url: str | None = None
@@ -343,7 +347,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         blacklist=frozenset(
             _email(a, "EMAIL_BLACKLIST").lower() for a in _list(get("EMAIL_BLACKLIST"))
         ),
-        secret_key=Secret(get("SECRET_KEY")),
+        secret_key=_secret_key(get("SECRET_KEY")),
+        secret_key_fallbacks=tuple(Secret(v) for v in _list(get("SECRET_KEY_FALLBACKS"))),
         redirect_uri=_url(get, "O365_REDIRECT_URI"),
         poll_interval=_integer(get, "O365_POLL_INTERVAL", minimum=1, maximum=3600),
         notification_url=_url(get, "O365_NOTIFICATION_URL", required=False, https=True) or None,
@@ -453,6 +458,29 @@ def _rate_limit(value: str, key: str = "API_RATE_LIMIT") -> str | None:
             key, f"expected a rate like '600 per minute' or 'off', got {value!r}"
         ) from None
     return value
+
+
+# SECRET_KEY must be long and varied enough that a copy of the database cannot be decrypted
+# by guessing it: at least this many characters and this many bits by their frequencies.
+SECRET_KEY_MIN_LENGTH = 32
+SECRET_KEY_MIN_BITS = 96
+HOW_TO_GENERATE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def _secret_key(value: str) -> Secret:
+    """SECRET_KEY, refused when short or repetitive (it encrypts the stored sign-in)."""
+    if not value:
+        return Secret("")
+    counts = Counter(value)
+    bits = -sum(n * math.log2(n / len(value)) for n in counts.values())
+    if len(value) < SECRET_KEY_MIN_LENGTH or bits < SECRET_KEY_MIN_BITS:
+        raise ConfigError(
+            "SECRET_KEY",
+            f"is too weak ({len(value)} characters, about {int(bits)} bits; at least "
+            f"{SECRET_KEY_MIN_LENGTH} random characters are needed): generate one with "
+            f"{HOW_TO_GENERATE_A_KEY}",
+        )
+    return Secret(value)
 
 
 def _networks(value: str, key: str) -> tuple:
