@@ -63,6 +63,7 @@ def test_flow_counts_outcomes_by_period_and_rule(flowing):
             "rejected": 1,
             "failed": 1,
             "pending": 0,
+            "held": 0,
         }
         assert flow["rejected_by_rule"] == {"auto-reply": 1}
         assert sum(b["created"] for b in flow["buckets"]) == 2

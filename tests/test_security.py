@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 
 import pytest
 import requests
@@ -192,9 +193,13 @@ def test_a_notification_flood_is_capped_and_logged_once(make_api, caplog):
     problem(client.post(NOTIFICATIONS, json={"value": [forged] * 51}), 413, "payload-too-large")
     big = {"value": [{**forged, "resource": "r" * 70_000}]}
     problem(client.post(NOTIFICATIONS, json=big), 413, "payload-too-large")
+    logger = logging.getLogger("ticket_manager.notifications")
     caplog.clear()
-    with caplog.at_level("WARNING", logger="ticket_manager.notifications"):
+    logger.addHandler(caplog.handler)  # the app's loggers do not propagate to the root
+    try:
         assert client.post(NOTIFICATIONS, json={"value": [forged] * 50}).status_code == 202
+    finally:
+        logger.removeHandler(caplog.handler)
     lines = [r for r in caplog.records if r.name == "ticket_manager.notifications"]
     assert len(lines) == 1
     assert lines[0].rejected == 50
@@ -443,3 +448,90 @@ def test_a_malformed_rate_limit_storage_uri_is_not_echoed_with_its_password():
         load_settings({"API_RATE_LIMIT_STORAGE_URI": "mongodb://admin:S3cr3tPass@db:27017"})
     message = refused.value.format_message()
     assert "S3cr3tPass" not in message and "db:27017" in message
+
+
+# -- 5. intake caps ---------------------------------------------------------------------------
+
+
+def held_rows(harness):
+    from ticket_manager.models import MessageState
+
+    return [r for r in harness.rows() if r.state == MessageState.HELD]
+
+
+def test_mail_over_the_domain_cap_is_held_unanswered_and_releasable(make_pipeline):
+    # 5 senders of one domain, cap 3 an hour: 3 tickets, 2 held, no acknowledgement for them;
+    # released from the CLI, they become tickets.
+    from click.testing import CliRunner
+    from flask.cli import ScriptInfo
+
+    from ticket_manager.commands.o365 import o365
+
+    harness = make_pipeline(EMAIL_MAX_PER_DOMAIN_PER_HOUR="3", EMAIL_MAX_PER_SENDER_PER_DAY="0")
+    for n in range(5):
+        harness.deliver(sender=f"user{n}@example.com", subject=f"Request {n}")
+    harness.run_once()
+    assert len(harness.issues()) == 3
+    held = held_rows(harness)
+    assert [r.rule for r in held] == ["domain-cap", "domain-cap"]
+    assert "EMAIL_MAX_PER_DOMAIN_PER_HOUR" in held[0].reason
+    acknowledged = {
+        m["toRecipients"][0]["emailAddress"]["address"]
+        for m in harness.sandbox.graph.sent_messages(harness.mailbox)
+    }
+    assert acknowledged == {"user0@example.com", "user1@example.com", "user2@example.com"}
+
+    info = ScriptInfo(create_app=lambda: harness.app)
+    listed = CliRunner().invoke(o365, ["list-held"], obj=info)
+    assert listed.exit_code == 0 and f"#{held[0].id}" in listed.output
+    released = CliRunner().invoke(
+        o365, ["release-held", "--id", str(held[0].id), "--id", str(held[1].id)], obj=info
+    )
+    assert released.exit_code == 0, released.output
+    harness.run_once()
+    assert len(harness.issues()) == 5 and held_rows(harness) == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_mail_over_the_mailbox_cap_is_held_and_released_through_the_api(make_api):
+    # Over EMAIL_MAX_PER_MAILBOX_PER_HOUR, mail is held; the dashboard's retry releases it.
+    api = make_api(EMAIL_MAX_PER_MAILBOX_PER_HOUR="2", EMAIL_WHITELISTED_DOMAINS="")
+    for domain in ("a.example", "b.example", "c.example"):
+        api.pipeline.deliver(sender=f"someone@{domain}", subject=f"From {domain}")
+    api.pipeline.run_once()
+    [held] = held_rows(api.pipeline)
+    assert held.rule == "mailbox-cap"
+    client = api.client("messages:read", "messages:write")
+    listed = client.get("/messages", params={"state": "held"}).json()["items"]
+    assert [m["id"] for m in listed] == [held.id]
+    assert client.post(f"/messages/{held.id}/retry", json={}).json()["state"] == "pending"
+    api.pipeline.run_once()
+    assert len(api.pipeline.issues()) == 3
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_watchers_per_email_are_capped_and_each_looked_up_once(make_pipeline):
+    # 200 Cc addresses (with repeats) cost at most EMAIL_MAX_WATCHERS Jira user searches.
+    harness = make_pipeline(EMAIL_MAX_WATCHERS="5")
+    cc = [f"person{n % 100}@example.com" for n in range(200)]
+    harness.deliver(cc=cc)
+    harness.run_once()
+    assert len(harness.issues()) == 1
+    searches = [r for r in harness.sandbox.jira.controls.requests if "user/search" in r.path]
+    assert len(searches) <= 5 + 1  # the Cc cap, and the sender
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_one_api_request_causes_a_bounded_number_of_jira_calls(api):
+    # GET /tickets with every Jira-backed field reads at most API_FIELDS_PAGE_SIZE_MAX tickets.
+    client = api.client("tickets:read", "tickets:write", "tickets:all")
+    for n in range(12):
+        assert client.post("/tickets", json={"title": f"T{n}"}).status_code == 201
+    jira = api.sandbox.jira.controls
+    before = len(jira.requests)
+    page = client.get(
+        "/tickets", params={"fields": "comments,attachments,watchers", "limit": 100}
+    ).json()
+    calls = len(jira.requests) - before
+    assert len(page["items"]) == 10 and page["next_cursor"]
+    assert calls <= 10 * 3

@@ -41,6 +41,9 @@ DEFAULTS: dict[str, str] = {
     "O365_POLL_INTERVAL": "30",
     "O365_MARK_AS_READ": "true",
     "EMAIL_MAX_PER_SENDER_PER_DAY": "50",
+    "EMAIL_MAX_PER_DOMAIN_PER_HOUR": "30",
+    "EMAIL_MAX_PER_MAILBOX_PER_HOUR": "300",
+    "EMAIL_MAX_WATCHERS": "20",
     "JIRA_MAX_ATTACHMENT_SIZE": "10MB",
     "JIRA_RECOVERY_DELAY": "30",
     "HTTP_READ_TIMEOUT": "60",
@@ -60,6 +63,7 @@ DEFAULTS: dict[str, str] = {
     "O365_NOTIFICATION_MAX_SIZE": "1MB",
     "API_MAX_REQUEST_SIZE": "25MB",
     "API_PAGE_SIZE_MAX": "100",
+    "API_FIELDS_PAGE_SIZE_MAX": "10",
     "METRICS_ADDRESS": "127.0.0.1",
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "INFO",
@@ -201,6 +205,9 @@ class Settings:
     mark_as_read: bool = True
     mailbox_boards: Mapping[str, Board] = field(default_factory=dict)
     max_per_sender_per_day: int = 50
+    max_per_domain_per_hour: int = 30
+    max_per_mailbox_per_hour: int = 300
+    max_watchers: int = 20
     max_attachment_size: int = 10 * 1024 * 1024
     recovery_delay: int = 30
     http_read_timeout: int = 60
@@ -223,6 +230,7 @@ class Settings:
     notification_max_size: int = 1024 * 1024
     api_max_request_size: int = 25 * 1024 * 1024
     api_page_size_max: int = 100
+    api_fields_page_size_max: int = 10
     api_entra_audience: str | None = None
     api_entra_tenant_id: str | None = None
     metrics_port: int | None = None
@@ -356,6 +364,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mark_as_read=_boolean(get, "O365_MARK_AS_READ"),
         mailbox_boards=_mailbox_boards(get, boards[0]),
         max_per_sender_per_day=_integer(get, "EMAIL_MAX_PER_SENDER_PER_DAY", minimum=0),
+        max_per_domain_per_hour=_integer(get, "EMAIL_MAX_PER_DOMAIN_PER_HOUR", minimum=0),
+        max_per_mailbox_per_hour=_integer(get, "EMAIL_MAX_PER_MAILBOX_PER_HOUR", minimum=0),
+        max_watchers=_integer(get, "EMAIL_MAX_WATCHERS", minimum=0, maximum=1000),
         max_attachment_size=_size(get, "JIRA_MAX_ATTACHMENT_SIZE"),
         recovery_delay=_integer(get, "JIRA_RECOVERY_DELAY", minimum=0, maximum=3600),
         http_read_timeout=_integer(get, "HTTP_READ_TIMEOUT", minimum=1, maximum=600),
@@ -382,6 +393,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         api_rate_limit_storage_uri=_storage_uri(get("API_RATE_LIMIT_STORAGE_URI")),
         api_max_request_size=_size(get, "API_MAX_REQUEST_SIZE"),
         api_page_size_max=_integer(get, "API_PAGE_SIZE_MAX", minimum=1, maximum=1000),
+        api_fields_page_size_max=_integer(get, "API_FIELDS_PAGE_SIZE_MAX", minimum=1, maximum=1000),
         api_entra_audience=_entra_audience(get("API_ENTRA_AUDIENCE")),
         api_entra_tenant_id=_entra_tenant(get),
         metrics_port=_port(get, "METRICS_PORT"),

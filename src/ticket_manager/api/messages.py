@@ -143,8 +143,9 @@ def get_message(message_id: int):
 def retry_message(data: dict, message_id: int):
     """Retry a message
 
-    A failed message is queued again with its attempts reset. A rejected one is queued only
-    with `force: true`, and then skips every rule but the mail-loop one.
+    A failed message is queued again with its attempts reset. A held one (kept aside by an
+    intake cap or a sender check) is released: queued, skipping every rule but the mail-loop
+    one. A rejected one is queued only with `force: true`, and then skips the same rules.
     """
     row = _row(message_id)
     force = bool((data or {}).get("force"))
@@ -155,14 +156,14 @@ def retry_message(data: dict, message_id: int):
             f"Message {message_id} was rejected ({row.rule}); send "
             '{"force": true} to process it anyway.',
         )
-    if row.state not in (MessageState.FAILED, MessageState.REJECTED):
+    if row.state not in (MessageState.FAILED, MessageState.REJECTED, MessageState.HELD):
         raise Problem(
             409,
             "conflict",
-            f"Message {message_id} is {row.state.value}: only failed or "
+            f"Message {message_id} is {row.state.value}: only failed, held or "
             "rejected messages can be retried.",
         )
-    requeue(row, waive_rules=row.state == MessageState.REJECTED)
+    requeue(row, waive_rules=row.state in (MessageState.REJECTED, MessageState.HELD))
     return message_view(row)
 
 

@@ -160,11 +160,15 @@ def list_tickets(**args):
 
     Filters combine with AND. Without `q` the search runs on the service's database (fast,
     with a total); with `q` Jira searches the text and pages may hold fewer than `limit`
-    items: follow `next_cursor` until it is null.
+    items: follow `next_cursor` until it is null. With `fields`, each ticket's extras are read
+    from Jira, so a page holds at most `API_FIELDS_PAGE_SIZE_MAX` tickets.
     """
     principal = current_principal()
-    page = search(args, settings(), jira_client, visible_tickets(principal))
     wanted = list(args.get("fields") or [])
+    if wanted:
+        # Each ticket's extra fields cost Jira calls: a page of them is kept small.
+        args["limit"] = min(args["limit"], settings().api_fields_page_size_max)
+    page = search(args, settings(), jira_client, visible_tickets(principal))
     tickets = service() if wanted else None
     items = [
         ticket_view(t, tickets.extras(t, wanted, principal) if tickets else None)

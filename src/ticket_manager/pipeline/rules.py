@@ -3,7 +3,8 @@
 Each rule is a small class with a ``name`` (recorded in the ledger), a one-line
 ``description`` and one ``check`` method that returns a :class:`Rejection` or None. The
 first rule that rejects decides; the order is the ``RULES`` table below, so the policy reads
-top to bottom and a test can assert on it.
+top to bottom and a test can assert on it. A rejection's ``action`` is ``reject`` (the email
+is refused) or ``hold`` (kept aside, unanswered, until a person releases it).
 """
 
 from __future__ import annotations
@@ -26,12 +27,21 @@ AUTO_REPLY_SUBJECT = re.compile(
 )
 
 
+REJECT = "reject"
+HOLD = "hold"
+
+
 @dataclass(frozen=True)
 class Rejection:
-    """A rule's refusal: which rule, and a reason a person can act on."""
+    """A rule's refusal: which rule, a reason a person can act on, and reject or hold."""
 
     rule: str
     reason: str
+    action: str = REJECT
+
+
+def _nothing_earlier(*_args) -> int:
+    return 0
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,9 @@ class RuleContext:
     settings: Settings
     # Mail from a sender recorded earlier in 24 hours and not rejected (the storm cap).
     recent_from_sender: Callable[[str], int]
+    # Mail recorded earlier in the hour from a domain (any mailbox), and in this mailbox.
+    recent_from_domain: Callable[[str], int] = _nothing_earlier
+    recent_in_mailbox: Callable[[], int] = _nothing_earlier
 
 
 def sender_address(message: MailMessage) -> str | None:
@@ -156,12 +169,56 @@ class SenderCapRule:
         return None
 
 
+class DomainCapRule:
+    name = "domain-cap"
+    description = (
+        "At most EMAIL_MAX_PER_DOMAIN_PER_HOUR emails per sender domain an hour; more are held."
+    )
+
+    def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
+        cap = context.settings.max_per_domain_per_hour
+        address = sender_address(message)
+        if not cap or not address or "@" not in address:
+            return None
+        domain = address.rsplit("@", 1)[1]
+        count = context.recent_from_domain(domain)
+        if count >= cap:
+            return Rejection(
+                self.name,
+                f"{count} emails from {domain} in the last hour (EMAIL_MAX_PER_DOMAIN_PER_HOUR "
+                f"{cap}): held",
+                HOLD,
+            )
+        return None
+
+
+class MailboxCapRule:
+    name = "mailbox-cap"
+    description = "At most EMAIL_MAX_PER_MAILBOX_PER_HOUR emails per mailbox an hour; held."
+
+    def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
+        cap = context.settings.max_per_mailbox_per_hour
+        if not cap:
+            return None
+        count = context.recent_in_mailbox()
+        if count >= cap:
+            return Rejection(
+                self.name,
+                f"{count} emails in this mailbox in the last hour "
+                f"(EMAIL_MAX_PER_MAILBOX_PER_HOUR {cap}): held",
+                HOLD,
+            )
+        return None
+
+
 RULES = (
     OwnMailboxRule(),
     AutoReplyRule(),
     BlockedSenderRule(),
     AllowedDomainRule(),
     SenderCapRule(),
+    DomainCapRule(),
+    MailboxCapRule(),
 )
 
 
