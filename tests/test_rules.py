@@ -49,6 +49,7 @@ def test_the_rules_run_in_the_documented_order():
     assert [rule.name for rule in RULES] == [
         "own-mailbox",
         "auto-reply",
+        "sender-authentication",
         "blocked-sender",
         "domain-not-allowed",
         "sender-cap",

@@ -535,3 +535,69 @@ def test_one_api_request_causes_a_bounded_number_of_jira_calls(api):
     calls = len(jira.requests) - before
     assert len(page["items"]) == 10 and page["next_cursor"]
     assert calls <= 10 * 3
+
+
+# -- 6. senders ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_graph_emulator_stamps_exchanges_authentication_results_on_top(pipeline):
+    # Exchange prepends its Authentication-Results above any the sender wrote.
+    forged = "spf=pass smtp.mailfrom=example.com; dmarc=pass action=none header.from=example.com"
+    pipeline.sandbox.graph.spoofed_domains["example.com"] = "quarantine"
+    pipeline.deliver(headers={"Authentication-Results": forged})
+    [message] = pipeline.sandbox.graph.messages(pipeline.mailbox, "inbox")
+    values = [
+        h["value"]
+        for h in message["internetMessageHeaders"]
+        if h["name"].lower() == "authentication-results"
+    ]
+    assert len(values) == 2 and values[1] == forged
+    assert "dmarc=fail action=quarantine header.from=example.com" in values[0]
+    assert "compauth=fail" in values[0]
+
+
+def test_mail_failing_dmarc_under_a_reject_or_quarantine_policy_is_rejected(pipeline):
+    # A forged From of a domain publishing p=quarantine: no ticket, no acknowledgement,
+    # the reason recorded; a forged "pass" line written by the sender changes nothing.
+    pipeline.sandbox.graph.spoofed_domains["example.com"] = "quarantine"
+    pipeline.deliver(
+        headers={"Authentication-Results": "dmarc=pass action=none header.from=example.com"}
+    )
+    pipeline.run_once()
+    [row] = pipeline.rows()
+    assert (row.state.value, row.rule) == ("rejected", "sender-authentication")
+    assert "dmarc=fail action=quarantine" in row.reason
+    assert pipeline.issues() == []
+    assert pipeline.sandbox.graph.sent_messages(pipeline.mailbox) == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_other_authentication_doubts_are_held(make_pipeline):
+    # DMARC failing under p=none, and a Sender of another domain than From, are held.
+    harness = make_pipeline()
+    harness.sandbox.graph.spoofed_domains["example.com"] = "none"
+    harness.deliver(subject="Weak policy")
+    harness.run_once()
+    harness.sandbox.graph.spoofed_domains.clear()
+    harness.deliver(subject="On behalf", headers={"Sender": "bulk@mailer.example.net"})
+    harness.run_once()
+    rows = harness.rows()
+    assert [(r.state.value, r.rule) for r in rows] == [("held", "sender-authentication")] * 2
+    assert "dmarc=fail action=none" in rows[0].reason
+    assert "bulk@mailer.example.net" in rows[1].reason
+    assert harness.issues() == []
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sender_authentication_can_hold_everything_or_be_off(make_pipeline):
+    # EMAIL_SENDER_AUTHENTICATION=hold holds even a DMARC reject; off trusts From.
+    holding = make_pipeline(EMAIL_SENDER_AUTHENTICATION="hold")
+    holding.sandbox.graph.spoofed_domains["example.com"] = "reject"
+    holding.deliver()
+    holding.run_once()
+    assert [r.state.value for r in holding.rows()] == ["held"]
+    trusting = make_pipeline(EMAIL_SENDER_AUTHENTICATION="off")
+    trusting.deliver(subject="Second")
+    trusting.run_once()
+    assert len(trusting.issues()) == 1

@@ -26,6 +26,9 @@ from sqlalchemy.exc import ArgumentError
 
 AUTH_FLOWS = ("authorization", "credentials", "device")
 LOG_FORMATS = ("text", "json")
+# EMAIL_SENDER_AUTHENTICATION: reject DMARC failures under a reject/quarantine policy and hold
+# other doubts; hold every doubt; or trust From as it is.
+SENDER_CHECKS = ("reject", "hold", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 DEFAULTS: dict[str, str] = {
@@ -41,9 +44,10 @@ DEFAULTS: dict[str, str] = {
     "O365_POLL_INTERVAL": "30",
     "O365_MARK_AS_READ": "true",
     "EMAIL_MAX_PER_SENDER_PER_DAY": "50",
-    "EMAIL_MAX_PER_DOMAIN_PER_HOUR": "30",
+    "EMAIL_MAX_PER_DOMAIN_PER_HOUR": "100",
     "EMAIL_MAX_PER_MAILBOX_PER_HOUR": "300",
     "EMAIL_MAX_WATCHERS": "20",
+    "EMAIL_SENDER_AUTHENTICATION": "reject",
     "JIRA_MAX_ATTACHMENT_SIZE": "10MB",
     "JIRA_RECOVERY_DELAY": "30",
     "HTTP_READ_TIMEOUT": "60",
@@ -205,9 +209,10 @@ class Settings:
     mark_as_read: bool = True
     mailbox_boards: Mapping[str, Board] = field(default_factory=dict)
     max_per_sender_per_day: int = 50
-    max_per_domain_per_hour: int = 30
+    max_per_domain_per_hour: int = 100
     max_per_mailbox_per_hour: int = 300
     max_watchers: int = 20
+    sender_authentication: str = "reject"
     max_attachment_size: int = 10 * 1024 * 1024
     recovery_delay: int = 30
     http_read_timeout: int = 60
@@ -367,6 +372,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_per_domain_per_hour=_integer(get, "EMAIL_MAX_PER_DOMAIN_PER_HOUR", minimum=0),
         max_per_mailbox_per_hour=_integer(get, "EMAIL_MAX_PER_MAILBOX_PER_HOUR", minimum=0),
         max_watchers=_integer(get, "EMAIL_MAX_WATCHERS", minimum=0, maximum=1000),
+        sender_authentication=_choice(get, "EMAIL_SENDER_AUTHENTICATION", SENDER_CHECKS),
         max_attachment_size=_size(get, "JIRA_MAX_ATTACHMENT_SIZE"),
         recovery_delay=_integer(get, "JIRA_RECOVERY_DELAY", minimum=0, maximum=3600),
         http_read_timeout=_integer(get, "HTTP_READ_TIMEOUT", minimum=1, maximum=600),

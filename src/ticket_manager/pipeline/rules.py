@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ticket_manager.config import Settings
 from ticket_manager.graph.messages import MailMessage
+from ticket_manager.pipeline.sender_authentication import read_authentication
 
 LOOP_HEADER = "x-ticket-manager"
 # Exchange stamps the mailboxes whose inbox rules forwarded, redirected or answered a message.
@@ -122,6 +123,36 @@ def _delivery_report(message: MailMessage, rule: str) -> Rejection | None:
     return None
 
 
+class SenderAuthenticationRule:
+    name = "sender-authentication"
+    description = (
+        "Mail Exchange could not authenticate (DMARC, compauth) or whose Sender is another "
+        "domain: rejected or held as EMAIL_SENDER_AUTHENTICATION says."
+    )
+
+    def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
+        policy = context.settings.sender_authentication
+        if policy == "off":
+            return None
+        results = read_authentication(message)
+        if results is not None and results.dmarc_failed_under_policy and policy == "reject":
+            return Rejection(
+                self.name,
+                f"dmarc=fail action={results.dmarc_action}: the From domain asks receivers to "
+                "refuse mail that fails its DMARC check",
+            )
+        doubts = list(results.failures) if results is not None else []
+        sender, author = message.sender, message.from_
+        if sender and author and sender.address and author.address:
+            sender_domain = sender.address.rsplit("@", 1)[-1].lower()
+            author_domain = author.address.rsplit("@", 1)[-1].lower()
+            if sender_domain != author_domain:
+                doubts.append(f"Sender {sender.address} is not of From's domain {author_domain}")
+        if doubts:
+            return Rejection(self.name, "; ".join(doubts) + ": held", HOLD)
+        return None
+
+
 class BlockedSenderRule:
     name = "blocked-sender"
     description = "Senders listed in EMAIL_BLACKLIST never open tickets."
@@ -214,6 +245,7 @@ class MailboxCapRule:
 RULES = (
     OwnMailboxRule(),
     AutoReplyRule(),
+    SenderAuthenticationRule(),
     BlockedSenderRule(),
     AllowedDomainRule(),
     SenderCapRule(),
