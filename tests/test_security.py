@@ -601,3 +601,19 @@ def test_sender_authentication_can_hold_everything_or_be_off(make_pipeline):
     trusting.deliver(subject="Second")
     trusting.run_once()
     assert len(trusting.issues()) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_forged_mail_that_is_held_does_not_lock_the_real_sender_out(make_pipeline):
+    # Held forgeries in a customer's name do not count against that customer's sender cap.
+    harness = make_pipeline(EMAIL_MAX_PER_SENDER_PER_DAY="2")
+    harness.sandbox.graph.spoofed_domains["example.com"] = "none"
+    for n in range(3):
+        harness.deliver(subject=f"Forged {n}")
+    harness.run_once()
+    harness.sandbox.graph.spoofed_domains.clear()
+    harness.deliver(subject="The real one")
+    harness.run_once()
+    states = [(r.subject, r.state.value) for r in harness.rows()]
+    assert states[-1] == ("The real one", "ticket_created")
+    assert [s for _, s in states[:3]] == ["held"] * 3

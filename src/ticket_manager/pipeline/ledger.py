@@ -170,7 +170,8 @@ def earlier_from_sender(mailbox: str, sender: str, row_id: int) -> int:
             LedgerMessage.mailbox == mailbox.lower(),
             func.lower(LedgerMessage.sender) == sender.lower(),
             LedgerMessage.id < row_id,
-            LedgerMessage.state != MessageState.REJECTED,
+            # Forged mail that was refused or held does not lock the real sender out.
+            LedgerMessage.state.not_in(NOT_COUNTED),
             LedgerMessage.created_at >= now() - timedelta(days=1),
         )
         .count()
