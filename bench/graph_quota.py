@@ -135,6 +135,8 @@ def run_case(
                 "JIRA_BOARDS": "JIRA_SUPPORT_BOARD",
                 "EMAIL_WHITELISTED_DOMAINS": "example.com",
                 "EMAIL_MAX_PER_SENDER_PER_DAY": "0",
+                "EMAIL_MAX_PER_DOMAIN_PER_HOUR": "0",
+                "EMAIL_MAX_PER_MAILBOX_PER_HOUR": "0",
                 "EMAIL_ACKNOWLEDGE": "true" if acknowledge else "false",
             }
             app = create_app(env)

@@ -197,6 +197,8 @@ def main() -> None:
                 "JIRA_DEFAULT_BOARD": "JIRA_SUPPORT_BOARD",
                 "EMAIL_WHITELISTED_DOMAINS": "example.com",
                 "EMAIL_MAX_PER_SENDER_PER_DAY": "0",
+                "EMAIL_MAX_PER_DOMAIN_PER_HOUR": "0",
+                "EMAIL_MAX_PER_MAILBOX_PER_HOUR": "0",
                 "EMAIL_ACKNOWLEDGE": "false",
                 # The worker passes here only set the scene: no Jira comment poller (its first
                 # pass over 10,000 new tickets takes minutes on its own).

@@ -437,6 +437,8 @@ def worker_env(emulators: Emulators, url: str, mailboxes: list[str]) -> dict[str
         "JIRA_DEFAULT_BOARD": "JIRA_SUPPORT_BOARD",
         "EMAIL_WHITELISTED_DOMAINS": "example.com",
         "EMAIL_MAX_PER_SENDER_PER_DAY": "0",
+        "EMAIL_MAX_PER_DOMAIN_PER_HOUR": "0",
+        "EMAIL_MAX_PER_MAILBOX_PER_HOUR": "0",
         "EMAIL_ACKNOWLEDGE": "true",
         "JIRA_RECOVERY_DELAY": "0",
         "O365_POLL_INTERVAL": "1",

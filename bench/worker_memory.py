@@ -116,6 +116,8 @@ def worker_env(sandbox_env: dict, database: str, **extra: str) -> dict:
         "JIRA_DEFAULT_BOARD": "JIRA_SUPPORT_BOARD",
         "EMAIL_WHITELISTED_DOMAINS": "example.com",
         "EMAIL_MAX_PER_SENDER_PER_DAY": "0",
+        "EMAIL_MAX_PER_DOMAIN_PER_HOUR": "0",
+        "EMAIL_MAX_PER_MAILBOX_PER_HOUR": "0",
         "LOG_FORMAT": "json",
         **extra,
     }

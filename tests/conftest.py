@@ -272,6 +272,7 @@ def make_api(make_pipeline, serve):
 
     def build(**changes: str) -> ApiHarness:
         changes.setdefault("API_RATE_LIMIT", "off")
+        changes.setdefault("API_UNAUTHENTICATED_RATE_LIMIT", "off")
         harness = make_pipeline(**changes)
         return ApiHarness(harness, serve(harness.app, tls=False))
 

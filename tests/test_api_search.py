@@ -61,7 +61,7 @@ def walk(client, **params) -> tuple[list[str], list[int | None]]:
 
 def test_every_ticket_appears_once_across_pages_in_each_sort(api):
     keys = seed(api, 23)
-    client = api.client("tickets:read")
+    client = api.client("tickets:read", "tickets:all")
     newest_first, totals = walk(client, limit=5)
     assert newest_first == sorted(keys, key=lambda k: (k_time(k), k), reverse=True)
     assert set(totals) == {23}
@@ -78,7 +78,7 @@ def k_time(key: str) -> int:
 
 def test_filters_combine_and_total_counts_all_matches(api):
     seed(api, 20)
-    client = api.client("tickets:read")
+    client = api.client("tickets:read", "tickets:all")
 
     def keys(**params):
         found, totals = walk(client, limit=3, **params)
@@ -103,7 +103,7 @@ def test_filters_combine_and_total_counts_all_matches(api):
 
 
 def test_bad_queries_are_422_naming_the_parameter(api):
-    client = api.client("tickets:read")
+    client = api.client("tickets:read", "tickets:all")
     for params, name in [
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"sort": "priority"}, "sort"),
@@ -125,7 +125,7 @@ def test_bad_queries_are_422_naming_the_parameter(api):
 def test_limit_is_capped_by_configuration(make_api):
     api = make_api(API_PAGE_SIZE_MAX="4")
     seed(api, 6)
-    page = api.client("tickets:read").get("/tickets", params={"limit": 50}).json()
+    page = api.client("tickets:read", "tickets:all").get("/tickets", params={"limit": 50}).json()
     assert page["limit"] == 4 and len(page["items"]) == 4
 
 
@@ -172,7 +172,7 @@ def test_placeholders_of_pending_creates_are_neither_listed_nor_counted(api):
                 )
             )
         db.session.commit()
-    client = api.client("tickets:read")
+    client = api.client("tickets:read", "tickets:all")
     found, totals = walk(client, limit=4)
     assert sorted(found) == sorted([*keys, "PENDINGX-1"]) and set(totals) == {7}
     found, totals = walk(client, limit=4, status="Done", category="bug")

@@ -63,6 +63,7 @@ def test_flow_counts_outcomes_by_period_and_rule(flowing):
             "rejected": 1,
             "failed": 1,
             "pending": 0,
+            "held": 0,
         }
         assert flow["rejected_by_rule"] == {"auto-reply": 1}
         assert sum(b["created"] for b in flow["buckets"]) == 2
@@ -70,7 +71,7 @@ def test_flow_counts_outcomes_by_period_and_rule(flowing):
 
 
 def test_message_detail_shows_headers_and_what_jira_holds(flowing):
-    client = flowing.client("messages:read")
+    client = flowing.client("messages:read", "messages:content")
     created = client.get("/messages", params={"state": "ticket_created", "q": "printer"}).json()
     [row] = created["items"]
     detail = client.get(f"/messages/{row['id']}/detail").json()

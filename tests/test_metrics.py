@@ -239,7 +239,9 @@ def test_a_stored_sign_in_tells_when_its_access_token_expires(make_api):
     # With a delegated sign-in stored in the database, every process reports its token expiry.
     from ticket_manager.pipeline.worker import token_provider
 
-    api = make_api(O365_AUTH_FLOW="device", SECRET_KEY="test-secret-key-value")
+    api = make_api(
+        O365_AUTH_FLOW="device", SECRET_KEY="Qw8-rT3zLp0_vX6yNb2mKc9hJf4dGs1aEo7uIi5WqZx"
+    )
     identity = api.sandbox.identity
     identity.device_code_interval = 1
     with api.app.app_context():

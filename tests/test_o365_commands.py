@@ -14,6 +14,9 @@ import requests
 
 from ticket_manager.models import MessageState
 
+# A SECRET_KEY the configuration accepts (long and random-looking).
+STRONG_SECRET_KEY = "Qw8-rT3zLp0_vX6yNb2mKc9hJf4dGs1aEo7uIi5WqZx"
+
 
 def command(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
@@ -167,7 +170,7 @@ def test_authenticate_with_app_credentials_says_it_works(pipeline):
 
 
 def delegated_env(pipeline, flow: str) -> dict[str, str]:
-    return {**pipeline.env, "O365_AUTH_FLOW": flow, "SECRET_KEY": "test-secret-key-value"}
+    return {**pipeline.env, "O365_AUTH_FLOW": flow, "SECRET_KEY": STRONG_SECRET_KEY}
 
 
 def test_authenticate_by_pasting_the_redirected_url_then_the_worker_uses_it(pipeline):

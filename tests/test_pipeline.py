@@ -387,9 +387,10 @@ def test_reconciliation_and_the_worker_at_once_make_each_ticket_once(pipeline):
     assert {r.state for r in pipeline.rows()} == {MessageState.TICKET_CREATED}
 
 
-def test_a_large_backlog_is_fetched_as_fast_as_it_is_processed(pipeline):
+def test_a_large_backlog_is_fetched_as_fast_as_it_is_processed(make_pipeline):
     # A first sync over 300 emails fetches a delta page only once at most two pages are
     # left to process: memory holds a few pages, not the whole backlog.
+    pipeline = make_pipeline(EMAIL_MAX_PER_DOMAIN_PER_HOUR="0")
     for n in range(300):
         pipeline.deliver(subject=f"Backlog {n}", sender=f"p{n % 20}@example.com")
     pipeline.sandbox.jira.controls.set_latency(0.1)

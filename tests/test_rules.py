@@ -45,13 +45,16 @@ def context(recent_from_sender: int = 0, **changes: str) -> RuleContext:
 
 
 def test_the_rules_run_in_the_documented_order():
-    # The policy reads top to bottom: loop, auto-reply, blocked, domain, cap.
+    # The policy reads top to bottom: loop, auto-reply, blocked, domain, caps.
     assert [rule.name for rule in RULES] == [
         "own-mailbox",
         "auto-reply",
+        "sender-authentication",
         "blocked-sender",
         "domain-not-allowed",
         "sender-cap",
+        "domain-cap",
+        "mailbox-cap",
     ]
     assert all(rule.description for rule in RULES)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import math
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,6 +28,9 @@ from sqlalchemy.exc import ArgumentError
 
 AUTH_FLOWS = ("authorization", "credentials", "device")
 LOG_FORMATS = ("text", "json")
+# EMAIL_SENDER_AUTHENTICATION: reject DMARC failures under a reject/quarantine policy and hold
+# other doubts; hold every doubt; or trust From as it is.
+SENDER_CHECKS = ("reject", "hold", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 DEFAULTS: dict[str, str] = {
@@ -43,6 +48,10 @@ DEFAULTS: dict[str, str] = {
     "O365_REQUEST_BUDGET": "9500",
     "O365_MARK_AS_READ": "true",
     "EMAIL_MAX_PER_SENDER_PER_DAY": "50",
+    "EMAIL_MAX_PER_DOMAIN_PER_HOUR": "100",
+    "EMAIL_MAX_PER_MAILBOX_PER_HOUR": "300",
+    "EMAIL_MAX_WATCHERS": "20",
+    "EMAIL_SENDER_AUTHENTICATION": "reject",
     "JIRA_MAX_ATTACHMENT_SIZE": "10MB",
     "JIRA_RECOVERY_DELAY": "30",
     "HTTP_READ_TIMEOUT": "60",
@@ -58,8 +67,12 @@ DEFAULTS: dict[str, str] = {
     "O365_SENT_ITEMS_AS_COMMENTS": "false",
     "API_RATE_LIMIT": "600 per minute",
     "API_RATE_LIMIT_STORAGE_URI": "memory://",
+    "API_UNAUTHENTICATED_RATE_LIMIT": "120 per minute",
+    "O365_NOTIFICATION_MAX_ENTRIES": "1000",
+    "O365_NOTIFICATION_MAX_SIZE": "1MB",
     "API_MAX_REQUEST_SIZE": "25MB",
     "API_PAGE_SIZE_MAX": "100",
+    "API_FIELDS_PAGE_SIZE_MAX": "10",
     "METRICS_ADDRESS": "127.0.0.1",
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "INFO",
@@ -84,6 +97,7 @@ KNOWN_KEYS = frozenset(
         "EMAIL_WHITELISTED_DOMAINS",
         "EMAIL_BLACKLIST",
         "SECRET_KEY",
+        "SECRET_KEY_FALLBACKS",
         "MAILBOX_BOARDS",
         "O365_NOTIFICATION_URL",
         "O365_PROCESSED_FOLDER",
@@ -96,6 +110,7 @@ KNOWN_KEYS = frozenset(
         "ROUTING_RULES",
         "O365_CLIENT_SECRET_EXPIRES",
         "O365_CLIENT_CERTIFICATE",
+        "TRUSTED_PROXIES",
     }
 )
 
@@ -200,6 +215,7 @@ class Settings:
     whitelisted_domains: tuple[str, ...]
     blacklist: frozenset[str]
     secret_key: Secret = field(default_factory=lambda: Secret(""))
+    secret_key_fallbacks: tuple[Secret, ...] = ()
     redirect_uri: str = DEFAULTS["O365_REDIRECT_URI"]
     poll_interval: int = 2
     graph_request_budget: int = 9500
@@ -208,6 +224,10 @@ class Settings:
     mark_as_read: bool = True
     mailbox_boards: Mapping[str, Board] = field(default_factory=dict)
     max_per_sender_per_day: int = 50
+    max_per_domain_per_hour: int = 100
+    max_per_mailbox_per_hour: int = 300
+    max_watchers: int = 20
+    sender_authentication: str = "reject"
     max_attachment_size: int = 10 * 1024 * 1024
     recovery_delay: int = 30
     http_read_timeout: int = 60
@@ -230,8 +250,13 @@ class Settings:
     sent_items_as_comments: bool = False
     api_rate_limit: str | None = "600 per minute"
     api_rate_limit_storage_uri: str = "memory://"
+    api_unauthenticated_rate_limit: str | None = "120 per minute"
+    trusted_proxies: tuple = ()
+    notification_max_entries: int = 1000
+    notification_max_size: int = 1024 * 1024
     api_max_request_size: int = 25 * 1024 * 1024
     api_page_size_max: int = 100
+    api_fields_page_size_max: int = 10
     api_entra_audience: str | None = None
     api_entra_tenant_id: str | None = None
     metrics_port: int | None = None
@@ -389,7 +414,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         blacklist=frozenset(
             _email(a, "EMAIL_BLACKLIST").lower() for a in _list(get("EMAIL_BLACKLIST"))
         ),
-        secret_key=Secret(get("SECRET_KEY")),
+        secret_key=_secret_key(get("SECRET_KEY")),
+        secret_key_fallbacks=tuple(Secret(v) for v in _list(get("SECRET_KEY_FALLBACKS"))),
         redirect_uri=_url(get, "O365_REDIRECT_URI"),
         poll_interval=_integer(get, "O365_POLL_INTERVAL", minimum=1, maximum=3600),
         graph_request_budget=_integer(get, "O365_REQUEST_BUDGET", minimum=0, maximum=1_000_000),
@@ -398,6 +424,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mark_as_read=_boolean(get, "O365_MARK_AS_READ"),
         mailbox_boards=_mailbox_boards(get, boards[0]),
         max_per_sender_per_day=_integer(get, "EMAIL_MAX_PER_SENDER_PER_DAY", minimum=0),
+        max_per_domain_per_hour=_integer(get, "EMAIL_MAX_PER_DOMAIN_PER_HOUR", minimum=0),
+        max_per_mailbox_per_hour=_integer(get, "EMAIL_MAX_PER_MAILBOX_PER_HOUR", minimum=0),
+        max_watchers=_integer(get, "EMAIL_MAX_WATCHERS", minimum=0, maximum=1000),
+        sender_authentication=_choice(get, "EMAIL_SENDER_AUTHENTICATION", SENDER_CHECKS),
         max_attachment_size=_size(get, "JIRA_MAX_ATTACHMENT_SIZE"),
         recovery_delay=_integer(get, "JIRA_RECOVERY_DELAY", minimum=0, maximum=3600),
         http_read_timeout=_integer(get, "HTTP_READ_TIMEOUT", minimum=1, maximum=600),
@@ -414,9 +444,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jira_poll_interval=_integer(get, "JIRA_POLL_INTERVAL", minimum=0, maximum=86400),
         sent_items_as_comments=_boolean(get, "O365_SENT_ITEMS_AS_COMMENTS"),
         api_rate_limit=_rate_limit(get("API_RATE_LIMIT")),
+        api_unauthenticated_rate_limit=_rate_limit(
+            get("API_UNAUTHENTICATED_RATE_LIMIT"), "API_UNAUTHENTICATED_RATE_LIMIT"
+        ),
+        trusted_proxies=_networks(get("TRUSTED_PROXIES"), "TRUSTED_PROXIES"),
+        notification_max_entries=_integer(
+            get, "O365_NOTIFICATION_MAX_ENTRIES", minimum=1, maximum=100_000
+        ),
+        notification_max_size=_size(get, "O365_NOTIFICATION_MAX_SIZE"),
         api_rate_limit_storage_uri=_storage_uri(get("API_RATE_LIMIT_STORAGE_URI")),
         api_max_request_size=_size(get, "API_MAX_REQUEST_SIZE"),
         api_page_size_max=_integer(get, "API_PAGE_SIZE_MAX", minimum=1, maximum=1000),
+        api_fields_page_size_max=_integer(get, "API_FIELDS_PAGE_SIZE_MAX", minimum=1, maximum=1000),
         api_entra_audience=_entra_audience(get("API_ENTRA_AUDIENCE")),
         api_entra_tenant_id=_entra_tenant(get),
         metrics_port=_port(get, "METRICS_PORT"),
@@ -486,8 +525,8 @@ def _log_level(value: str) -> str:
     return level
 
 
-def _rate_limit(value: str) -> str | None:
-    """API_RATE_LIMIT in the notation of the ``limits`` package, or None for ``off``."""
+def _rate_limit(value: str, key: str = "API_RATE_LIMIT") -> str | None:
+    """A rate in the notation of the ``limits`` package, or None for ``off``."""
     if value.lower() in ("off", "none", "0"):
         return None
     from limits import parse_many
@@ -496,9 +535,45 @@ def _rate_limit(value: str) -> str | None:
         parse_many(value)
     except ValueError:
         raise ConfigError(
-            "API_RATE_LIMIT", f"expected a rate like '600 per minute' or 'off', got {value!r}"
+            key, f"expected a rate like '600 per minute' or 'off', got {value!r}"
         ) from None
     return value
+
+
+# SECRET_KEY must be long and varied enough that a copy of the database cannot be decrypted
+# by guessing it: at least this many characters and this many bits by their frequencies.
+SECRET_KEY_MIN_LENGTH = 32
+SECRET_KEY_MIN_BITS = 96
+HOW_TO_GENERATE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def _secret_key(value: str) -> Secret:
+    """SECRET_KEY, refused when short or repetitive (it encrypts the stored sign-in)."""
+    if not value:
+        return Secret("")
+    counts = Counter(value)
+    bits = -sum(n * math.log2(n / len(value)) for n in counts.values())
+    if len(value) < SECRET_KEY_MIN_LENGTH or bits < SECRET_KEY_MIN_BITS:
+        raise ConfigError(
+            "SECRET_KEY",
+            f"is too weak ({len(value)} characters, about {int(bits)} bits; at least "
+            f"{SECRET_KEY_MIN_LENGTH} random characters are needed): generate one with "
+            f"{HOW_TO_GENERATE_A_KEY}",
+        )
+    return Secret(value)
+
+
+def _networks(value: str, key: str) -> tuple:
+    """A list of IP addresses or networks (CIDR), e.g. the reverse proxies to trust."""
+    networks = []
+    for item in _list(value):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(
+                key, f"expected IP addresses or networks like 10.0.0.0/8, got {item!r}"
+            ) from None
+    return tuple(networks)
 
 
 def _storage_uri(value: str) -> str:
@@ -506,9 +581,19 @@ def _storage_uri(value: str) -> str:
     if scheme not in ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster", "valkey"):
         raise ConfigError(
             "API_RATE_LIMIT_STORAGE_URI",
-            f"expected memory:// or a redis:// address, got {value!r}",
+            f"expected memory:// or a redis:// address, got {_without_password(value)!r}",
         )
     return value
+
+
+def _without_password(uri: str) -> str:
+    """``uri`` with everything secret in its user part masked, for an error message."""
+    head, at, host = uri.rpartition("@")
+    if not at:
+        return uri
+    scheme, sep, userinfo = head.rpartition("://")
+    user = userinfo.partition(":")[0] if ":" in userinfo else ""
+    return f"{scheme}{sep}{user + ':' if user else ''}********@{host}"
 
 
 def _directory(get, key: str) -> str | None:

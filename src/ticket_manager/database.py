@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -20,9 +22,15 @@ def engine_options(database_uri: str) -> dict:
 
 
 def configure_sqlite(engine: Engine) -> None:
-    """WAL lets readers (the API) work while the worker writes; foreign keys are off by default."""
+    """WAL lets readers (the API) work while the worker writes; foreign keys are off by default.
+
+    A new database file is created readable by its owner only (0600): it holds every email's
+    ledger row, the API keys' digests and the encrypted sign-in. SQLite gives its WAL and
+    shared-memory files the database file's permissions.
+    """
     if engine.dialect.name != "sqlite":
         return
+    create_private_file(engine.url.database)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -31,3 +39,16 @@ def configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+def create_private_file(path: str | None) -> None:
+    """Create the SQLite file ``path`` as 0600 unless it exists (or is in memory)."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # a missing folder: SQLite's own error says so when the app connects
+    os.close(descriptor)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shlex
 import signal
 import socket
@@ -193,7 +194,10 @@ def show_service_desk(app, settings, sandbox: Sandbox, mailbox: str) -> None:
 
 def run(state_dir: Path, once: bool) -> int:
     """Run the demo; returns the exit code."""
+    # Everything the demo writes (database, keys, demo.env with its API key) is the user's only.
+    os.umask(0o077)
     state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
     try:
         lock = hold_state_dir(state_dir)
     except DemoRunning as exc:

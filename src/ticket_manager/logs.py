@@ -49,7 +49,8 @@ FIELDS = (
 )
 
 REDACTED = "[redacted]"
-# Shorter configured secrets are not searched for: masking every "abc" would garble the log.
+# Shorter configured secrets are masked only where they stand alone (not inside a word):
+# masking every "abc" inside other words would garble the log, but none goes unmasked.
 MIN_SECRET_LENGTH = 8
 # What a credential looks like, whatever the log call: (pattern, replacement).
 CREDENTIAL_PATTERNS = (
@@ -86,10 +87,16 @@ class Redactor:
         unique = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
         # Longest first, so a secret containing another is masked whole.
         self.secrets = tuple(sorted(unique, key=len, reverse=True))
+        short = sorted({s for s in secrets if s and len(s) < MIN_SECRET_LENGTH}, key=len)
+        self.short_secrets = tuple(
+            re.compile(rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])") for s in reversed(short)
+        )
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
+        for pattern in self.short_secrets:
+            text = pattern.sub(REDACTED, text)
         for pattern, replacement in CREDENTIAL_PATTERNS:
             text = pattern.sub(replacement, text)
         return text
@@ -97,14 +104,19 @@ class Redactor:
 
 def secrets_of(settings: Settings) -> list[str]:
     """Every secret value in ``settings``: its Secret fields and the database password."""
-    values = [
-        value.reveal()
-        for item in dataclass_fields(settings)
-        if isinstance(value := getattr(settings, item.name), Secret)
-    ]
-    password = urlsplit(settings.database_uri).password
-    if password:
-        values.append(password)
+    values = []
+    for item in dataclass_fields(settings):
+        value = getattr(settings, item.name)
+        for secret in value if isinstance(value, tuple) else (value,):
+            if isinstance(secret, Secret):
+                values.append(secret.reveal())
+    for uri in (settings.database_uri, settings.api_rate_limit_storage_uri):
+        try:
+            password = urlsplit(uri).password
+        except ValueError:
+            password = None
+        if password:
+            values.append(password)
     return values
 
 

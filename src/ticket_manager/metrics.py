@@ -358,7 +358,11 @@ def _stored_token_cache(settings: Settings) -> msal.SerializableTokenCache | Non
     if not (settings.secret_key and settings.tenant_id and settings.client_id):
         return None
     cache = msal.SerializableTokenCache()
-    store = DatabaseTokenStore(settings.secret_key, f"{settings.tenant_id}/{settings.client_id}")
+    store = DatabaseTokenStore(
+        settings.secret_key,
+        f"{settings.tenant_id}/{settings.client_id}",
+        settings.secret_key_fallbacks,
+    )
     try:
         return cache if store.load_into(cache) else None
     except SignInError:  # not readable with this SECRET_KEY: /status and the worker say so

@@ -33,6 +33,8 @@ class MessageState(enum.StrEnum):
     TICKET_CREATED = "ticket_created"
     COMMENTED = "commented"
     FAILED = "failed"
+    # Kept aside by an intake cap or a sender check: never lost, released by a person.
+    HELD = "held"
 
 
 class Mailbox(db.Model):

@@ -28,6 +28,7 @@ OUTCOMES = {
     MessageState.REJECTED: "rejected",
     MessageState.FAILED: "failed",
     MessageState.PENDING: "pending",
+    MessageState.HELD: "held",
 }
 
 

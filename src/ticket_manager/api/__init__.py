@@ -32,6 +32,9 @@ from ticket_manager.api.schemas import (
 )
 from ticket_manager.config import ConfigError, Settings
 from ticket_manager.jira.errors import JiraError
+from ticket_manager.web import address_limits
+from ticket_manager.web.input_guard import refuse_malformed_input
+from ticket_manager.web.security_headers import add_security_headers
 
 BLUEPRINTS = (tickets.blp, catalog.blp, messages.blp, operations.blp, health.blp)
 API_BLUEPRINT_NAMES = frozenset(b.name for b in BLUEPRINTS)
@@ -87,8 +90,12 @@ def init_api(app: Flask, settings: Settings) -> Api:
     ):
         api.spec.components.schema(name, schema=schema)
 
-    # Authentication runs before the rate limiter, which counts per authenticated key.
+    # Unusable input is refused first, for every endpoint; then authentication runs before
+    # the rate limiter, which counts per authenticated key.
+    address_limits.init_app(app, settings)
+    app.before_request(refuse_malformed_input)
     app.before_request(_authenticate_api_requests)
+    app.after_request(add_security_headers)
     _init_limiter(app, settings)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp, url_prefix=prefix + (blp.url_prefix or ""))

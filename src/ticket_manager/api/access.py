@@ -13,6 +13,7 @@ from flask_smorest import Blueprint
 
 from ticket_manager.api.keys import ADMIN, KeyRefused, Principal, authenticate
 from ticket_manager.api.problems import Problem, ProblemSchema
+from ticket_manager.web.address_limits import count_refused_key
 
 SECURITY_SCHEME = "bearerAuth"
 SCOPE_ATTRIBUTE = "_required_scope"
@@ -61,6 +62,7 @@ def check_access() -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        count_refused_key()
         raise Problem(
             401,
             "unauthenticated",
@@ -70,6 +72,7 @@ def check_access() -> None:
     try:
         principal = _authenticate(token.strip())
     except KeyRefused as refused:
+        count_refused_key()
         raise Problem(
             401,
             "invalid-token",
@@ -88,6 +91,18 @@ def check_access() -> None:
                 f'scope="{scope}"'
             },
         )
+
+
+def optional_principal() -> Principal | None:
+    """For an open view: the caller if a valid bearer token came with the request, else None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        return _authenticate(token.strip())
+    except KeyRefused:
+        count_refused_key()
+        return None
 
 
 def _authenticate(token: str) -> Principal:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, redirect, render_template_string, url_for
 
+from ticket_manager.web.security_headers import SWAGGER_UI
+
 STATIC = Path(__file__).parent / "static"
 
 blueprint = Blueprint("docs", __name__, static_folder=str(STATIC), static_url_path="/static")
@@ -19,33 +21,23 @@ PAGE = """<!DOCTYPE html>
   <link rel="icon" type="image/png" href="{{ assets }}favicon-32x32.png">
 </head>
 <body>
-  <div id="swagger-ui"></div>
+  <div id="swagger-ui" data-spec-url="{{ spec_url }}"></div>
   <script src="{{ assets }}swagger-ui-bundle.js"></script>
-  <script>
-    window.ui = SwaggerUIBundle({
-      url: {{ spec_url | tojson }},
-      dom_id: "#swagger-ui",
-      deepLinking: true,
-      persistAuthorization: true,
-      displayRequestDuration: true,
-      presets: [SwaggerUIBundle.presets.apis],
-      layout: "BaseLayout",
-      validatorUrl: null
-    });
-  </script>
+  <script src="{{ assets }}ticket-manager-init.js"></script>
 </body>
 </html>
 """
 
 
 @blueprint.get("/docs")
-def swagger_ui() -> str:
-    """The interactive documentation."""
-    return render_template_string(
+def swagger_ui() -> Response:
+    """The interactive documentation, under a Content-Security-Policy of its own."""
+    html = render_template_string(
         PAGE,
         assets=url_for("docs.static", filename="swagger-ui/"),
         spec_url=url_for("api-docs.openapi_json"),
     )
+    return Response(html, headers={"Content-Security-Policy": SWAGGER_UI})
 
 
 @blueprint.get("/")

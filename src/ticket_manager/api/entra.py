@@ -38,7 +38,11 @@ ENTRA_EXTENSION = "ticket_manager.api.entra"
 PERMISSIONS = {
     "Tickets.Read": "tickets:read",
     "Tickets.Write": "tickets:write",
+    "Tickets.All": "tickets:all",
+    "Tickets.Internal": "tickets:internal",
+    "Tickets.Notify": "tickets:notify",
     "Messages.Read": "messages:read",
+    "Messages.Content": "messages:content",
     "Messages.Write": "messages:write",
     "Metrics.Read": "metrics:read",
     "Admin": "admin",

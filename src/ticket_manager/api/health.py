@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ticket_manager import health
-from ticket_manager.api.access import ApiBlueprint, public
+from ticket_manager.api.access import ApiBlueprint, optional_principal, public
 from ticket_manager.api.runtime import settings
 from ticket_manager.api.schemas import HealthSchema
 from ticket_manager.extensions import db
@@ -20,6 +20,9 @@ from ticket_manager.models import Mailbox
 from ticket_manager.pipeline.ledger import as_utc, now
 
 blp = ApiBlueprint("health", __name__, url_prefix="/health", description="Liveness and readiness.")
+
+# Who may read the mailboxes, sign-in and sync errors from /health/ready.
+DETAILS_SCOPE = "metrics:read"
 
 
 @blp.route("/live", methods=["GET"])
@@ -41,9 +44,14 @@ def ready():
     """Readiness
 
     The database and its schema revision, the Microsoft sign-in, and each mailbox's last
-    sync. 503 only when the database cannot be used.
+    sync. 503 only when the database cannot be used. Without a token that has `metrics:read`
+    the answer says only `ok` or `failing`: the mailboxes and their errors are not public.
     """
     checks = {"database": _database()}
+    if not may_read_details():
+        failing = checks["database"] != "ok"
+        body = {"status": "failing" if failing else "ok", "checks": {}, "mailboxes": []}
+        return body, 503 if failing else 200
     mailboxes = []
     if checks["database"] == "ok":
         checks["microsoft_sign_in"] = _sign_in_state()
@@ -57,6 +65,12 @@ def ready():
         status = "degraded"
     body = {"status": status, "checks": checks, "mailboxes": mailboxes}
     return body, 503 if status == "failing" else 200
+
+
+def may_read_details() -> bool:
+    """Whether the caller sent a token that may read the service's state (``metrics:read``)."""
+    principal = optional_principal()
+    return principal is not None and principal.allows(DETAILS_SCOPE)
 
 
 def _database() -> str:

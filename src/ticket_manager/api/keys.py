@@ -23,7 +23,11 @@ from ticket_manager.pipeline.ledger import as_utc, now
 SCOPES = (
     "tickets:read",
     "tickets:write",
+    "tickets:all",
+    "tickets:internal",
+    "tickets:notify",
     "messages:read",
+    "messages:content",
     "messages:write",
     "metrics:read",
     "admin",

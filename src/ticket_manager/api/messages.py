@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import RAISE
 from sqlalchemy import func, or_, select
 
-from ticket_manager.api.access import ApiBlueprint
+from ticket_manager.api.access import ApiBlueprint, current_principal
 from ticket_manager.api.problems import Problem, ProblemSchema, invalid
 from ticket_manager.api.runtime import graph_client, jira_client, settings
 from ticket_manager.api.schemas import (
@@ -32,6 +32,8 @@ blp = ApiBlueprint(
     description="The ledger of every email seen: its state, the rule that rejected it, its ticket.",
 )
 
+# The scope that opens an email's headers and text, beyond its ledger row.
+MESSAGE_CONTENT = "messages:content"
 ID_PARAMETER = {
     "name": "message_id",
     "in": "path",
@@ -141,8 +143,9 @@ def get_message(message_id: int):
 def retry_message(data: dict, message_id: int):
     """Retry a message
 
-    A failed message is queued again with its attempts reset. A rejected one is queued only
-    with `force: true`, and then skips every rule but the mail-loop one.
+    A failed message is queued again with its attempts reset. A held one (kept aside by an
+    intake cap or a sender check) is released: queued, skipping every rule but the mail-loop
+    one. A rejected one is queued only with `force: true`, and then skips the same rules.
     """
     row = _row(message_id)
     force = bool((data or {}).get("force"))
@@ -153,14 +156,14 @@ def retry_message(data: dict, message_id: int):
             f"Message {message_id} was rejected ({row.rule}); send "
             '{"force": true} to process it anyway.',
         )
-    if row.state not in (MessageState.FAILED, MessageState.REJECTED):
+    if row.state not in (MessageState.FAILED, MessageState.REJECTED, MessageState.HELD):
         raise Problem(
             409,
             "conflict",
-            f"Message {message_id} is {row.state.value}: only failed or "
+            f"Message {message_id} is {row.state.value}: only failed, held or "
             "rejected messages can be retried.",
         )
-    requeue(row, waive_rules=row.state == MessageState.REJECTED)
+    requeue(row, waive_rules=row.state in (MessageState.REJECTED, MessageState.HELD))
     return message_view(row)
 
 
@@ -173,7 +176,8 @@ def message_detail(message_id: int):
     """Read a message with its headers and what Jira holds
 
     The internet headers are read from the mailbox and the ticket or comment from Jira, both
-    live; when either cannot be read, `headers_error` or `jira_error` says why.
+    live; when either cannot be read, `headers_error` or `jira_error` says why. Headers and
+    text are the email's content: they need `messages:content` as well.
     """
     row = _row(message_id)
     detail: dict = {
@@ -183,6 +187,10 @@ def message_detail(message_id: int):
         "jira": None,
         "jira_error": None,
     }
+    if not current_principal().allows(MESSAGE_CONTENT):
+        refused = f"Headers and text need the {MESSAGE_CONTENT} scope."
+        detail["headers_error"] = detail["jira_error"] = refused
+        return detail
     try:
         message = graph_client().get_message(row.mailbox, row.graph_id)
         detail["headers"] = [

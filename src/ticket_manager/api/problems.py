@@ -42,6 +42,7 @@ STATUS_TYPES = {
     409: "conflict",
     412: "precondition-failed",
     413: "payload-too-large",
+    414: "uri-too-long",
     415: "unsupported-media-type",
     422: "validation-error",
     428: "precondition-required",

@@ -456,6 +456,7 @@ class FlowBucketSchema(ma.Schema):
     rejected = ma.fields.Integer()
     failed = ma.fields.Integer()
     pending = ma.fields.Integer()
+    held = ma.fields.Integer()
 
 
 class FlowSchema(ma.Schema):

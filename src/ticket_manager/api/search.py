@@ -64,9 +64,14 @@ def _sort_column(sort: str):
     return Ticket.created_at if sort.lstrip("-") == "created" else Ticket.jira_updated_at
 
 
-def filtered(args: dict, *, with_placeholders: bool = False) -> Select:
-    """The tickets matching every filter in ``args`` (placeholders of pending creates excluded)."""
+def filtered(args: dict, *, with_placeholders: bool = False, visible=None) -> Select:
+    """The tickets matching every filter in ``args`` (placeholders of pending creates excluded).
+
+    ``visible`` is the caller's WHERE clause from ``ticket_access.visible_tickets``.
+    """
     query = select(Ticket)
+    if visible is not None:
+        query = query.where(visible)
     if not with_placeholders:
         query = query.where(Ticket.key.not_like(PENDING_PATTERN))
     equal = {
@@ -106,7 +111,7 @@ def filtered(args: dict, *, with_placeholders: bool = False) -> Select:
     return query
 
 
-def count_matches(args: dict) -> int:
+def count_matches(args: dict, visible=None) -> int:
     """How many tickets match ``args``, placeholders of pending creates excluded.
 
     Excluding placeholders by key pattern makes the database read every matching row's key: a
@@ -120,20 +125,20 @@ def count_matches(args: dict) -> int:
             Ticket.key.like(PENDING_PATTERN),
         )
     ).all()
-    query = filtered(args, with_placeholders=True)
+    query = filtered(args, with_placeholders=True, visible=visible)
     if placeholder_ids:
         query = query.where(Ticket.id.not_in(placeholder_ids))
     return db.session.scalar(query.with_only_columns(func.count(), maintain_column_froms=True))
 
 
-def search_database(args: dict, limit: int) -> Page:
+def search_database(args: dict, limit: int, visible=None) -> Page:
     sort = args["sort"]
     column = _sort_column(sort)
     descending = sort.startswith("-")
-    query = filtered(args)
+    query = filtered(args, visible=visible)
     total = None
     if args.get("total", True):
-        total = count_matches(args)
+        total = count_matches(args, visible)
     if args.get("cursor"):
         data = decode_cursor(args["cursor"])
         if len(data) != 4 or data[0] != "db" or data[1] != sort:
@@ -156,7 +161,7 @@ def search_database(args: dict, limit: int) -> Page:
     return Page(rows, next_cursor, total, limit)
 
 
-def search_jira(args: dict, limit: int, jira: JiraClient, settings: Settings) -> Page:
+def search_jira(args: dict, limit: int, jira: JiraClient, settings: Settings, visible=None) -> Page:
     """Free text: Jira finds the issues, the database keeps those the service manages."""
     token = None
     if args.get("cursor"):
@@ -164,6 +169,9 @@ def search_jira(args: dict, limit: int, jira: JiraClient, settings: Settings) ->
         if len(data) != 3 or data[0] != "jira" or data[1] != args["sort"]:
             raise invalid("cursor", "The cursor belongs to another search or sort.", "query")
         token = str(data[2])
+        if not jira.is_cloud and not (token.isascii() and token.isdecimal() and len(token) < 10):
+            # Server's token is the next startAt: anything else was not given out by us.
+            raise invalid("cursor", "Not a cursor this API gave out.", "query")
     projects = sorted(
         {key for key in db.session.scalars(select(Ticket.project_key).distinct()) if key}
     )
@@ -178,7 +186,10 @@ def search_jira(args: dict, limit: int, jira: JiraClient, settings: Settings) ->
     issues, token = jira.search(jql, ["summary"], token=token, max_results=limit)
     keys = [issue["key"] for issue in issues]
     rows = (
-        {t.key: t for t in db.session.scalars(filtered(args).where(Ticket.key.in_(keys)))}
+        {
+            t.key: t
+            for t in db.session.scalars(filtered(args, visible=visible).where(Ticket.key.in_(keys)))
+        }
         if keys
         else {}
     )
@@ -187,8 +198,9 @@ def search_jira(args: dict, limit: int, jira: JiraClient, settings: Settings) ->
     return Page(items, next_cursor, None, limit)
 
 
-def search(args: dict, settings: Settings, jira_factory) -> Page:
+def search(args: dict, settings: Settings, jira_factory, visible=None) -> Page:
+    """One page of tickets matching ``args`` among those ``visible`` (a WHERE clause) allows."""
     limit = min(args["limit"], settings.api_page_size_max)
     if args.get("q"):
-        return search_jira(args, limit, jira_factory(), settings)
-    return search_database(args, limit)
+        return search_jira(args, limit, jira_factory(), settings, visible)
+    return search_database(args, limit, visible)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ticket_manager.api.keys import Principal
 from ticket_manager.api.problems import Problem, invalid
+from ticket_manager.api.ticket_access import INTERNAL_NOTES, NOTIFY_REQUESTER
 from ticket_manager.config import Board, Settings
 from ticket_manager.content import (
     EmailContent,
@@ -303,11 +304,12 @@ class TicketService:
         db.session.commit()
         return issue
 
-    def extras(self, ticket: Ticket, wanted: list[str]) -> dict:
+    def extras(self, ticket: Ticket, wanted: list[str], principal: Principal) -> dict:
         """Comments, attachments and watchers read live from Jira, as asked for."""
         extra: dict = {}
         if "comments" in wanted:
-            extra["comments"] = [comment_view(c) for c in self.jira.comments(ticket.key)]
+            comments = visible_comments(self.jira.comments(ticket.key), principal)
+            extra["comments"] = [comment_view(c) for c in comments]
         if "attachments" in wanted:
             issue = self.jira.get_issue(ticket.key, ["attachment"])
             extra["attachments"] = [
@@ -362,6 +364,12 @@ class TicketService:
     def add_comment(
         self, ticket: Ticket, data: dict, uploads: list[Upload], principal: Principal
     ) -> JiraComment:
+        for wanted, scope in (
+            (data["internal"], INTERNAL_NOTES),
+            (data["notify_requester"], NOTIFY_REQUESTER),
+        ):
+            if wanted and not principal.allows(scope):
+                raise Problem(403, "insufficient-scope", f"This token lacks the {scope} scope.")
         files = self._files(uploads)
         if data["notify_requester"] and (data["internal"] or not ticket.mailbox):
             reason = (
@@ -432,6 +440,13 @@ def _in_progress() -> Problem:
         "A request with this Idempotency-Key is in progress; retry in a minute.",
         headers={"Retry-After": "60"},
     )
+
+
+def visible_comments(comments: list[JiraComment], principal: Principal) -> list[JiraComment]:
+    """The comments ``principal`` may read: internal notes only with ``tickets:internal``."""
+    if principal.allows(INTERNAL_NOTES):
+        return list(comments)
+    return [c for c in comments if c.public]
 
 
 def comment_view(comment: JiraComment) -> dict:

@@ -27,7 +27,13 @@ from ticket_manager.api.schemas import (
     TransitionRequestSchema,
 )
 from ticket_manager.api.search import search
-from ticket_manager.api.ticket_service import TicketService, Upload, comment_view
+from ticket_manager.api.ticket_access import may_access, visible_tickets
+from ticket_manager.api.ticket_service import (
+    TicketService,
+    Upload,
+    comment_view,
+    visible_comments,
+)
 from ticket_manager.extensions import db
 from ticket_manager.models import Ticket
 from ticket_manager.pipeline.ledger import as_utc
@@ -92,10 +98,15 @@ def ticket_view(ticket: Ticket, extra: dict | None = None) -> dict:
 
 
 def managed_ticket(key: str) -> Ticket:
+    """The ticket ``key``, if the caller may see it; 404 otherwise, as for a missing one."""
     # The watchers come in the same query: one round trip to the database instead of two.
     query = select(Ticket).options(joinedload(Ticket.watchers)).where(Ticket.key == key.upper())
     ticket = db.session.scalars(query).unique().first()
-    if ticket is None or ticket.key.startswith("pending:"):
+    if (
+        ticket is None
+        or ticket.key.startswith("pending:")
+        or not may_access(current_principal(), ticket)
+    ):
         raise Problem(404, "not-found", f"{key} is not a ticket this service manages.")
     return ticket
 
@@ -152,12 +163,20 @@ def list_tickets(**args):
 
     Filters combine with AND. Without `q` the search runs on the service's database (fast,
     with a total); with `q` Jira searches the text and pages may hold fewer than `limit`
-    items: follow `next_cursor` until it is null.
+    items: follow `next_cursor` until it is null. With `fields`, each ticket's extras are read
+    from Jira, so a page holds at most `API_FIELDS_PAGE_SIZE_MAX` tickets.
     """
-    page = search(args, settings(), jira_client)
+    principal = current_principal()
     wanted = list(args.get("fields") or [])
+    if wanted:
+        # Each ticket's extra fields cost Jira calls: a page of them is kept small.
+        args["limit"] = min(args["limit"], settings().api_fields_page_size_max)
+    page = search(args, settings(), jira_client, visible_tickets(principal))
     tickets = service() if wanted else None
-    items = [ticket_view(t, tickets.extras(t, wanted) if tickets else None) for t in page.items]
+    items = [
+        ticket_view(t, tickets.extras(t, wanted, principal) if tickets else None)
+        for t in page.items
+    ]
     return {
         "items": items,
         "next_cursor": page.next_cursor,
@@ -211,7 +230,7 @@ def get_ticket(key: str, fields=()):
     The `ETag` answers `If-None-Match` (304) and is what `PATCH` wants in `If-Match`.
     """
     ticket = managed_ticket(key)
-    extra = service().extras(ticket, list(fields)) if fields else None
+    extra = service().extras(ticket, list(fields), current_principal()) if fields else None
     return ticket_view(ticket, extra)
 
 
@@ -232,6 +251,13 @@ def update_ticket(data: dict, key: str):
     the API) gives 412 instead of being overwritten.
     """
     ticket = managed_ticket(key)
+    if any(tag.strip() == "*" for tag in request.headers.get("If-Match", "").split(",")):
+        # "*" matches whatever the ticket is now: it would skip the lost-update check.
+        raise Problem(
+            428,
+            "precondition-required",
+            "If-Match must carry the ETag of the ticket as read, not *.",
+        )
     tickets = service()
     tickets.refresh(ticket)
     blp.check_etag(ticket_view(ticket), TicketSchema)
@@ -247,11 +273,13 @@ def update_ticket(data: dict, key: str):
 def list_comments(key: str, start_at: int, limit: int):
     """List comments
 
-    Oldest first, read from Jira, internal notes included and marked `public: false`.
+    Oldest first, read from Jira. Internal notes are included, marked `public: false`, only
+    for a token with `tickets:internal`; `total` counts them either way.
     """
     ticket = managed_ticket(key)
     comments, total = jira_client().comments_page(ticket.key, start_at, limit)
-    return {"items": [comment_view(c) for c in comments], "start_at": start_at, "total": total}
+    shown = visible_comments(comments, current_principal())
+    return {"items": [comment_view(c) for c in shown], "start_at": start_at, "total": total}
 
 
 @blp.route("/<key>/comments", methods=["POST"], parameters=[KEY_PARAMETER])

@@ -31,6 +31,7 @@ from ticket_manager.logs import configure_logging
 from ticket_manager.metrics import serve_worker_metrics
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline.leases import WORKER_ID
+from ticket_manager.pipeline.ledger import requeue
 from ticket_manager.pipeline.reconcile import Reconciler
 from ticket_manager.pipeline.worker import Services, Worker, token_provider
 
@@ -383,6 +384,50 @@ def retry_failed(ids: tuple[int, ...], mailboxes: tuple[str, ...]) -> None:
         failed += row.state == MessageState.FAILED or outcome.state is None
     if failed:
         raise SystemExit(1)
+
+
+@o365.command("list-held")
+@mailbox_option
+@with_appcontext
+def list_held(mailboxes: tuple[str, ...]) -> None:
+    """List the messages held by an intake cap or a sender check, with the reason."""
+    rows = _held_rows(_selected(_settings(), mailboxes))
+    if not rows:
+        click.echo("No held messages.")
+        return
+    for row in rows:
+        click.echo(
+            f"#{row.id}  {row.mailbox}  {row.sender or '?'}  {row.subject or '(no subject)'}\n"
+            f"    {row.rule}: {row.reason}"
+        )
+
+
+@o365.command("release-held")
+@click.option(
+    "--id", "ids", type=int, multiple=True, required=True, help="A ledger id; repeatable."
+)
+@with_appcontext
+def release_held(ids: tuple[int, ...]) -> None:
+    """Release held messages: the worker processes them on its next round, rules waived."""
+    rows = _held_rows(_selected(_settings(), ()), ids)
+    found = {row.id for row in rows}
+    for row in rows:
+        requeue(row, waive_rules=True)
+        click.echo(f"#{row.id}  released: the worker takes it on its next round")
+    missing = [i for i in ids if i not in found]
+    if missing:
+        click.echo(f"Not held: {', '.join(f'#{i}' for i in missing)}", err=True)
+        raise SystemExit(1)
+
+
+def _held_rows(mailboxes: list[str], ids: tuple[int, ...] = ()) -> list[LedgerMessage]:
+    query = select(LedgerMessage).where(
+        LedgerMessage.state == MessageState.HELD,
+        LedgerMessage.mailbox.in_([m.lower() for m in mailboxes]),
+    )
+    if ids:
+        query = query.where(LedgerMessage.id.in_(ids))
+    return list(db.session.scalars(query.order_by(LedgerMessage.id)))
 
 
 def _failed_rows(mailboxes: list[str], ids: tuple[int, ...] = ()) -> list[LedgerMessage]:

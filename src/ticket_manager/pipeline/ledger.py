@@ -22,7 +22,15 @@ from ticket_manager.pipeline import leases
 from ticket_manager.pipeline.leases import now
 
 CLAIM_DURATION = timedelta(minutes=5)
-FINAL_STATES = (MessageState.REJECTED, MessageState.TICKET_CREATED, MessageState.COMMENTED)
+# Held mail is final too, until a person releases it (``requeue``).
+FINAL_STATES = (
+    MessageState.REJECTED,
+    MessageState.TICKET_CREATED,
+    MessageState.COMMENTED,
+    MessageState.HELD,
+)
+# Mail that counts against the hourly intake caps: what was neither refused nor held.
+NOT_COUNTED = (MessageState.REJECTED, MessageState.HELD)
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
@@ -162,11 +170,32 @@ def earlier_from_sender(mailbox: str, sender: str, row_id: int) -> int:
             LedgerMessage.mailbox == mailbox.lower(),
             func.lower(LedgerMessage.sender) == sender.lower(),
             LedgerMessage.id < row_id,
-            LedgerMessage.state != MessageState.REJECTED,
+            # Forged mail that was refused or held does not lock the real sender out.
+            LedgerMessage.state.not_in(NOT_COUNTED),
             LedgerMessage.created_at >= now() - timedelta(days=1),
         )
         .count()
     )
+
+
+def earlier_this_hour(row_id: int, *, mailbox: str | None = None, domain: str | None = None) -> int:
+    """Mail recorded before this row in the last hour, in ``mailbox`` or from ``domain``.
+
+    Refused and held mail does not count, so a flood that is held does not keep the cap shut
+    for the mail after it.
+    """
+    query = db.session.query(LedgerMessage).filter(
+        LedgerMessage.id < row_id,
+        LedgerMessage.state.not_in(NOT_COUNTED),
+        LedgerMessage.folder != "sentitems",
+        LedgerMessage.created_at >= now() - timedelta(hours=1),
+    )
+    if mailbox is not None:
+        query = query.filter(LedgerMessage.mailbox == mailbox.lower())
+    if domain is not None:
+        escaped = domain.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.filter(func.lower(LedgerMessage.sender).like(f"%@{escaped}", escape="\\"))
+    return query.count()
 
 
 def requeue(row: LedgerMessage, *, waive_rules: bool = False) -> None:

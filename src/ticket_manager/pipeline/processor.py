@@ -38,6 +38,7 @@ from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
 from ticket_manager.pipeline.outbox import enqueue
 from ticket_manager.pipeline.routing import Route, apply_route
 from ticket_manager.pipeline.rules import (
+    HOLD,
     LOOP_HEADER,
     RuleContext,
     first_rejection,
@@ -160,10 +161,14 @@ class MessageProcessor:
                 ),
                 sent_by_us=lambda message_id: sent_by_us(row.mailbox, message_id),
                 own_addresses=frozenset(self._own_addresses()),
+                recent_from_domain=lambda domain: ledger.earlier_this_hour(row.id, domain=domain),
+                recent_in_mailbox=lambda: ledger.earlier_this_hour(row.id, mailbox=row.mailbox),
             )
             rejection = first_rejection(message, context, waived=row.rules_waived)
             if rejection is not None:
-                return self._finish(row, MessageState.REJECTED, rejection.rule, rejection.reason)
+                held = rejection.action == HOLD
+                state = MessageState.HELD if held else MessageState.REJECTED
+                return self._finish(row, state, rejection.rule, rejection.reason)
             match = find_thread(message, is_participant=self._is_participant)
             if match is not None and match.participant and not match.ticket.deleted_in_jira:
                 return self._comment(row, message, match.ticket)
@@ -541,9 +546,9 @@ class MessageProcessor:
         row.processed_at = ledger.now()
         ledger.release(row)
         db.session.commit()
-        if state == MessageState.REJECTED:
+        if state in (MessageState.REJECTED, MessageState.HELD):
             log.info(
-                "message rejected",
+                f"message {state.value}",
                 extra={"mailbox": row.mailbox, "message_id": row.internet_message_id, "rule": rule},
             )
         return Outcome(state=state, ticket_key=row.ticket_key, rule=rule, reason=reason)

@@ -3,7 +3,8 @@
 Each rule is a small class with a ``name`` (recorded in the ledger), a one-line
 ``description`` and one ``check`` method that returns a :class:`Rejection` or None. The
 first rule that rejects decides; the order is the ``RULES`` table below, so the policy reads
-top to bottom and a test can assert on it.
+top to bottom and a test can assert on it. A rejection's ``action`` is ``reject`` (the email
+is refused) or ``hold`` (kept aside, unanswered, until a person releases it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from ticket_manager.config import Settings
 from ticket_manager.graph.messages import MailMessage
+from ticket_manager.pipeline.sender_authentication import read_authentication
 
 LOOP_HEADER = "x-ticket-manager"
 # Exchange stamps the mailboxes whose inbox rules forwarded, redirected or answered a message.
@@ -26,12 +28,21 @@ AUTO_REPLY_SUBJECT = re.compile(
 )
 
 
+REJECT = "reject"
+HOLD = "hold"
+
+
 @dataclass(frozen=True)
 class Rejection:
-    """A rule's refusal: which rule, and a reason a person can act on."""
+    """A rule's refusal: which rule, a reason a person can act on, and reject or hold."""
 
     rule: str
     reason: str
+    action: str = REJECT
+
+
+def _nothing_earlier(*_args) -> int:
+    return 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,9 @@ class RuleContext:
     sent_by_us: Callable[[str | None], bool] = lambda _message_id: False
     # Every address of the monitored mailboxes (proxy addresses, UPN), beyond MAILBOX itself.
     own_addresses: frozenset[str] = frozenset()
+    # Mail recorded earlier in the hour from a domain (any mailbox), and in this mailbox.
+    recent_from_domain: Callable[[str], int] = _nothing_earlier
+    recent_in_mailbox: Callable[[], int] = _nothing_earlier
 
 
 def sender_address(message: MailMessage) -> str | None:
@@ -115,6 +129,36 @@ def _delivery_report(message: MailMessage, rule: str) -> Rejection | None:
     return None
 
 
+class SenderAuthenticationRule:
+    name = "sender-authentication"
+    description = (
+        "Mail Exchange could not authenticate (DMARC, compauth) or whose Sender is another "
+        "domain: rejected or held as EMAIL_SENDER_AUTHENTICATION says."
+    )
+
+    def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
+        policy = context.settings.sender_authentication
+        if policy == "off":
+            return None
+        results = read_authentication(message)
+        if results is not None and results.dmarc_failed_under_policy and policy == "reject":
+            return Rejection(
+                self.name,
+                f"dmarc=fail action={results.dmarc_action}: the From domain asks receivers to "
+                "refuse mail that fails its DMARC check",
+            )
+        doubts = list(results.failures) if results is not None else []
+        sender, author = message.sender, message.from_
+        if sender and author and sender.address and author.address:
+            sender_domain = sender.address.rsplit("@", 1)[-1].lower()
+            author_domain = author.address.rsplit("@", 1)[-1].lower()
+            if sender_domain != author_domain:
+                doubts.append(f"Sender {sender.address} is not of From's domain {author_domain}")
+        if doubts:
+            return Rejection(self.name, "; ".join(doubts) + ": held", HOLD)
+        return None
+
+
 class BlockedSenderRule:
     name = "blocked-sender"
     description = "Senders listed in EMAIL_BLACKLIST never open tickets."
@@ -162,12 +206,57 @@ class SenderCapRule:
         return None
 
 
+class DomainCapRule:
+    name = "domain-cap"
+    description = (
+        "At most EMAIL_MAX_PER_DOMAIN_PER_HOUR emails per sender domain an hour; more are held."
+    )
+
+    def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
+        cap = context.settings.max_per_domain_per_hour
+        address = sender_address(message)
+        if not cap or not address or "@" not in address:
+            return None
+        domain = address.rsplit("@", 1)[1]
+        count = context.recent_from_domain(domain)
+        if count >= cap:
+            return Rejection(
+                self.name,
+                f"{count} emails from {domain} in the last hour (EMAIL_MAX_PER_DOMAIN_PER_HOUR "
+                f"{cap}): held",
+                HOLD,
+            )
+        return None
+
+
+class MailboxCapRule:
+    name = "mailbox-cap"
+    description = "At most EMAIL_MAX_PER_MAILBOX_PER_HOUR emails per mailbox an hour; held."
+
+    def check(self, message: MailMessage, context: RuleContext) -> Rejection | None:
+        cap = context.settings.max_per_mailbox_per_hour
+        if not cap:
+            return None
+        count = context.recent_in_mailbox()
+        if count >= cap:
+            return Rejection(
+                self.name,
+                f"{count} emails in this mailbox in the last hour "
+                f"(EMAIL_MAX_PER_MAILBOX_PER_HOUR {cap}): held",
+                HOLD,
+            )
+        return None
+
+
 RULES = (
     OwnMailboxRule(),
     AutoReplyRule(),
+    SenderAuthenticationRule(),
     BlockedSenderRule(),
     AllowedDomainRule(),
     SenderCapRule(),
+    DomainCapRule(),
+    MailboxCapRule(),
 )
 
 

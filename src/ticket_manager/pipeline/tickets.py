@@ -131,11 +131,7 @@ def build_ticket(
     if reporter is not None:
         fields["reporter"] = jira.user_reference(reporter)
 
-    watchers: list[JiraUser] = []
-    for address in message.cc:
-        user = jira.find_user(address.address)
-        if user is not None and user not in watchers:
-            watchers.append(user)
+    watchers = watchers_for(jira, [a.address for a in message.cc], settings.max_watchers)
 
     return TicketDraft(
         project_key=project_key,
@@ -195,6 +191,21 @@ def new_part_of_follow_up(message: MailMessage) -> str:
     return unique
 
 
+def watchers_for(jira: JiraClient, addresses: list[str], most: int) -> list[JiraUser]:
+    """The Jira users among the first ``most`` distinct addresses (EMAIL_MAX_WATCHERS).
+
+    Each address costs a Jira user search: an email with 2,000 Cc addresses must not cost
+    2,000 of them. The addresses past the cap still take part in the conversation by email.
+    """
+    distinct = list(dict.fromkeys(a.strip().lower() for a in addresses if a and a.strip()))
+    watchers: list[JiraUser] = []
+    for address in distinct[:most]:
+        user = jira.find_user(address)
+        if user is not None and user not in watchers:
+            watchers.append(user)
+    return watchers
+
+
 def build_comment(
     message: MailMessage,
     attachments: list[FileAttachment],
@@ -223,11 +234,7 @@ def build_comment(
         inline_images=inline_images,
         oversized=oversized,
     )
-    watchers = []
-    for address in new_cc:
-        user = jira.find_user(address.address)
-        if user is not None and user not in watchers:
-            watchers.append(user)
+    watchers = watchers_for(jira, [a.address for a in new_cc], settings.max_watchers)
     return CommentDraft(
         body=to_adf(content) if jira.is_cloud else to_wiki(content),
         properties={

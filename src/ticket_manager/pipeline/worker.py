@@ -47,7 +47,9 @@ def token_provider(settings: Settings) -> TokenProvider:
     store = None
     if settings.auth_flow != "credentials":
         store = DatabaseTokenStore(
-            settings.secret_key, f"{settings.tenant_id}/{settings.client_id}"
+            settings.secret_key,
+            f"{settings.tenant_id}/{settings.client_id}",
+            settings.secret_key_fallbacks,
         )
     return TokenProvider(settings, session, store)
 

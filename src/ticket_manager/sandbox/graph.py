@@ -37,6 +37,7 @@ from email.utils import getaddresses
 from flask import Flask, Response, g, jsonify, request
 
 from ticket_manager.sandbox.controls import CONTROL_PREFIX, SandboxControls
+from ticket_manager.sandbox.graph_authentication import stamp as stamp_authentication_results
 from ticket_manager.sandbox.graph_http import (
     CaseInsensitivePaths,
     graph_error,
@@ -170,6 +171,8 @@ class GraphEmulator:
         self.subscription_max_minutes = MAX_MESSAGE_SUBSCRIPTION_MINUTES
         # True: reading users answers 403, as for an app without User.Read.All.
         self.deny_user_reads = False
+        # Domain -> the DMARC policy it publishes, for mail that fails it (spoofed From).
+        self.spoofed_domains: dict[str, str] = {}
         self.notifier = Notifier()
         self.app = Flask("graph_emulator")
         self.app.wsgi_app = CaseInsensitivePaths(self.app.wsgi_app)
@@ -240,12 +243,17 @@ class GraphEmulator:
     def deliver_mime(
         self, mailbox: str, raw: bytes, folder: str = "inbox", received: datetime | None = None
     ) -> str:
-        """Deliver an RFC 822 message as Exchange would; returns the message's (REST) id."""
+        """Deliver an RFC 822 message as Exchange would; returns the message's (REST) id.
+
+        Mail arriving from outside gets Exchange's Authentication-Results on top.
+        """
         with self._lock:
             box = self.mailbox(mailbox)
             target = box.folder(folder)
             if target is None:
                 raise KeyError(f"no folder {folder!r} in {mailbox}")
+            if folder not in ("sentitems", "drafts"):
+                raw = stamp_authentication_results(raw, self.spoofed_domains)
             item = self.store_mime(box, target, raw, received=received)
             return item.rest_id
 

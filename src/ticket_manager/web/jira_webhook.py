@@ -15,6 +15,7 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
+from ticket_manager.api.problems import Problem
 from ticket_manager.extensions import db
 from ticket_manager.jira.client import JiraComment, says_whether_public
 from ticket_manager.jira.errors import JiraError
@@ -46,14 +47,16 @@ def receive_jira_webhook() -> Response | tuple[Response, int]:
     settings = get_settings(current_app)
     secret = settings.jira_webhook_secret.reveal()
     if not secret:
-        return jsonify(error="the Jira webhook is not configured (JIRA_WEBHOOK_SECRET)"), 404
+        raise Problem(404, "not-found", "The Jira webhook is not configured (JIRA_WEBHOOK_SECRET).")
     body = request.get_data(cache=True)
     if not _authentic(secret, body):
         log.warning("jira webhook refused: bad signature or secret")
-        return jsonify(error="signature or secret does not match"), 401
-    event = request.get_json(silent=True) or {}
+        raise Problem(401, "unauthenticated", "The signature or secret does not match.")
+    event = request.get_json(silent=True)
+    if not isinstance(event, dict):
+        raise Problem(400, "bad-request", "A Jira webhook body is a JSON object.")
     kind = event.get("webhookEvent", "")
-    issue = event.get("issue") or {}
+    issue = event.get("issue") if isinstance(event.get("issue"), dict) else {}
     key = issue.get("key")
     queued = False
     if key and event.get("comment") and kind in ("comment_created", "jira:issue_updated"):

@@ -74,7 +74,7 @@
 
   const STATE_LABELS = {
     ticket_created: "ticket created", commented: "commented", rejected: "rejected",
-    failed: "failed", pending: "pending",
+    failed: "failed", pending: "pending", held: "held",
   };
 
   function badge(text, kind) {
@@ -222,7 +222,7 @@
     const t = flow.totals;
     $("flow-totals").textContent =
       `${t.created} tickets, ${t.commented} comments, ${t.rejected} rejected, ` +
-      `${t.failed} failed, ${t.pending} pending in the last ${flow.period}.`;
+      `${t.failed} failed, ${t.held} held, ${t.pending} pending in the last ${flow.period}.`;
     window.ticketManagerCharts = state.charts;  // for tests and the curious
   }
 
@@ -271,7 +271,8 @@
     ];
     $("detail-fields").replaceChildren(...fields.flatMap(([k, v]) => [el("dt", {}, k),
       el("dd", {}, v)]));
-    $("detail-retry").hidden = m.state !== "failed";
+    $("detail-retry").hidden = m.state !== "failed" && m.state !== "held";
+    $("detail-retry").textContent = m.state === "held" ? "Release" : "Retry";
     $("detail-force").hidden = m.state !== "rejected";
     $("detail-note").textContent = "";
     $("detail-jira").textContent = detail.jira
