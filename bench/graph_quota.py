@@ -40,8 +40,7 @@ from flask_migrate import upgrade
 from harness import control, load_average, machine
 
 from ticket_manager import create_app
-from ticket_manager.app import get_settings
-from ticket_manager.extensions import db
+from ticket_manager.extensions import db, get_settings
 from ticket_manager.http import build_session
 from ticket_manager.models import LedgerMessage, MessageState, OutboundMessage, OutboundState
 from ticket_manager.pipeline.worker import Worker

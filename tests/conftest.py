@@ -117,7 +117,7 @@ class PipelineHarness:
         from flask_migrate import upgrade
 
         from ticket_manager import create_app
-        from ticket_manager.app import get_settings
+        from ticket_manager.extensions import get_settings
 
         self.sandbox = sandbox
         self.env = env

@@ -9,9 +9,8 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import text
 
-from ticket_manager.app import get_settings
 from ticket_manager.config import ConfigError
-from ticket_manager.extensions import MIGRATIONS_DIR, db
+from ticket_manager.extensions import MIGRATIONS_DIR, db, get_settings
 from ticket_manager.graph.auth import TokenProvider
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, SignInError

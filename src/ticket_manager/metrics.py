@@ -216,7 +216,7 @@ class DatabaseCollector:
         yield from families
 
     def _read_all(self) -> list[Metric]:
-        from ticket_manager.app import get_settings
+        from ticket_manager.extensions import get_settings
 
         with self.app.app_context():
             try:

@@ -21,7 +21,7 @@ _lock = threading.Lock()
 
 
 def settings() -> Settings:
-    from ticket_manager.app import get_settings
+    from ticket_manager.extensions import get_settings
 
     return get_settings(current_app)
 

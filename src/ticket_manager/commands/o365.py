@@ -19,9 +19,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from ticket_manager.app import get_settings
 from ticket_manager.config import ConfigError, Settings
-from ticket_manager.extensions import db
+from ticket_manager.extensions import db, get_settings
 from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.logs import configure_logging
