@@ -78,7 +78,7 @@ def test_unknown_malformed_revoked_and_expired_keys_are_refused(api):
 
     expired = api.key("tickets:read", expires_in_days=1)
     from ticket_manager.api.keys import KeyRefused, authenticate
-    from ticket_manager.pipeline.ledger import now
+    from ticket_manager.clock import now
 
     with api.app.app_context(), pytest.raises(KeyRefused, match="expired"):
         authenticate(expired, at=now() + timedelta(days=2))
@@ -257,8 +257,8 @@ def test_an_idempotency_key_makes_a_retry_return_the_same_ticket(api):
 def test_a_create_interrupted_after_jira_answered_is_adopted_on_retry(api):
     # The first attempt created the issue in Jira, then died before recording its key.
     from ticket_manager.api.ticket_service import API_PROPERTY, ATTEMPT_PREFIX
+    from ticket_manager.clock import now
     from ticket_manager.extensions import db
-    from ticket_manager.pipeline.ledger import now
 
     token = api.key()
     key_id = token.split("_")[1]
@@ -546,8 +546,8 @@ def test_the_copy_follows_changes_made_in_jira_through_poller_and_webhook(make_a
     import hashlib
     import hmac
 
+    from ticket_manager.clock import now
     from ticket_manager.jira.client import JiraClient
-    from ticket_manager.pipeline.ledger import now
     from ticket_manager.pipeline.relay import CommentPoller
 
     api = make_api(JIRA_WEBHOOK_SECRET="hook-secret")

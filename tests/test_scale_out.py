@@ -24,6 +24,7 @@ import pytest
 from flask_migrate import upgrade
 
 from ticket_manager import create_app
+from ticket_manager.clock import as_utc
 from ticket_manager.extensions import db
 from ticket_manager.models import (
     Lease,
@@ -33,7 +34,7 @@ from ticket_manager.models import (
     OutboundState,
     WorkerProcess,
 )
-from ticket_manager.pipeline import leases, ledger
+from ticket_manager.pipeline import leases
 from ticket_manager.pipeline.ownership import Ownership, mailbox_lease
 
 MAILBOXES = ["support@example.com", "sales@example.com", "billing@example.com"]
@@ -125,7 +126,7 @@ def mailbox_owners(harness) -> dict[str, int]:
         owners = {
             row.name.removeprefix("mailbox:"): int(row.owner.split(":")[1])
             for row in rows
-            if ledger.as_utc(row.expires_at) > moment
+            if as_utc(row.expires_at) > moment
         }
         db.session.remove()
     return owners

@@ -33,6 +33,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from ticket_manager.clock import as_utc, now
 from ticket_manager.config import ConfigError, Settings
 from ticket_manager.extensions import db
 from ticket_manager.http import observe_requests
@@ -43,7 +44,6 @@ from ticket_manager.models import (
     OutboundMessage,
     OutboundState,
 )
-from ticket_manager.pipeline.ledger import as_utc, now
 
 log = logging.getLogger("ticket_manager.metrics")
 

@@ -19,12 +19,12 @@ from datetime import datetime, timedelta
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 
+from ticket_manager.clock import as_utc, now
 from ticket_manager.config import ConfigError, Settings
 from ticket_manager.extensions import MIGRATIONS_DIR, db
 from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.models import LedgerMessage, Mailbox, MessageState
-from ticket_manager.pipeline.ledger import as_utc, now
 
 REMOTE_CHECK_SECONDS = 60
 # A subscription this close to its end is shown as expiring (the worker renews earlier).

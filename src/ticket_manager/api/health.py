@@ -17,11 +17,11 @@ from sqlalchemy import select, text
 from ticket_manager.api.access import ApiBlueprint, public
 from ticket_manager.api.runtime import settings
 from ticket_manager.api.schemas import HealthSchema
+from ticket_manager.clock import as_utc, now
 from ticket_manager.config import ConfigError
 from ticket_manager.extensions import MIGRATIONS_DIR, db
 from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.models import Mailbox
-from ticket_manager.pipeline.ledger import as_utc, now
 
 blp = ApiBlueprint("health", __name__, url_prefix="/health", description="Liveness and readiness.")
 

@@ -28,9 +28,9 @@ from ticket_manager.api.schemas import (
 )
 from ticket_manager.api.search import search
 from ticket_manager.api.ticket_service import TicketService, Upload, comment_view
+from ticket_manager.clock import as_utc
 from ticket_manager.extensions import db
 from ticket_manager.models import Ticket
-from ticket_manager.pipeline.ledger import as_utc
 
 blp = ApiBlueprint(
     "tickets",

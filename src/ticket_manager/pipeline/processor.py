@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from ticket_manager.clock import as_utc
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import GraphClient
@@ -302,13 +303,13 @@ class MessageProcessor:
         Returns the key and whether this call created it (rather than adopted it).
         """
         if row.jira_attempt_at is not None:
-            waited = ledger.now() - ledger.as_utc(row.jira_attempt_at)
+            waited = ledger.now() - as_utc(row.jira_attempt_at)
             delay = timedelta(seconds=self.settings.recovery_delay)
             if waited < delay:
                 raise RetryLater(delay - waited)
             found = self.jira.find_issue_with_property(
                 draft.project_key,
-                ledger.as_utc(row.jira_attempt_at),
+                as_utc(row.jira_attempt_at),
                 SOURCE_PROPERTY,
                 draft.properties[SOURCE_PROPERTY],
             )

@@ -11,11 +11,11 @@ import logging
 import secrets
 from datetime import timedelta
 
+from ticket_manager.clock import as_utc, now
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError
-from ticket_manager.pipeline.ledger import as_utc, now
 from ticket_manager.pipeline.sync import mailbox_state
 
 log = logging.getLogger("ticket_manager.subscriptions")

@@ -15,9 +15,9 @@ import logging
 from flask import Blueprint, Response, request
 from sqlalchemy import select
 
+from ticket_manager.clock import now
 from ticket_manager.extensions import db
 from ticket_manager.models import Mailbox
-from ticket_manager.pipeline.ledger import now
 
 log = logging.getLogger("ticket_manager.notifications")
 
