@@ -237,7 +237,7 @@ def test_a_refused_connection_is_counted_as_an_error():
 
 def test_a_stored_sign_in_tells_when_its_access_token_expires(make_api):
     # With a delegated sign-in stored in the database, every process reports its token expiry.
-    from ticket_manager.pipeline.worker import token_provider
+    from ticket_manager.graph.sign_in import token_provider
 
     api = make_api(O365_AUTH_FLOW="device", SECRET_KEY="test-secret-key-value")
     identity = api.sandbox.identity

@@ -14,10 +14,10 @@ from ticket_manager.extensions import MIGRATIONS_DIR, db, get_settings
 from ticket_manager.graph.auth import TokenProvider
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, SignInError
+from ticket_manager.graph.sign_in import token_provider
 from ticket_manager.http import build_session
 from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError
-from ticket_manager.pipeline.worker import token_provider
 
 
 class SchemaOutOfDate(Exception):

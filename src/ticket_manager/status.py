@@ -132,7 +132,7 @@ def _microsoft(settings: Settings) -> DependencyStatus:
         settings.require_microsoft()
     except ConfigError as exc:
         return DependencyStatus("not configured", exc.format_message())
-    from ticket_manager.pipeline.worker import token_provider
+    from ticket_manager.graph.sign_in import token_provider
 
     try:
         tokens = token_provider(settings)

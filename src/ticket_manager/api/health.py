@@ -100,7 +100,7 @@ def _sign_in_state() -> str:
         cached = _sign_in.get(current_app.name)
         if cached and time.monotonic() - cached[0] < SIGN_IN_CACHE_SECONDS:
             return cached[1]
-        from ticket_manager.pipeline.worker import token_provider
+        from ticket_manager.graph.sign_in import token_provider
 
         try:
             token_provider(config).access_token()

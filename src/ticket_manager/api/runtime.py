@@ -35,7 +35,7 @@ def graph_client() -> GraphClient:
     """The process's Graph client, with the stored sign-in (ConfigError if not configured)."""
 
     def build() -> GraphClient:
-        from ticket_manager.pipeline.worker import token_provider
+        from ticket_manager.graph.sign_in import token_provider
 
         config = settings()
         tokens = token_provider(config)

@@ -22,13 +22,14 @@ from sqlalchemy import select
 from ticket_manager.config import ConfigError, Settings
 from ticket_manager.extensions import db, get_settings
 from ticket_manager.graph.errors import GraphError, SignInError
+from ticket_manager.graph.sign_in import token_provider
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.logs import configure_logging
 from ticket_manager.metrics import serve_worker_metrics
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline.leases import WORKER_ID
 from ticket_manager.pipeline.reconcile import Reconciler
-from ticket_manager.pipeline.worker import Services, Worker, token_provider
+from ticket_manager.pipeline.worker import Services, Worker
 
 log = logging.getLogger("ticket_manager.o365")
 
