@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, current_app
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -34,3 +34,8 @@ migrate = Migrate(directory=MIGRATIONS_DIR)
 def get_settings(app: Flask) -> Settings:
     """The checked settings of ``app`` (put there by :func:`create_app`)."""
     return app.extensions[SETTINGS_EXTENSION]
+
+
+def app_cache(name: str) -> dict:
+    """A cache that belongs to the current app, not to the process (every app is named alike)."""
+    return current_app.extensions.setdefault(f"ticket_manager.cache.{name}", {})

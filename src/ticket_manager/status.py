@@ -21,7 +21,7 @@ from sqlalchemy import func, select, text
 
 from ticket_manager.clock import as_utc, now
 from ticket_manager.config import ConfigError, Settings
-from ticket_manager.extensions import MIGRATIONS_DIR, db
+from ticket_manager.extensions import MIGRATIONS_DIR, app_cache, db
 from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.models import LedgerMessage, Mailbox, MessageState
@@ -30,7 +30,6 @@ REMOTE_CHECK_SECONDS = 60
 # A subscription this close to its end is shown as expiring (the worker renews earlier).
 EXPIRING = timedelta(hours=1)
 _cache_lock = threading.Lock()
-_cache: dict[tuple, tuple[float, object]] = {}
 
 
 @dataclass
@@ -82,8 +81,8 @@ def collect_status(settings: Settings, *, remote: bool = True) -> ServiceStatus:
         problems.append(f"Database: {database.detail}")
         unknown = DependencyStatus("unknown", "the database is not usable")
         return ServiceStatus(now(), database, unknown, unknown, [], problems)
-    microsoft = _cached(("microsoft", id(settings)), lambda: _microsoft(settings), remote)
-    jira = _cached(("jira", id(settings)), lambda: _jira(settings), remote)
+    microsoft = _cached("microsoft", lambda: _microsoft(settings), remote)
+    jira = _cached("jira", lambda: _jira(settings), remote)
     if microsoft.state == "failing":
         problems.append(f"Microsoft 365 sign-in: {microsoft.detail}")
     if jira.state == "failing":
@@ -95,16 +94,17 @@ def collect_status(settings: Settings, *, remote: bool = True) -> ServiceStatus:
     return ServiceStatus(now(), database, microsoft, jira, mailboxes, problems)
 
 
-def _cached(key: tuple, check, remote: bool) -> DependencyStatus:
+def _cached(key: str, check, remote: bool) -> DependencyStatus:
+    """A remote check's result, reused by this app for REMOTE_CHECK_SECONDS."""
     if not remote:
         return DependencyStatus("unknown", "not checked")
     with _cache_lock:
-        hit = _cache.get(key)
+        hit = app_cache("status").get(key)
         if hit and time.monotonic() - hit[0] < REMOTE_CHECK_SECONDS:
             return hit[1]  # type: ignore[return-value]
     result = check()
     with _cache_lock:
-        _cache[key] = (time.monotonic(), result)
+        app_cache("status")[key] = (time.monotonic(), result)
     return result
 
 

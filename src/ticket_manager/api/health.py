@@ -11,7 +11,6 @@ import threading
 import time
 
 from alembic.script import ScriptDirectory
-from flask import current_app
 from sqlalchemy import select, text
 
 from ticket_manager.api.access import ApiBlueprint, public
@@ -19,7 +18,7 @@ from ticket_manager.api.runtime import settings
 from ticket_manager.api.schemas import HealthSchema
 from ticket_manager.clock import as_utc, now
 from ticket_manager.config import ConfigError
-from ticket_manager.extensions import MIGRATIONS_DIR, db
+from ticket_manager.extensions import MIGRATIONS_DIR, app_cache, db
 from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.models import Mailbox
 
@@ -28,7 +27,6 @@ blp = ApiBlueprint("health", __name__, url_prefix="/health", description="Livene
 # A sign-in check reaches the identity platform: its result is reused for this long.
 SIGN_IN_CACHE_SECONDS = 60
 _sign_in_lock = threading.Lock()
-_sign_in: dict = {}
 _revisions: list[set[str]] = []
 
 
@@ -97,7 +95,7 @@ def _sign_in_state() -> str:
     except ConfigError:
         return "not configured"
     with _sign_in_lock:
-        cached = _sign_in.get(current_app.name)
+        cached = app_cache("sign_in").get("state")
         if cached and time.monotonic() - cached[0] < SIGN_IN_CACHE_SECONDS:
             return cached[1]
         from ticket_manager.graph.sign_in import token_provider
@@ -107,7 +105,7 @@ def _sign_in_state() -> str:
             state = "ok"
         except (SignInError, GraphError) as exc:
             state = f"failing: {exc}"
-        _sign_in[current_app.name] = (time.monotonic(), state)
+        app_cache("sign_in")["state"] = (time.monotonic(), state)
         return state
 
 
