@@ -223,7 +223,7 @@ def test_a_refused_connection_is_counted_as_an_error():
     from ticket_manager.graph.client import GraphClient
     from ticket_manager.graph.errors import GraphUnavailableError
     from ticket_manager.http import build_session
-    from ticket_manager.metrics import REGISTRY
+    from ticket_manager.web.metrics import REGISTRY
 
     labels = {"method": "GET", "status": "error"}
     before = REGISTRY.get_sample_value("ticket_manager_graph_requests_total", labels) or 0

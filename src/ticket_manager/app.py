@@ -46,7 +46,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     init_api(app, settings)
 
-    from ticket_manager import metrics
+    from ticket_manager.web import metrics
 
     metrics.init_app(app)
 

@@ -31,7 +31,6 @@ from ticket_manager.content import (
 from ticket_manager.extensions import db
 from ticket_manager.graph.messages import FileAttachment
 from ticket_manager.jira.client import JiraClient, JiraComment, JiraUser
-from ticket_manager.metrics import count_ticket_created
 from ticket_manager.models import Ticket
 from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
 from ticket_manager.pipeline.outbox import enqueue
@@ -42,6 +41,7 @@ from ticket_manager.pipeline.ticket_records import (
     set_labels,
 )
 from ticket_manager.pipeline.tickets import safe_filename
+from ticket_manager.web.metrics import count_ticket_created
 
 log = logging.getLogger("ticket_manager.api")
 

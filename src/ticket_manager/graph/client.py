@@ -32,7 +32,7 @@ from ticket_manager.graph.errors import (
 )
 from ticket_manager.graph.messages import MESSAGE_FIELDS, FileAttachment, MailMessage
 from ticket_manager.http import DEFAULT_TIMEOUT, retry_after_seconds
-from ticket_manager.metrics import count_graph_requests, count_graph_retry
+from ticket_manager.web.metrics import count_graph_requests, count_graph_retry
 
 log = logging.getLogger("ticket_manager.graph")
 

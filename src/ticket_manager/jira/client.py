@@ -44,7 +44,7 @@ from ticket_manager.jira.errors import (
     JiraRejectedError,
     JiraUnavailableError,
 )
-from ticket_manager.metrics import count_jira_requests
+from ticket_manager.web.metrics import count_jira_requests
 
 log = logging.getLogger("ticket_manager.jira")
 

@@ -33,9 +33,9 @@ from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError
 from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError
-from ticket_manager.metrics import count_comment_relayed
 from ticket_manager.models import OutboundMessage, OutboundState, Ticket
 from ticket_manager.pipeline import leases
+from ticket_manager.web.metrics import count_comment_relayed
 
 log = logging.getLogger("ticket_manager.outbox")
 

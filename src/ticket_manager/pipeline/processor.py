@@ -27,7 +27,6 @@ from ticket_manager.jira.errors import (
     JiraNotFoundError,
     JiraUnavailableError,
 )
-from ticket_manager.metrics import count_processed, count_ticket_created
 from ticket_manager.models import LedgerMessage, MessageState, Ticket
 from ticket_manager.pipeline import leases, ledger
 from ticket_manager.pipeline.conversations import find_thread, participants_of
@@ -46,6 +45,7 @@ from ticket_manager.pipeline.tickets import (
     build_comment,
     build_ticket,
 )
+from ticket_manager.web.metrics import count_processed, count_ticket_created
 
 log = logging.getLogger("ticket_manager.pipeline")
 
