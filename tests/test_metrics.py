@@ -220,10 +220,10 @@ def test_openmetrics_is_served_when_asked_for(api):
 
 def test_a_refused_connection_is_counted_as_an_error():
     # A Graph call that gets no answer at all is counted with status "error".
+    from ticket_manager.counters import REGISTRY
     from ticket_manager.graph.client import GraphClient
     from ticket_manager.graph.errors import GraphUnavailableError
     from ticket_manager.http import build_session
-    from ticket_manager.web.metrics import REGISTRY
 
     labels = {"method": "GET", "status": "error"}
     before = REGISTRY.get_sample_value("ticket_manager_graph_requests_total", labels) or 0

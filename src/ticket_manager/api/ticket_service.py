@@ -28,6 +28,7 @@ from ticket_manager.content import (
     to_adf,
     to_wiki,
 )
+from ticket_manager.counters import count_ticket_created
 from ticket_manager.extensions import db
 from ticket_manager.graph.messages import FileAttachment
 from ticket_manager.jira.client import JiraClient, JiraComment, JiraUser
@@ -41,7 +42,6 @@ from ticket_manager.pipeline.ticket_records import (
     set_labels,
 )
 from ticket_manager.pipeline.tickets import safe_filename
-from ticket_manager.web.metrics import count_ticket_created
 
 log = logging.getLogger("ticket_manager.api")
 

@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from ticket_manager.counters import count_graph_requests, count_graph_retry
 from ticket_manager.graph.errors import (
     DeltaTokenExpiredError,
     GraphAuthError,
@@ -32,7 +33,6 @@ from ticket_manager.graph.errors import (
 )
 from ticket_manager.graph.messages import MESSAGE_FIELDS, FileAttachment, MailMessage
 from ticket_manager.http import DEFAULT_TIMEOUT, retry_after_seconds
-from ticket_manager.web.metrics import count_graph_requests, count_graph_retry
 
 log = logging.getLogger("ticket_manager.graph")
 

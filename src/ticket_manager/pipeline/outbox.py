@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ticket_manager.clock import now
 from ticket_manager.config import Settings
 from ticket_manager.content.outbound import jira_to_email
+from ticket_manager.counters import count_comment_relayed
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError
@@ -35,7 +36,6 @@ from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.models import OutboundMessage, OutboundState, Ticket
 from ticket_manager.pipeline import leases
-from ticket_manager.web.metrics import count_comment_relayed
 
 log = logging.getLogger("ticket_manager.outbox")
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from ticket_manager.clock import as_utc
 from ticket_manager.config import Settings
+from ticket_manager.counters import count_processed, count_ticket_created
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError, GraphUnavailableError
@@ -45,7 +46,6 @@ from ticket_manager.pipeline.tickets import (
     build_comment,
     build_ticket,
 )
-from ticket_manager.web.metrics import count_processed, count_ticket_created
 
 log = logging.getLogger("ticket_manager.pipeline")
 
