@@ -365,14 +365,10 @@ def test_gunicorn_workers_are_summed_with_a_multiprocess_directory(api, tmp_path
     base = f"http://127.0.0.1:{port}"
     live = f"{base}{api.pipeline.settings.application_context}/health/live"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(live, timeout=10).status_code == 200:
-                    break
-            except requests.RequestException:  # not listening yet, or workers still loading
-                time.sleep(0.2)
-        for _ in range(29):  # one connection each: gunicorn hands them to any worker
+        # Wait on a path that is not counted as health.live, so a probe that the client gave
+        # up on but a worker answered later cannot change the count below.
+        wait_until_answering(f"{base}/not-counted-probe", server)
+        for _ in range(30):  # one connection each: gunicorn hands them to any worker
             assert requests.get(live, timeout=30).status_code == 200
         token = api.key("metrics:read")
         for _ in range(6):
@@ -383,6 +379,19 @@ def test_gunicorn_workers_are_summed_with_a_multiprocess_directory(api, tmp_path
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+def wait_until_answering(url: str, server: subprocess.Popen) -> None:
+    """Poll ``url`` until the server answers at all (any status), or fail if it exits."""
+    while True:
+        assert server.poll() is None, server.communicate(timeout=30)[1]
+        try:
+            requests.get(url, timeout=30)
+            return
+        except requests.ConnectionError:  # not listening yet
+            time.sleep(0.2)
+        except requests.Timeout:  # listening, workers still loading
+            continue
 
 
 def test_a_missing_multiprocess_directory_is_one_clear_line(tmp_path):
