@@ -19,9 +19,10 @@ install: $(STAMP) ## create .venv with the pinned dependencies and the package
 demo: install ## run the service against the built-in emulators (SQLite, no accounts needed)
 	$(BIN)/python -m ticket_manager.demo $(DEMO_ARGS)
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check; the layer contract (pyproject.toml, docs/architecture.md)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports
 
 test: lint ## lint, then every test (SQLite and PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
