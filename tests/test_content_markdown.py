@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import re
 import sys
-import time
 
 import pytest
 from test_content import (
@@ -16,6 +15,7 @@ from test_content import (
     unescaped_specials,
     wiki_visible,
 )
+from work import count_calls, linear_budget
 
 from ticket_manager.content import (
     ADF_MAX_CHARS,
@@ -407,30 +407,32 @@ DEEP = [
 
 @pytest.mark.parametrize("nested", DEEP, ids=range(len(DEEP)))
 def test_deep_nesting_is_bounded_and_keeps_the_text(nested):
-    # 1,000 levels of quotes, lists, links or emphasis neither recurse deeply nor take long.
-    started = time.perf_counter()
+    # 1,000 levels of quotes, lists, links or emphasis neither recurse deeply nor make work
+    # grow faster than the input.
 
     def convert() -> tuple[EmailContent, dict, str]:  # type: ignore[type-arg]
         doc = md(nested)
         return doc, to_adf(doc), to_wiki(doc)
 
-    doc, adf, wiki = _within_frames(150, convert)
-    assert time.perf_counter() - started < 2
+    (doc, adf, wiki), calls = count_calls(_within_frames, 150, convert)
+    assert calls < linear_budget(len(nested))
     assert check_adf(adf) < 40
     assert _container_depth(doc.body) <= MAX_NESTING
     assert "deep" in plain_text(doc.body)
     assert len(wiki) <= WIKI_MAX_CHARS
 
 
-def test_large_body_converts_fast_and_is_truncated_with_a_note():
-    # A 240 KB Markdown body converts in about a second and fits Jira's field limit.
+def test_large_body_converts_in_linear_work_and_is_truncated_with_a_note():
+    # A 240 KB Markdown body converts in work linear in its size and fits Jira's field limit.
     body = "Job **{n}**: see [log](https://ci.example/{n}) and *details* at 10:00 & later.\n\n"
     text = "".join(body.format(n=n) for n in range(3000))
-    started = time.perf_counter()
-    doc = md(text)
-    adf = to_adf(doc)
-    wiki = to_wiki(doc)
-    assert time.perf_counter() - started < 3
+
+    def convert():  # type: ignore[no-untyped-def]
+        doc = md(text)
+        return to_adf(doc), to_wiki(doc)
+
+    (adf, wiki), calls = count_calls(convert)
+    assert calls < linear_budget(len(text))
     check_adf(adf)
     assert ADF_MAX_CHARS * 0.95 < adf_size(adf) <= ADF_MAX_CHARS
     assert adf_text(adf["content"][-1]) == TRUNCATION_NOTE

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import random
-import time
 from html.parser import HTMLParser
 
 import pytest
+from work import count_calls, linear_budget
 
 from ticket_manager.content import RenderedComment, jira_to_email
 from ticket_manager.content.outbound import ALLOWED_TAGS, sanitize
@@ -447,13 +447,12 @@ def test_malformed_adf_keeps_what_is_readable() -> None:
     ],
 )
 def test_deep_nesting_is_bounded(wrapper) -> None:  # type: ignore[no-untyped-def]
-    # 10,000 levels of nesting render quickly, without recursion errors, keeping the text.
+    # 10,000 levels of nesting render in linear work, without recursion errors, keeping the text.
     node: dict = _paragraph(_text("bottom <b>"))
     for _ in range(10_000):
         node = wrapper(node)
-    started = time.perf_counter()
-    rendered = jira_to_email({"type": "doc", "version": 1, "content": [node]})
-    assert time.perf_counter() - started < 2
+    rendered, calls = count_calls(jira_to_email, {"type": "doc", "version": 1, "content": [node]})
+    assert calls < linear_budget(10_000)
     assert "bottom &lt;b&gt;" in rendered.html
     assert "bottom <b>" in rendered.text
     assert_safe(rendered)
@@ -599,11 +598,11 @@ def test_wiki_html_is_escaped() -> None:
 
 
 def test_wiki_deep_lists_and_long_lines_are_bounded() -> None:
-    # 10,000 list levels and a 200,000-character line of markers render quickly.
-    started = time.perf_counter()
-    deep = jira_to_email("*" * 10_000 + " deep item")
-    wide = jira_to_email("*a* _b_ -c- +d+ " * 12_500)
-    assert time.perf_counter() - started < 3
+    # 10,000 list levels and a 200,000-character line of markers render in linear work.
+    deep, deep_calls = count_calls(jira_to_email, "*" * 10_000 + " deep item")
+    wide, wide_calls = count_calls(jira_to_email, "*a* _b_ -c- +d+ " * 12_500)
+    assert deep_calls < linear_budget(10_010)
+    assert wide_calls < linear_budget(200_000)
     assert "deep item" in deep.text and deep.html.count("<ul>") <= 16
     assert wide.html.count("<strong>a</strong>") == 12_500
 
