@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import time
 import warnings
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlsplit
@@ -521,12 +520,15 @@ def test_a_throttling_fault_reaches_the_client_with_retry_after(identity, base_u
 
 def test_expired_or_forgotten_access_tokens_do_not_validate(identity, base_url):
     # validate_access_token refuses tokens past exp and those the sandbox expired on purpose
-    # exp is whole seconds: a 3 s lifetime leaves at least 2 s of validity to check first.
+    # (on the emulator's clock, which the test moves instead of waiting).
+    moment = [1_900_000_000.0]
+    identity.clock = lambda: moment[0]
     identity.access_token_lifetime = 3
     app = confidential_app(base_url)
     short = app.acquire_token_for_client(GRAPH_DEFAULT)["access_token"]
+    moment[0] += 2.9
     assert identity.validate_access_token(short) is not None
-    time.sleep(4.1)
+    moment[0] += 0.1  # exp reached
     assert identity.validate_access_token(short) is None
 
     identity.access_token_lifetime = 3600

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -348,6 +348,8 @@ class IdentityEmulator:
         self.default_app_roles = list(DEFAULT_APP_ROLES)
         self.default_delegated_scopes = list(DEFAULT_DELEGATED_SCOPES)
         self.access_token_lifetime = 3600
+        # When access tokens are issued and expire (Unix seconds): tests may move it.
+        self.clock: Callable[[], float] = time.time
         # Other names under which Graph's resource is asked for: the Graph emulator's own
         # origin, since a client derives the resource from the Graph URL it is given.
         self.graph_resources: set[str] = set(GRAPH_RESOURCE_IDS)
@@ -483,9 +485,16 @@ class IdentityEmulator:
                 algorithms=["RS256"],
                 audience=list(GRAPH_RESOURCE_IDS),
                 issuer=self.access_token_issuer,
-                options={"require": ["exp", "nbf", "iat", "aud", "iss", "tid", "oid"]},
+                options={
+                    "require": ["exp", "nbf", "iat", "aud", "iss", "tid", "oid"],
+                    "verify_exp": False,  # checked below, on the emulator's clock
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except (jwt.PyJWTError, StopIteration):
+            return None
+        if not claims["nbf"] <= self.clock() < claims["exp"]:
             return None
         with self._lock:
             if claims.get("uti") not in self._issued_access_tokens:
@@ -1194,7 +1203,7 @@ class IdentityEmulator:
         scp: str | None,
         public: bool,
     ) -> str:
-        now = int(time.time())
+        now = int(self.clock())
         uti = b64url(secrets.token_bytes(16))
         expires = now + self.access_token_lifetime
         claims: dict = {
