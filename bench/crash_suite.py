@@ -28,8 +28,8 @@ from pathlib import Path
 
 from harness import throwaway_postgres
 
-from ticket_manager.sandbox.crash_run import CrashPlan, CrashRun
-from ticket_manager.sandbox.sandbox import Sandbox
+from ticket_manager_sandbox.crash_run import CrashPlan, CrashRun
+from ticket_manager_sandbox.sandbox import Sandbox
 
 RESULTS = Path(__file__).parent / "results" / "crash_suite.json"
 

@@ -67,7 +67,7 @@ from ticket_manager.models import (
 from ticket_manager.pipeline import leases
 from ticket_manager.pipeline.outbox import LOOP_HEADER
 from ticket_manager.pipeline.tickets import SOURCE_PROPERTY
-from ticket_manager.sandbox.sandbox import Sandbox, SandboxAccounts
+from ticket_manager_sandbox.sandbox import Sandbox, SandboxAccounts
 
 RESULTS = Path(__file__).parent / "results" / "scale_out.json"
 SENDERS_PER_MAILBOX = 50

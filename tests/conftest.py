@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ticket_manager.sandbox.server import EmulatorServer, SandboxCA
+from ticket_manager_sandbox.server import EmulatorServer, SandboxCA
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +89,7 @@ def database_url(request, tmp_path) -> str:
 @pytest.fixture
 def sandbox(tmp_path):
     """Identity platform, Graph and Jira emulators on 127.0.0.1, over HTTPS, for one test."""
-    from ticket_manager.sandbox.sandbox import Sandbox
+    from ticket_manager_sandbox.sandbox import Sandbox
 
     with Sandbox(state_dir=tmp_path / "sandbox") as running:
         yield running

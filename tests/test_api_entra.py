@@ -15,7 +15,7 @@ from ticket_manager.api.problems import Problem
 from ticket_manager.config import ConfigError, load_settings
 from ticket_manager.http import build_session
 from ticket_manager.models import Ticket
-from ticket_manager.sandbox.identity import SigningKey
+from ticket_manager_sandbox.identity import SigningKey
 
 # Everything here is about authentication; the database does not change it.
 on_sqlite = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -20,7 +20,7 @@ from ticket_manager.content import (
     to_adf,
     to_wiki,
 )
-from ticket_manager.sandbox.jira_adf import is_valid_adf
+from ticket_manager_sandbox.jira_adf import is_valid_adf
 
 # ---------------------------------------------------------------------------------------------
 # What Jira would accept and show

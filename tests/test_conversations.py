@@ -10,7 +10,7 @@ import pytest
 
 from ticket_manager.extensions import db
 from ticket_manager.models import MessageState, OutboundMessage, OutboundState
-from ticket_manager.sandbox.samples import PIXEL_PNG
+from ticket_manager_sandbox.samples import PIXEL_PNG
 
 
 def first_ticket(pipeline, **email) -> tuple[str, dict]:

@@ -18,7 +18,7 @@ from conftest import PipelineHarness
 from test_content import check_adf, wiki_visible
 
 from ticket_manager.models import LedgerMessage, Mailbox, MessageState
-from ticket_manager.sandbox.sandbox import Sandbox, SandboxAccounts
+from ticket_manager_sandbox.sandbox import Sandbox, SandboxAccounts
 
 CORPUS = Path(__file__).parent / "corpus"
 EXPECTED: dict[str, dict] = json.loads((CORPUS / "expected.json").read_text("utf-8"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from ticket_manager.pipeline.tickets import SOURCE_PROPERTY
-from ticket_manager.sandbox.crash_run import CrashPlan, CrashRun
+from ticket_manager_sandbox.crash_run import CrashPlan, CrashRun
 
 # (database, seed): three seeds on SQLite, one on PostgreSQL.
 RUNS = [("sqlite", 101), ("sqlite", 202), ("sqlite", 303), ("postgresql", 404)]

@@ -384,7 +384,7 @@ def test_a_jira_that_refuses_connections_for_a_moment_gets_the_create_retried(sa
     # Jira is restarting (connection refused): the create never reached it, so the client
     # tries again after a back-off, and the issue is made once.
     from ticket_manager.jira.client import JiraClient
-    from ticket_manager.sandbox.server import EmulatorServer
+    from ticket_manager_sandbox.server import EmulatorServer
 
     client = JiraClient(load_settings(sandbox_env))
     project = client.project_key_for_board("support")
@@ -458,7 +458,7 @@ def notified(sandbox, make_pipeline):
     """The app served over HTTPS as the notification URL, so that Graph can subscribe it."""
     import socket
 
-    from ticket_manager.sandbox.server import EmulatorServer
+    from ticket_manager_sandbox.server import EmulatorServer
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

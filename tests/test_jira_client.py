@@ -12,7 +12,7 @@ from ticket_manager.jira.errors import (
     JiraRejectedError,
     JiraUnavailableError,
 )
-from ticket_manager.sandbox.jira import JiraEmulator
+from ticket_manager_sandbox.jira import JiraEmulator
 
 ACCOUNT = {"email": "ticket-bot@example.com", "api_token": "bot-token"}
 

@@ -27,8 +27,8 @@ from openapi_core.exceptions import OpenAPIError
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
 
-from ticket_manager.sandbox.jira import JiraEmulator
-from ticket_manager.sandbox.server import EmulatorServer
+from ticket_manager_sandbox.jira import JiraEmulator
+from ticket_manager_sandbox.server import EmulatorServer
 
 
 def _spec_dir() -> Path:

@@ -8,7 +8,7 @@ import pytest
 
 from ticket_manager.extensions import db
 from ticket_manager.models import Mailbox
-from ticket_manager.sandbox.server import EmulatorServer
+from ticket_manager_sandbox.server import EmulatorServer
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ import pytest
 from ticket_manager.extensions import db
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline.jira_writes import upload_content_type
-from ticket_manager.sandbox.samples import PIXEL_PNG
+from ticket_manager_sandbox.samples import PIXEL_PNG
 
 
 def only_issue(pipeline) -> dict:
@@ -324,7 +324,7 @@ def test_graph_throttling_is_waited_out(pipeline):
 
 def test_jira_server_gets_wiki_markup(make_pipeline, tmp_path):
     # Against Jira Server/Data Center the description is escaped wiki markup (REST v2).
-    from ticket_manager.sandbox.sandbox import Sandbox, SandboxAccounts
+    from ticket_manager_sandbox.sandbox import Sandbox, SandboxAccounts
 
     with Sandbox(SandboxAccounts(jira_deployment="Server"), state_dir=tmp_path / "s") as server:
         harness = make_pipeline(server)

@@ -18,8 +18,8 @@ from ticket_manager.pipeline.rules import (
     SenderCapRule,
     first_rejection,
 )
-from ticket_manager.sandbox.graph_mime import parse_rfc822
-from ticket_manager.sandbox.graph_store import message_props
+from ticket_manager_sandbox.graph_mime import parse_rfc822
+from ticket_manager_sandbox.graph_store import message_props
 
 SETTINGS = load_settings(
     {

@@ -12,7 +12,7 @@ import pytest
 import requests
 from flask import Flask, Response, request
 
-from ticket_manager.sandbox.graph import GraphEmulator
+from ticket_manager_sandbox.graph import GraphEmulator
 
 SUPPORT = "support@example.com"
 ALICE = "alice@example.com"

@@ -14,7 +14,7 @@ import msal
 import pytest
 import requests
 
-from ticket_manager.sandbox.identity import IdentityEmulator
+from ticket_manager_sandbox.identity import IdentityEmulator
 
 TENANT_ID = "8f3b1c2d-5e6f-4a7b-9c8d-0e1f2a3b4c5d"
 CLIENT_ID = "0b5c7e2a-1d3f-4e5a-8b6c-7d8e9f0a1b2c"

@@ -9,7 +9,7 @@ import pytest
 import requests
 from jira import JIRA, JIRAError
 
-from ticket_manager.sandbox.jira import JiraEmulator
+from ticket_manager_sandbox.jira import JiraEmulator
 
 
 class TimedSession(requests.Session):

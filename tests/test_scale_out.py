@@ -102,7 +102,7 @@ def start_worker(tmp_path):
 @pytest.fixture
 def three_mailboxes(tmp_path):
     """The emulators with three monitored mailboxes."""
-    from ticket_manager.sandbox.sandbox import Sandbox, SandboxAccounts
+    from ticket_manager_sandbox.sandbox import Sandbox, SandboxAccounts
 
     with Sandbox(SandboxAccounts(mailboxes=MAILBOXES), state_dir=tmp_path / "three") as running:
         yield running

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from flask import Flask, Response, redirect, request
 
-from ticket_manager.sandbox.controls import SandboxControls
+from ticket_manager_sandbox.controls import SandboxControls
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"

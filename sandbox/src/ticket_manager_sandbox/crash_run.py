@@ -42,8 +42,8 @@ from ticket_manager.models import (
 from ticket_manager.pipeline.ledger import FINAL_STATES
 from ticket_manager.pipeline.outbox import LOOP_HEADER
 from ticket_manager.pipeline.tickets import SOURCE_PROPERTY
-from ticket_manager.sandbox.controls import SandboxControls
-from ticket_manager.sandbox.sandbox import Sandbox
+from ticket_manager_sandbox.controls import SandboxControls
+from ticket_manager_sandbox.sandbox import Sandbox
 
 DONE_OUTBOX_STATES = (OutboundState.SENT, OutboundState.SKIPPED)
 

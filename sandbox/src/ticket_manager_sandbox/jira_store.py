@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from ticket_manager.sandbox.jira_adf import adf_to_text, adf_to_wiki, text_to_adf, text_to_html
+from ticket_manager_sandbox.jira_adf import adf_to_text, adf_to_wiki, text_to_adf, text_to_html
 
 STATUS_CATEGORIES = {
     "new": {"id": 2, "key": "new", "colorName": "blue-gray", "name": "To Do"},

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from ticket_manager.sandbox.jira_store import (
+from ticket_manager_sandbox.jira_store import (
     CLAUSE_NAMES,
     FIELDS,
     ISSUE_TYPES,

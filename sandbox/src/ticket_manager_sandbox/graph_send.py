@@ -14,17 +14,17 @@ import html
 import re
 from typing import TYPE_CHECKING
 
-from ticket_manager.sandbox.graph_mime import (
+from ticket_manager_sandbox.graph_mime import (
     build_mime,
     new_message_id,
     parse_rfc822,
     recipient_header,
 )
-from ticket_manager.sandbox.graph_query import GraphQueryError
-from ticket_manager.sandbox.graph_store import Mailbox, MailItem
+from ticket_manager_sandbox.graph_query import GraphQueryError
+from ticket_manager_sandbox.graph_store import Mailbox, MailItem
 
 if TYPE_CHECKING:
-    from ticket_manager.sandbox.graph import GraphEmulator
+    from ticket_manager_sandbox.graph import GraphEmulator
 
 _IMPORTANCE = {"low", "normal", "high"}
 
@@ -275,7 +275,7 @@ def reply_outgoing(
 
 
 def _mime_for(box: Mailbox, outgoing: dict, message_id: str) -> bytes:
-    from ticket_manager.sandbox.graph_mime import child_thread_index
+    from ticket_manager_sandbox.graph_mime import child_thread_index
 
     parent_index = outgoing.get("thread_index_parent")
     return build_mime(

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 
-from ticket_manager.sandbox.graph_mime import iso
-from ticket_manager.sandbox.graph_query import GraphQueryError, parse_datetime
+from ticket_manager_sandbox.graph_mime import iso
+from ticket_manager_sandbox.graph_query import GraphQueryError, parse_datetime
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from flask import g, request
 
-from ticket_manager.sandbox.graph_http import (
+from ticket_manager_sandbox.graph_http import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     filter_view,
@@ -20,17 +20,17 @@ from ticket_manager.sandbox.graph_http import (
     preferences,
     root_url,
 )
-from ticket_manager.sandbox.graph_http import render as render_message
-from ticket_manager.sandbox.graph_query import (
+from ticket_manager_sandbox.graph_http import render as render_message
+from ticket_manager_sandbox.graph_query import (
     GraphQueryError,
     parse_filter,
     parse_int_option,
     parse_select,
 )
-from ticket_manager.sandbox.graph_store import Folder, Mailbox, MailItem, random_token
+from ticket_manager_sandbox.graph_store import Folder, Mailbox, MailItem, random_token
 
 if TYPE_CHECKING:
-    from ticket_manager.sandbox.graph import GraphEmulator
+    from ticket_manager_sandbox.graph import GraphEmulator
 
 
 def register_delta_routes(emu: GraphEmulator) -> None:

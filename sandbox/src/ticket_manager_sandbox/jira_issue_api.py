@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Response, g, request
 
-from ticket_manager.sandbox.jira_adf import adf_to_text, is_valid_adf
-from ticket_manager.sandbox.jira_http import (
+from ticket_manager_sandbox.jira_adf import adf_to_text, is_valid_adf
+from ticket_manager_sandbox.jira_http import (
     API,
     JiraError,
     gdpr_reject,
@@ -24,7 +24,7 @@ from ticket_manager.sandbox.jira_http import (
     no_content,
     read_json,
 )
-from ticket_manager.sandbox.jira_store import (
+from ticket_manager_sandbox.jira_store import (
     ISSUE_TYPES,
     PRIORITIES,
     RESOLUTION_DONE,
@@ -34,8 +34,8 @@ from ticket_manager.sandbox.jira_store import (
 )
 
 if TYPE_CHECKING:
-    from ticket_manager.sandbox.jira import JiraEmulator
-    from ticket_manager.sandbox.jira_store import JiraStore
+    from ticket_manager_sandbox.jira import JiraEmulator
+    from ticket_manager_sandbox.jira_store import JiraStore
 
 SETTABLE_FIELDS = {
     "summary",

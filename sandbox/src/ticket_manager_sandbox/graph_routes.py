@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from flask import Response, request
 
-from ticket_manager.sandbox.graph_batch import register_batch_routes
-from ticket_manager.sandbox.graph_delta import register_delta_routes
-from ticket_manager.sandbox.graph_http import entity as message_entity
-from ticket_manager.sandbox.graph_http import (
+from ticket_manager_sandbox.graph_batch import register_batch_routes
+from ticket_manager_sandbox.graph_delta import register_delta_routes
+from ticket_manager_sandbox.graph_http import entity as message_entity
+from ticket_manager_sandbox.graph_http import (
     filter_view,
     folder_of,
     graph_error,
@@ -23,8 +23,8 @@ from ticket_manager.sandbox.graph_http import (
     parse_expand,
     root_url,
 )
-from ticket_manager.sandbox.graph_http import render as render_message
-from ticket_manager.sandbox.graph_query import (
+from ticket_manager_sandbox.graph_http import render as render_message
+from ticket_manager_sandbox.graph_query import (
     MESSAGE_PROPERTIES,
     GraphQueryError,
     check_filter_order,
@@ -33,7 +33,7 @@ from ticket_manager.sandbox.graph_query import (
     parse_select,
     sort_messages,
 )
-from ticket_manager.sandbox.graph_send import (
+from ticket_manager_sandbox.graph_send import (
     mime_request_body,
     outgoing_from_draft,
     outgoing_from_json,
@@ -45,17 +45,17 @@ from ticket_manager.sandbox.graph_send import (
     save_draft,
     transmit,
 )
-from ticket_manager.sandbox.graph_store import (
+from ticket_manager_sandbox.graph_store import (
     Folder,
     Mailbox,
     MailItem,
     new_attachment,
     render_attachment,
 )
-from ticket_manager.sandbox.graph_subscription_routes import register_subscription_routes
+from ticket_manager_sandbox.graph_subscription_routes import register_subscription_routes
 
 if TYPE_CHECKING:
-    from ticket_manager.sandbox.graph import GraphEmulator
+    from ticket_manager_sandbox.graph import GraphEmulator
 
 _FLAG_STATUSES = {"notFlagged", "complete", "flagged"}
 

@@ -16,12 +16,12 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from ticket_manager.sandbox.controls import SandboxControls
-from ticket_manager.sandbox.jira_adf import is_valid_adf, text_to_adf
-from ticket_manager.sandbox.jira_api import register_routes
-from ticket_manager.sandbox.jira_http import JiraError, jira_error_response
-from ticket_manager.sandbox.jira_jql import Catalog, JqlError, Query, compile_jql
-from ticket_manager.sandbox.jira_store import (
+from ticket_manager_sandbox.controls import SandboxControls
+from ticket_manager_sandbox.jira_adf import is_valid_adf, text_to_adf
+from ticket_manager_sandbox.jira_api import register_routes
+from ticket_manager_sandbox.jira_http import JiraError, jira_error_response
+from ticket_manager_sandbox.jira_jql import Catalog, JqlError, Query, compile_jql
+from ticket_manager_sandbox.jira_store import (
     ISSUE_TYPES,
     PRIORITIES,
     RESOLUTIONS,
@@ -29,7 +29,7 @@ from ticket_manager.sandbox.jira_store import (
     STATUSES,
     JiraStore,
 )
-from ticket_manager.sandbox.jira_views import JiraViews
+from ticket_manager_sandbox.jira_views import JiraViews
 
 DEFAULT_SERVICE_ACCOUNT = {"email": "ticket-bot@example.com", "api_token": "sandbox-jira-token"}
 PERMISSIONS = {

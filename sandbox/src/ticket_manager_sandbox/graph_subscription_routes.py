@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING
 
 from flask import Response, g, request
 
-from ticket_manager.sandbox.graph_http import (
+from ticket_manager_sandbox.graph_http import (
     folder_of,
     json_body,
     json_response,
     preferences,
     root_url,
 )
-from ticket_manager.sandbox.graph_query import GraphQueryError
-from ticket_manager.sandbox.graph_subscriptions import (
+from ticket_manager_sandbox.graph_query import GraphQueryError
+from ticket_manager_sandbox.graph_subscriptions import (
     TLS_VERSIONS,
     Subscription,
     parse_change_type,
@@ -26,7 +26,7 @@ from ticket_manager.sandbox.graph_subscriptions import (
 )
 
 if TYPE_CHECKING:
-    from ticket_manager.sandbox.graph import GraphEmulator
+    from ticket_manager_sandbox.graph import GraphEmulator
 
 _RESOURCE = re.compile(
     r"^/?(?:(me)|users/([^/]+))/(?:mailfolders(?:\('([^']+)'\)|/([^/]+))/)?messages/?$", re.I

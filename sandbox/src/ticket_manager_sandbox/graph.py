@@ -34,13 +34,13 @@ from email.utils import getaddresses
 
 from flask import Flask, Response, g, jsonify, request
 
-from ticket_manager.sandbox.controls import CONTROL_PREFIX, SandboxControls
-from ticket_manager.sandbox.graph_http import (
+from ticket_manager_sandbox.controls import CONTROL_PREFIX, SandboxControls
+from ticket_manager_sandbox.graph_http import (
     CaseInsensitivePaths,
     graph_error,
     parse_prefer,
 )
-from ticket_manager.sandbox.graph_mime import (
+from ticket_manager_sandbox.graph_mime import (
     build_mime,
     html_to_text,
     iso,
@@ -50,8 +50,8 @@ from ticket_manager.sandbox.graph_mime import (
     text_to_html,
     unique_part,
 )
-from ticket_manager.sandbox.graph_query import GraphQueryError
-from ticket_manager.sandbox.graph_store import (
+from ticket_manager_sandbox.graph_query import GraphQueryError
+from ticket_manager_sandbox.graph_store import (
     Folder,
     Mailbox,
     MailItem,
@@ -62,7 +62,7 @@ from ticket_manager.sandbox.graph_store import (
     render_attachment,
     web_link,
 )
-from ticket_manager.sandbox.graph_subscriptions import (
+from ticket_manager_sandbox.graph_subscriptions import (
     LIFECYCLE_EVENTS,
     Delivery,
     Notifier,
@@ -143,7 +143,7 @@ class GraphEmulator:
             self._quota_view,
             methods=["GET", "POST", "DELETE"],
         )
-        from ticket_manager.sandbox.graph_routes import register_routes
+        from ticket_manager_sandbox.graph_routes import register_routes
 
         register_routes(self)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ticket_manager.sandbox.graph import GraphEmulator
+from ticket_manager_sandbox.graph import GraphEmulator
 
 # A 1x1 PNG: small enough to read, real enough for any image viewer.
 PIXEL_PNG = bytes.fromhex(

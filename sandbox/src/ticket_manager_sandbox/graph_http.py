@@ -13,12 +13,12 @@ from urllib.parse import quote, urlencode
 
 from flask import Flask, Response, g, request
 
-from ticket_manager.sandbox.graph_mime import iso
-from ticket_manager.sandbox.graph_query import GraphQueryError, parse_int_option
-from ticket_manager.sandbox.graph_store import Folder, Mailbox, MailItem
+from ticket_manager_sandbox.graph_mime import iso
+from ticket_manager_sandbox.graph_query import GraphQueryError, parse_int_option
+from ticket_manager_sandbox.graph_store import Folder, Mailbox, MailItem
 
 if TYPE_CHECKING:
-    from ticket_manager.sandbox.graph import GraphEmulator
+    from ticket_manager_sandbox.graph import GraphEmulator
 
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 1000

@@ -26,9 +26,9 @@ from ticket_manager.config import load_settings
 from ticket_manager.extensions import db
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline.worker import Worker
-from ticket_manager.sandbox.samples import deliver_samples
-from ticket_manager.sandbox.sandbox import Sandbox
-from ticket_manager.sandbox.server import EmulatorServer
+from ticket_manager_sandbox.samples import deliver_samples
+from ticket_manager_sandbox.sandbox import Sandbox
+from ticket_manager_sandbox.server import EmulatorServer
 
 DEMO_SETTINGS = {
     "JIRA_TICKET_TYPE": "Task",

@@ -6,10 +6,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ticket_manager.sandbox.graph import GraphEmulator
-from ticket_manager.sandbox.identity import IdentityEmulator
-from ticket_manager.sandbox.jira import JiraEmulator
-from ticket_manager.sandbox.server import EmulatorServer, SandboxCA
+from ticket_manager_sandbox.graph import GraphEmulator
+from ticket_manager_sandbox.identity import IdentityEmulator
+from ticket_manager_sandbox.jira import JiraEmulator
+from ticket_manager_sandbox.server import EmulatorServer, SandboxCA
 
 
 @dataclass

@@ -11,13 +11,13 @@ from urllib.parse import urlsplit
 
 from flask import request
 
-from ticket_manager.sandbox.graph_http import (
+from ticket_manager_sandbox.graph_http import (
     json_response,
 )
-from ticket_manager.sandbox.graph_query import GraphQueryError
+from ticket_manager_sandbox.graph_query import GraphQueryError
 
 if TYPE_CHECKING:
-    from ticket_manager.sandbox.graph import GraphEmulator
+    from ticket_manager_sandbox.graph import GraphEmulator
 
 MAX_BATCH_REQUESTS = 20
 _BATCH_HEADERS = {

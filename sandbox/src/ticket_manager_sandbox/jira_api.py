@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from ticket_manager.sandbox.jira_http import (
+from ticket_manager_sandbox.jira_http import (
     AGILE,
     API,
     JiraError,
@@ -28,8 +28,8 @@ from ticket_manager.sandbox.jira_http import (
     read_json,
     route_decorator,
 )
-from ticket_manager.sandbox.jira_issue_api import register_issue_routes
-from ticket_manager.sandbox.jira_store import (
+from ticket_manager_sandbox.jira_issue_api import register_issue_routes
+from ticket_manager_sandbox.jira_store import (
     ISSUE_TYPES,
     PRIORITIES,
     RESOLUTIONS,
@@ -38,7 +38,7 @@ from ticket_manager.sandbox.jira_store import (
 )
 
 if TYPE_CHECKING:
-    from ticket_manager.sandbox.jira import JiraEmulator
+    from ticket_manager_sandbox.jira import JiraEmulator
 
 CLOUD_VERSION = {
     "version": "1001.0.0-SNAPSHOT",

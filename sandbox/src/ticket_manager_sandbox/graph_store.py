@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from ticket_manager.sandbox.graph_mime import (
+from ticket_manager_sandbox.graph_mime import (
     body_preview,
     child_thread_index,
     has_reply_prefix,
