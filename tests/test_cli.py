@@ -62,7 +62,14 @@ def test_check_says_the_database_needs_upgrading(sandbox_env, tmp_path):
 def test_demo_runs_end_to_end_and_exits_with_once(tmp_path):
     # `make demo` (here with --once): every check passes, mail becomes tickets or is refused.
     result = subprocess.run(
-        [sys.executable, "-m", "ticket_manager.demo", "--once", "--state-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "ticket_manager_sandbox.demo",
+            "--once",
+            "--state-dir",
+            str(tmp_path),
+        ],
         cwd=tmp_path,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
         capture_output=True,

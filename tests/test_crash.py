@@ -2,7 +2,7 @@
 
 The worker runs as its own process (``python -m ticket_manager o365 handle-incoming-email``)
 against the emulators of this process, which outlive every kill; see
-``ticket_manager.sandbox.crash_run`` for the loop and the checks, and
+``ticket_manager_sandbox.crash_run`` for the loop and the checks, and
 ``bench/crash_suite.py`` for the long version (200 emails, 20 seeds).
 """
 
