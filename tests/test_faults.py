@@ -395,7 +395,7 @@ def test_a_jira_that_refuses_connections_for_a_moment_gets_the_create_retried(sa
 
     def come_back() -> None:
         time.sleep(1.0)
-        restarted.append(EmulatorServer(sandbox.jira.app, ca=sandbox.ca, port=port).start())
+        restarted.append(EmulatorServer(server.app, ca=sandbox.ca, port=port).start())
 
     threading.Thread(target=come_back, daemon=True).start()
     try:

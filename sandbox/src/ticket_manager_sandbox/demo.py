@@ -232,7 +232,9 @@ def _free_port(preferred: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ticket_manager_sandbox.demo", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m ticket_manager_sandbox.demo", description=__doc__
+    )
     parser.add_argument("--state-dir", type=Path, default=Path(".sandbox"))
     parser.add_argument("--once", action="store_true", help="exit after the steps")
     args = parser.parse_args(argv)

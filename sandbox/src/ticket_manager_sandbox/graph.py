@@ -70,6 +70,7 @@ from ticket_manager_sandbox.graph_subscriptions import (
     change_notification,
     lifecycle_notification,
 )
+from ticket_manager_sandbox.resettable import Resettable
 
 TokenValidator = Callable[[str], dict | None]
 
@@ -95,7 +96,7 @@ DEFAULT_REQUEST_QUOTA = 10_000
 DEFAULT_QUOTA_WINDOW = 600.0
 
 
-class GraphEmulator:
+class GraphEmulator(Resettable):
     """Microsoft Graph v1.0 mail for a fixed set of mailboxes, as a Flask app."""
 
     def __init__(

@@ -37,6 +37,7 @@ from cryptography.x509.oid import NameOID
 from flask import Flask, Response, redirect, request
 
 from ticket_manager_sandbox.controls import SandboxControls
+from ticket_manager_sandbox.resettable import Resettable
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -325,7 +326,7 @@ class SigningKey:
         return jwt.encode(claims, self.private_key, algorithm="RS256", headers=headers)
 
 
-class IdentityEmulator:
+class IdentityEmulator(Resettable):
     """The Microsoft identity platform for one tenant, its app registrations and its users."""
 
     def __init__(

@@ -30,6 +30,7 @@ from ticket_manager_sandbox.jira_store import (
     JiraStore,
 )
 from ticket_manager_sandbox.jira_views import JiraViews
+from ticket_manager_sandbox.resettable import Resettable
 
 DEFAULT_SERVICE_ACCOUNT = {"email": "ticket-bot@example.com", "api_token": "sandbox-jira-token"}
 PERMISSIONS = {
@@ -56,7 +57,7 @@ CLOUD_BAD_CREDENTIALS = (
 )
 
 
-class JiraEmulator:
+class JiraEmulator(Resettable):
     """An in-memory Jira (Cloud or Server) with seeded projects, users and a workflow."""
 
     def __init__(self, deployment: str = "Cloud", service_account: dict | None = None) -> None:

@@ -53,20 +53,45 @@ class Sandbox:
             deployment=a.jira_deployment,
             service_account={"email": a.jira_user, "api_token": a.jira_api_token},
         )
-        # The emulated Graph calls subscribers back over HTTPS served with the sandbox CA.
-        self.graph.notifier.verify = str(self.ca_bundle)
         self._ports = ports
         self.servers: dict[str, EmulatorServer] = {}
 
     def start(self) -> Sandbox:
         identity_port, graph_port, jira_port = self._ports
         self.servers = {
-            "identity": EmulatorServer(self.identity.app, ca=self.ca, port=identity_port).start(),
-            "graph": EmulatorServer(self.graph.app, ca=self.ca, port=graph_port).start(),
-            "jira": EmulatorServer(self.jira.app, ca=self.ca, port=jira_port).start(),
+            name: EmulatorServer(self.serve_app(name), ca=self.ca, port=port).start()
+            for name, port in (
+                ("identity", identity_port),
+                ("graph", graph_port),
+                ("jira", jira_port),
+            )
         }
-        self.identity.graph_resources.add(self.servers["graph"].base_url)
+        self._connect()
         return self
+
+    def serve_app(self, name: str):
+        """A WSGI app that hands each request to the emulator's current ``app`` (new after
+        :meth:`reset`), so that a running server survives a reset."""
+        emulator = getattr(self, name)
+
+        def current(environ, start_response):
+            return emulator.app(environ, start_response)
+
+        return current
+
+    def reset(self) -> None:
+        """Every emulator as if just started, on the same servers, ports and CA."""
+        self.graph.notifier.wait_idle()  # no delivery of the last test lands in the next
+        for emulator in (self.identity, self.graph, self.jira):
+            emulator.reset()
+        self._connect()
+
+    def _connect(self) -> None:
+        """What each emulator knows of the others once their servers are listening."""
+        # The emulated Graph calls subscribers back over HTTPS served with the sandbox CA.
+        self.graph.notifier.verify = str(self.ca_bundle)
+        if "graph" in self.servers:
+            self.identity.graph_resources.add(self.servers["graph"].base_url)
 
     def stop(self) -> None:
         for server in self.servers.values():
