@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "images" / "swagger-ui.png"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "swagger-ui.png"
 
 OPERATIONS = [
     ("get", "/tickets"),

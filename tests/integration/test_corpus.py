@@ -20,7 +20,7 @@ from test_content import check_adf, wiki_visible
 from ticket_manager.models import LedgerMessage, Mailbox, MessageState
 from ticket_manager_sandbox.sandbox import Sandbox, SandboxAccounts
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 EXPECTED: dict[str, dict] = json.loads((CORPUS / "expected.json").read_text("utf-8"))
 
 # What the emulated Jira may hold after the corpus: ADF built only from these.

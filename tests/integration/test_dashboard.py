@@ -15,7 +15,7 @@ from ticket_manager.models import MessageState
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
-IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from ticket_manager_sandbox.server import EmulatorServer
 
 
 def _spec_dir() -> Path:
-    here = Path(__file__).resolve().parents[2] / "shared" / "specs" / "jira"
+    here = Path(__file__).resolve().parents[3] / "shared" / "specs" / "jira"
     if (here / "jira-cloud-platform-v3.openapi.json").exists():
         return here
     return Path(os.environ.get("JIRA_OPENAPI_DIR", str(here)))
