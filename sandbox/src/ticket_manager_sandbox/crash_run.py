@@ -228,6 +228,8 @@ class CrashRun:
                 if _busy(controls, time.time() - 0.1):
                     report.kills_mid_request += 1
         finally:
+            if process.poll() is None:  # interrupted before the kill (a test's timeout, Ctrl-C)
+                process.kill()
             process.wait()  # reaped, so that its pid no longer looks alive to the next worker
             running.clear()
             feeder.join()
