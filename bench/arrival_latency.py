@@ -55,8 +55,8 @@ from ticket_manager import create_app
 from ticket_manager.config import DEFAULTS
 from ticket_manager.extensions import db
 from ticket_manager.models import Mailbox
-from ticket_manager.sandbox.sandbox import Sandbox
-from ticket_manager.sandbox.server import QuietRequestHandler
+from ticket_manager_sandbox.sandbox import Sandbox
+from ticket_manager_sandbox.server import QuietRequestHandler
 
 RESULTS = Path(__file__).parent / "results" / "arrival_latency.json"
 NUMBER = re.compile(r"#(\d+)\b")

@@ -3,7 +3,7 @@
 For each seed, a fresh sandbox (emulators in this process, 20-50 ms added to every call) and
 a fresh database; the real worker runs as its own process and is SIGKILLed after a random
 delay again and again until every email has its outcome (see
-``ticket_manager.sandbox.crash_run``). A seed passes when every email ended as exactly one
+``ticket_manager_sandbox.crash_run``). A seed passes when every email ended as exactly one
 ticket, one comment or its recorded rejection, with one acknowledgement per ticket.
 
     .venv/bin/python bench/crash_suite.py [--emails 200] [--seeds 20] [--database sqlite]
@@ -28,8 +28,8 @@ from pathlib import Path
 
 from harness import throwaway_postgres
 
-from ticket_manager.sandbox.crash_run import CrashPlan, CrashRun
-from ticket_manager.sandbox.sandbox import Sandbox
+from ticket_manager_sandbox.crash_run import CrashPlan, CrashRun
+from ticket_manager_sandbox.sandbox import Sandbox
 
 RESULTS = Path(__file__).parent / "results" / "crash_suite.json"
 

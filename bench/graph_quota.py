@@ -44,14 +44,13 @@ from flask_migrate import upgrade
 from harness import control, load_average, machine
 
 from ticket_manager import create_app
-from ticket_manager.app import get_settings
 from ticket_manager.config import DEFAULTS
-from ticket_manager.extensions import db
+from ticket_manager.extensions import db, get_settings
 from ticket_manager.graph.pacing import DEFAULT_BURST, OUTLOOK_QUOTA_REQUESTS, MailboxPacer
 from ticket_manager.http import build_session
 from ticket_manager.models import LedgerMessage, MessageState, OutboundMessage, OutboundState
 from ticket_manager.pipeline.worker import Worker
-from ticket_manager.sandbox.sandbox import Sandbox
+from ticket_manager_sandbox.sandbox import Sandbox
 
 RESULTS = Path(__file__).parent / "results" / "graph_quota.json"
 DEFAULT_BUDGET = int(DEFAULTS["O365_REQUEST_BUDGET"])

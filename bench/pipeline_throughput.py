@@ -25,12 +25,11 @@ from flask_migrate import upgrade
 from harness import control, machine
 
 from ticket_manager import create_app
-from ticket_manager.app import get_settings
-from ticket_manager.extensions import db
+from ticket_manager.extensions import db, get_settings
 from ticket_manager.http import build_session
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline.worker import Worker
-from ticket_manager.sandbox.sandbox import Sandbox
+from ticket_manager_sandbox.sandbox import Sandbox
 
 RESULTS = Path(__file__).parent / "results" / "pipeline_throughput.json"
 

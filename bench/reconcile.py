@@ -45,7 +45,7 @@ from harness import SpawnedEmulators, load_average, machine
 from ticket_manager import create_app
 from ticket_manager.extensions import db
 from ticket_manager.models import LedgerMessage
-from ticket_manager.sandbox.sandbox import Sandbox
+from ticket_manager_sandbox.sandbox import Sandbox
 
 RESULTS = Path(__file__).parent / "results" / "reconcile.json"
 SOURCE_PROPERTY = "ticket-manager.source"

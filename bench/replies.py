@@ -38,7 +38,7 @@ from scoring import (  # noqa: E402
     visible,
 )
 
-from ticket_manager.sandbox.graph_mime import html_to_text  # noqa: E402
+from ticket_manager_sandbox.graph_mime import html_to_text  # noqa: E402
 
 
 def _as_text(sample: Sample) -> str:

@@ -55,6 +55,7 @@ from harness import throwaway_postgres
 from sqlalchemy import func, select
 
 from ticket_manager import create_app
+from ticket_manager.clock import as_utc
 from ticket_manager.extensions import db
 from ticket_manager.models import (
     Lease,
@@ -63,10 +64,10 @@ from ticket_manager.models import (
     OutboundMessage,
     OutboundState,
 )
-from ticket_manager.pipeline import leases, ledger
+from ticket_manager.pipeline import leases
 from ticket_manager.pipeline.outbox import LOOP_HEADER
 from ticket_manager.pipeline.tickets import SOURCE_PROPERTY
-from ticket_manager.sandbox.sandbox import Sandbox, SandboxAccounts
+from ticket_manager_sandbox.sandbox import Sandbox, SandboxAccounts
 
 RESULTS = Path(__file__).parent / "results" / "scale_out.json"
 SENDERS_PER_MAILBOX = 50
@@ -320,7 +321,7 @@ def mailbox_owners(app) -> dict[str, int]:
         owners = {
             row.name.removeprefix("mailbox:"): int(row.owner.split(":")[1])
             for row in rows
-            if ledger.as_utc(row.expires_at) > moment
+            if as_utc(row.expires_at) > moment
         }
         db.session.remove()
     return owners

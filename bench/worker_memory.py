@@ -41,7 +41,7 @@ from harness import SpawnedEmulators, load_average, machine
 from ticket_manager import create_app
 from ticket_manager.extensions import db
 from ticket_manager.models import LedgerMessage, MessageState, OutboundMessage, OutboundState
-from ticket_manager.sandbox.sandbox import Sandbox
+from ticket_manager_sandbox.sandbox import Sandbox
 
 RESULTS = Path(__file__).parent / "results" / "worker_memory.json"
 ATTACHMENT_RESULTS = Path(__file__).parent / "results" / "worker_memory_attachments.json"

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ticket_manager.sandbox.server import EmulatorServer, SandboxCA
+from ticket_manager_sandbox.server import EmulatorServer, SandboxCA
 
 
 @pytest.fixture(scope="session")
@@ -86,13 +86,21 @@ def database_url(request, tmp_path) -> str:
 # -- the three emulators together, and configuration pointing at them -----------------------
 
 
-@pytest.fixture
-def sandbox(tmp_path):
-    """Identity platform, Graph and Jira emulators on 127.0.0.1, over HTTPS, for one test."""
-    from ticket_manager.sandbox.sandbox import Sandbox
+@pytest.fixture(scope="session")
+def shared_sandbox(tmp_path_factory):
+    """One running set of the three emulators for the whole session (see ``sandbox``)."""
+    from ticket_manager_sandbox.sandbox import Sandbox
 
-    with Sandbox(state_dir=tmp_path / "sandbox") as running:
+    with Sandbox(state_dir=tmp_path_factory.mktemp("sandbox")) as running:
         yield running
+
+
+@pytest.fixture
+def sandbox(shared_sandbox):
+    """Identity platform, Graph and Jira emulators on 127.0.0.1, over HTTPS, fresh for each
+    test: the session's servers, reset to their first state before the test."""
+    shared_sandbox.reset()
+    return shared_sandbox
 
 
 @pytest.fixture
@@ -117,7 +125,7 @@ class PipelineHarness:
         from flask_migrate import upgrade
 
         from ticket_manager import create_app
-        from ticket_manager.app import get_settings
+        from ticket_manager.extensions import get_settings
 
         self.sandbox = sandbox
         self.env = env

@@ -6,12 +6,10 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from ticket_manager.config import Settings, load_settings
+from ticket_manager.config import load_settings
 from ticket_manager.database import configure_sqlite, engine_options
-from ticket_manager.extensions import db, migrate
+from ticket_manager.extensions import SETTINGS_EXTENSION, db, migrate
 from ticket_manager.logs import configure_logging
-
-SETTINGS_EXTENSION = "ticket_manager.settings"
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
@@ -50,7 +48,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     init_api(app, settings)
 
-    from ticket_manager import metrics
+    from ticket_manager.web import metrics
 
     metrics.init_app(app)
 
@@ -58,8 +56,3 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     app.register_blueprint(dashboard, url_prefix=prefix or None)
     return app
-
-
-def get_settings(app: Flask) -> Settings:
-    """The checked settings of ``app``."""
-    return app.extensions[SETTINGS_EXTENSION]

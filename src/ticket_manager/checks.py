@@ -8,18 +8,17 @@ from dataclasses import dataclass
 from flask import Flask
 
 from ticket_manager import health
-from ticket_manager.app import get_settings
 from ticket_manager.config import ConfigError
-from ticket_manager.extensions import db
+from ticket_manager.extensions import db, get_settings
 from ticket_manager.graph.auth import TokenProvider
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, SignInError
+from ticket_manager.graph.sign_in import token_provider
 from ticket_manager.http import build_session
 from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError, JiraRejectedError
 from ticket_manager.pipeline.create_screens import unfillable
 from ticket_manager.pipeline.service_requests import OPTIONAL_REQUEST_FIELDS
-from ticket_manager.pipeline.worker import token_provider
 
 EXPECTED_FAILURES = (ConfigError, GraphError, SignInError, JiraError)
 

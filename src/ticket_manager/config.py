@@ -609,7 +609,7 @@ def _routing_rules(path: str, boards: tuple[Board, ...]):
     """ROUTING_RULES: the rules file, refused at start with the rule and the problem."""
     if not path:
         return None
-    from ticket_manager.pipeline.routing import RoutingError, load_rules
+    from ticket_manager.routing import RoutingError, load_rules
 
     try:
         return load_rules(path, board_keys=tuple(b.setting for b in boards))

@@ -180,7 +180,7 @@ def _microsoft(app: Flask, settings: Settings) -> Health:
         settings.require_microsoft()
     except ConfigError as exc:
         return Health(NOT_CONFIGURED, exc.format_message())
-    from ticket_manager.pipeline.worker import token_provider
+    from ticket_manager.graph.sign_in import token_provider
 
     if settings.auth_flow != "credentials" and missing_sqlite_file() is not None:
         return Health(FAILING, "the delegated sign-in is stored in the database, which is missing")

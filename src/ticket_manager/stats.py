@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from ticket_manager.clock import now
 from ticket_manager.extensions import db
 from ticket_manager.models import LedgerMessage, MessageState
-from ticket_manager.pipeline.ledger import now
 
 # period name → (length, bucket size)
 PERIODS = {

@@ -19,10 +19,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ticket_manager import health
+from ticket_manager.clock import as_utc, now
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
 from ticket_manager.models import LedgerMessage, Mailbox, MessageState
-from ticket_manager.pipeline.ledger import as_utc, now
 
 # A subscription this close to its end is shown as expiring (the worker renews earlier).
 EXPIRING = timedelta(hours=1)

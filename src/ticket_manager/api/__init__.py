@@ -12,10 +12,11 @@ from flask_limiter import Limiter
 from flask_smorest import Api
 
 from ticket_manager import __version__
-from ticket_manager.api import catalog, health, messages, operations, tickets
+from ticket_manager.api import address_limits, catalog, health, messages, operations, tickets
 from ticket_manager.api.access import SECURITY_SCHEME, check_access
 from ticket_manager.api.docs import blueprint as docs_blueprint
 from ticket_manager.api.docs import to_docs
+from ticket_manager.api.input_guard import refuse_malformed_input
 from ticket_manager.api.problems import (
     Problem,
     ProblemDocsPlugin,
@@ -30,11 +31,9 @@ from ticket_manager.api.schemas import (
     TicketCreateFormSchema,
     TicketCreateSchema,
 )
+from ticket_manager.api.security_headers import add_security_headers
 from ticket_manager.config import ConfigError, Settings
 from ticket_manager.jira.errors import JiraError
-from ticket_manager.web import address_limits
-from ticket_manager.web.input_guard import refuse_malformed_input
-from ticket_manager.web.security_headers import add_security_headers
 
 BLUEPRINTS = (tickets.blp, catalog.blp, messages.blp, operations.blp, health.blp)
 API_BLUEPRINT_NAMES = frozenset(b.name for b in BLUEPRINTS)

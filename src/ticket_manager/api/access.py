@@ -11,9 +11,9 @@ from __future__ import annotations
 from flask import current_app, g, request
 from flask_smorest import Blueprint
 
+from ticket_manager.api.address_limits import count_refused_key
 from ticket_manager.api.keys import ADMIN, KeyRefused, Principal, authenticate
 from ticket_manager.api.problems import Problem, ProblemSchema
-from ticket_manager.web.address_limits import count_refused_key
 
 SECURITY_SCHEME = "bearerAuth"
 SCOPE_ATTRIBUTE = "_required_scope"

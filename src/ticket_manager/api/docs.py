@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, redirect, render_template_string, url_for
 
-from ticket_manager.web.security_headers import SWAGGER_UI
+from ticket_manager.api.security_headers import SWAGGER_UI
 
 STATIC = Path(__file__).parent / "static"
 

@@ -27,7 +27,7 @@ from flask import Flask
 
 from ticket_manager.api.keys import SCOPES, KeyRefused, Principal
 from ticket_manager.api.problems import Problem
-from ticket_manager.app import get_settings
+from ticket_manager.extensions import get_settings
 from ticket_manager.http import build_session
 
 log = logging.getLogger("ticket_manager.api")

@@ -15,9 +15,9 @@ from ticket_manager import health
 from ticket_manager.api.access import ApiBlueprint, optional_principal, public
 from ticket_manager.api.runtime import settings
 from ticket_manager.api.schemas import HealthSchema
+from ticket_manager.clock import as_utc, now
 from ticket_manager.extensions import db
 from ticket_manager.models import Mailbox
-from ticket_manager.pipeline.ledger import as_utc, now
 
 blp = ApiBlueprint("health", __name__, url_prefix="/health", description="Liveness and readiness.")
 

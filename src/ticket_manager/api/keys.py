@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from ticket_manager.clock import as_utc, now
 from ticket_manager.extensions import db
 from ticket_manager.models import ApiKey
-from ticket_manager.pipeline.ledger import as_utc, now
 
 SCOPES = (
     "tickets:read",

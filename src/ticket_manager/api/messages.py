@@ -16,13 +16,14 @@ from ticket_manager.api.schemas import (
     RetrySchema,
 )
 from ticket_manager.api.search import MAX_ROW_ID, cursor_row_id, decode_cursor, encode_cursor
+from ticket_manager.clock import as_utc
 from ticket_manager.config import ConfigError
 from ticket_manager.content import jira_to_email
 from ticket_manager.extensions import db
 from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.models import LedgerMessage, MessageState
-from ticket_manager.pipeline.ledger import as_utc, requeue
+from ticket_manager.pipeline.ledger import requeue
 from ticket_manager.pipeline.tickets import SOURCE_PROPERTY
 
 blp = ApiBlueprint(

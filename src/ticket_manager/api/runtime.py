@@ -21,7 +21,7 @@ _lock = threading.Lock()
 
 
 def settings() -> Settings:
-    from ticket_manager.app import get_settings
+    from ticket_manager.extensions import get_settings
 
     return get_settings(current_app)
 
@@ -35,8 +35,8 @@ def graph_client() -> GraphClient:
     """The process's Graph client, with the stored sign-in (ConfigError if not configured)."""
 
     def build() -> GraphClient:
+        from ticket_manager.graph.sign_in import token_provider
         from ticket_manager.pipeline.pacing import api_pacer
-        from ticket_manager.pipeline.worker import token_provider
 
         config = settings()
         tokens = token_provider(config)

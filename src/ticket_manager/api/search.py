@@ -16,11 +16,11 @@ from datetime import datetime
 from sqlalchemy import Select, func, select, tuple_
 
 from ticket_manager.api.problems import invalid
+from ticket_manager.clock import as_utc
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
 from ticket_manager.jira.client import JiraClient, quote_jql
 from ticket_manager.models import Ticket, TicketWatcher
-from ticket_manager.pipeline.ledger import as_utc
 
 PENDING_PATTERN = "pending:%"
 # Every "pending:..." key sorts between these in any collation: the key's index finds them.

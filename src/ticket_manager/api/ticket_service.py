@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from ticket_manager.api.keys import Principal
 from ticket_manager.api.problems import Problem, invalid
 from ticket_manager.api.ticket_access import INTERNAL_NOTES, NOTIFY_REQUESTER
+from ticket_manager.clock import as_utc, now
 from ticket_manager.config import Board, Settings
 from ticket_manager.content import (
     EmailContent,
@@ -28,13 +29,12 @@ from ticket_manager.content import (
     to_adf,
     to_wiki,
 )
+from ticket_manager.counters import count_ticket_created
 from ticket_manager.extensions import db
 from ticket_manager.graph.messages import FileAttachment
 from ticket_manager.jira.client import JiraClient, JiraComment, JiraUser
-from ticket_manager.metrics import count_ticket_created
 from ticket_manager.models import Ticket
 from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
-from ticket_manager.pipeline.ledger import as_utc, now
 from ticket_manager.pipeline.outbox import enqueue
 from ticket_manager.pipeline.participants import record_requester
 from ticket_manager.pipeline.ticket_records import (

@@ -34,9 +34,9 @@ from ticket_manager.api.ticket_service import (
     comment_view,
     visible_comments,
 )
+from ticket_manager.clock import as_utc
 from ticket_manager.extensions import db
 from ticket_manager.models import Ticket
-from ticket_manager.pipeline.ledger import as_utc
 
 blp = ApiBlueprint(
     "tickets",

@@ -21,19 +21,19 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from ticket_manager import health
-from ticket_manager.app import get_settings
 from ticket_manager.commands.progress import Progress
 from ticket_manager.config import ConfigError, Settings
-from ticket_manager.extensions import db
+from ticket_manager.extensions import db, get_settings
 from ticket_manager.graph.errors import GraphError, SignInError
+from ticket_manager.graph.sign_in import token_provider
 from ticket_manager.jira.errors import JiraError
 from ticket_manager.logs import configure_logging
-from ticket_manager.metrics import serve_worker_metrics
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline.leases import WORKER_ID
 from ticket_manager.pipeline.ledger import requeue
 from ticket_manager.pipeline.reconcile import Reconciler
-from ticket_manager.pipeline.worker import Services, Worker, token_provider
+from ticket_manager.pipeline.worker import Services, Worker
+from ticket_manager.web.metrics import serve_worker_metrics
 
 log = logging.getLogger("ticket_manager.o365")
 

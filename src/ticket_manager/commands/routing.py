@@ -15,7 +15,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ticket_manager.app import get_settings
+from ticket_manager.extensions import get_settings
 from ticket_manager.graph.messages import Address, MailMessage
 
 

@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ticket_manager.app import get_settings
+from ticket_manager.extensions import get_settings
 from ticket_manager.status import ServiceStatus, collect_status
 
 STATE_COLOURS = {"ok": "green", "failing": "red", "not configured": "yellow", "unknown": "yellow"}

@@ -6,7 +6,7 @@ import click
 from flask.cli import with_appcontext
 
 from ticket_manager.api.keys import SCOPES, create_key, list_keys, revoke_key
-from ticket_manager.pipeline.ledger import as_utc, now
+from ticket_manager.clock import as_utc, now
 
 
 @click.group("tickets")

@@ -13,6 +13,7 @@ import logging
 import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_exception_type
 
+from ticket_manager.counters import count_graph_requests, count_graph_retry
 from ticket_manager.graph.errors import (
     NEXT_STEPS,
     DeltaTokenExpiredError,
@@ -35,7 +37,6 @@ from ticket_manager.graph.memory import AttachmentMemory
 from ticket_manager.graph.messages import MESSAGE_FIELDS, FileAttachment, MailMessage
 from ticket_manager.graph.pacing import MailboxPacer
 from ticket_manager.http import DEFAULT_TIMEOUT, retry_after_seconds
-from ticket_manager.metrics import count_graph_requests, count_graph_retry
 
 log = logging.getLogger("ticket_manager.graph")
 
@@ -117,6 +118,7 @@ class GraphClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         pacer: MailboxPacer | None = None,
         memory: AttachmentMemory | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.pacer = pacer
@@ -126,6 +128,7 @@ class GraphClient:
         count_graph_requests(session)
         self._max_attempts = max_attempts
         self._timeout = timeout
+        self._sleep = sleep  # how retries wait: a test passes its own to count the waits
         self._mailbox_slots: dict[str, threading.BoundedSemaphore] = {}
         self._slots_lock = threading.Lock()
         self._identities: dict[str, MailboxIdentity] = {}
@@ -553,6 +556,7 @@ class GraphClient:
             stop=_Stop(self._max_attempts),
             wait=_wait_as_told,
             before_sleep=_log_retry,
+            sleep=self._sleep,
             reraise=True,
         )
         return retrying(self._send, method, self._url(path_or_url), params, json, prefer)

@@ -31,6 +31,7 @@ from requests_toolbelt import MultipartEncoder
 from urllib3.exceptions import NewConnectionError
 
 from ticket_manager.config import Settings
+from ticket_manager.counters import count_jira_requests
 from ticket_manager.http import (
     USER_AGENT,
     pin_ca_bundle,
@@ -46,7 +47,6 @@ from ticket_manager.jira.errors import (
     JiraUnavailableError,
 )
 from ticket_manager.jira.service_desk import ServiceDeskClient
-from ticket_manager.metrics import count_jira_requests
 
 log = logging.getLogger("ticket_manager.jira")
 

@@ -24,13 +24,14 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, DateTime, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
+from ticket_manager.clock import now
 from ticket_manager.extensions import db
 from ticket_manager.models import Lease, LedgerMessage, OutboundMessage
 
@@ -38,10 +39,6 @@ HOST = socket.gethostname()[:40]
 WORKER_ID = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 # The tables whose rows are claimed for processing.
 QUEUES = (LedgerMessage, OutboundMessage)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def is_postgresql() -> bool:

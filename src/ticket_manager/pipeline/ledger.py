@@ -9,17 +9,17 @@ id, or a batch of due rows at once.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ticket_manager.clock import now
 from ticket_manager.extensions import db
 from ticket_manager.graph.messages import MailMessage
 from ticket_manager.models import LedgerMessage, Mailbox, MessageState
 from ticket_manager.pipeline import leases
-from ticket_manager.pipeline.leases import now
 
 CLAIM_DURATION = timedelta(minutes=5)
 # Held mail is final too, until a person releases it (``requeue``).
@@ -31,13 +31,6 @@ FINAL_STATES = (
 )
 # Mail that counts against the hourly intake caps: what was neither refused nor held.
 NOT_COUNTED = (MessageState.REJECTED, MessageState.HELD)
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite gives back naive datetimes for timezone-aware columns: they are UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def message_key(message: MailMessage) -> str:

@@ -18,11 +18,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 
+from ticket_manager.clock import as_utc
 from ticket_manager.extensions import db
 from ticket_manager.graph.messages import MailMessage
 from ticket_manager.models import LedgerMessage, MessageState
 from ticket_manager.pipeline.conversations import referenced_ids
-from ticket_manager.pipeline.ledger import FINAL_STATES, as_utc
+from ticket_manager.pipeline.ledger import FINAL_STATES
 
 # How long a reply waits before it looks again whether its original has an outcome.
 WAIT_FOR_ORIGINAL = timedelta(seconds=5)

@@ -32,17 +32,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
+from ticket_manager.clock import now
 from ticket_manager.config import Settings
 from ticket_manager.content.outbound import jira_to_email
+from ticket_manager.counters import count_comment_relayed
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import MAX_UPLOADED_ATTACHMENT, Draft, GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError, GraphUnavailableError
 from ticket_manager.jira.client import JiraClient, is_on_site
 from ticket_manager.jira.errors import JiraError
-from ticket_manager.metrics import count_comment_relayed
 from ticket_manager.models import OutboundMessage, OutboundState, Ticket
 from ticket_manager.pipeline import leases, participants, send_permission
-from ticket_manager.pipeline.ledger import now
 
 log = logging.getLogger("ticket_manager.outbox")
 

@@ -16,8 +16,10 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from ticket_manager.clock import as_utc
 from ticket_manager.config import Board, Settings
 from ticket_manager.content import to_wiki
+from ticket_manager.counters import count_processed, count_ticket_created
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, GraphNotFoundError, GraphUnavailableError
@@ -29,14 +31,12 @@ from ticket_manager.jira.errors import (
     JiraUnavailableError,
 )
 from ticket_manager.jira.service_desk import ServiceDesk
-from ticket_manager.metrics import count_processed, count_ticket_created
 from ticket_manager.models import LedgerMessage, MessageState, Ticket
 from ticket_manager.pipeline import leases, ledger, ordering, participants
 from ticket_manager.pipeline.conversations import ThreadMatch, find_thread, sent_by_us
 from ticket_manager.pipeline.create_screens import fit_to_screen
 from ticket_manager.pipeline.jira_writes import create_issue, upload_missing
 from ticket_manager.pipeline.outbox import enqueue
-from ticket_manager.pipeline.routing import Route, apply_route
 from ticket_manager.pipeline.rules import (
     HOLD,
     LOOP_HEADER,
@@ -57,6 +57,7 @@ from ticket_manager.pipeline.tickets import (
     build_comment,
     build_ticket,
 )
+from ticket_manager.routing import Route, apply_route
 
 log = logging.getLogger("ticket_manager.pipeline")
 
@@ -466,13 +467,13 @@ class MessageProcessor:
         request made when it is a customer request.
         """
         if row.jira_attempt_at is not None:
-            waited = ledger.now() - ledger.as_utc(row.jira_attempt_at)
+            waited = ledger.now() - as_utc(row.jira_attempt_at)
             delay = timedelta(seconds=self.settings.recovery_delay)
             if waited < delay:
                 raise RetryLater(delay - waited)
             found = self.jira.find_issue_with_property(
                 draft.project_key,
-                ledger.as_utc(row.jira_attempt_at),
+                as_utc(row.jira_attempt_at),
                 SOURCE_PROPERTY,
                 draft.properties[SOURCE_PROPERTY],
             )

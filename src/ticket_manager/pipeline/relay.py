@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from ticket_manager.clock import as_utc, now
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
 from ticket_manager.jira.client import (
@@ -28,7 +29,6 @@ from ticket_manager.jira.client import (
 )
 from ticket_manager.jira.errors import JiraNotFoundError, JiraRejectedError
 from ticket_manager.models import Cursor, Ticket
-from ticket_manager.pipeline.ledger import as_utc, now
 from ticket_manager.pipeline.outbox import enqueue
 from ticket_manager.pipeline.ticket_records import refresh_from_issue
 

@@ -15,10 +15,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from ticket_manager.clock import as_utc, now
 from ticket_manager.extensions import db
 from ticket_manager.graph.errors import GraphError
 from ticket_manager.models import Mailbox
-from ticket_manager.pipeline.ledger import as_utc, now
 
 log = logging.getLogger("ticket_manager.outbox")
 

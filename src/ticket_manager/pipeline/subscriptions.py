@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from ticket_manager.clock import as_utc, now
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
 from ticket_manager.graph.client import GraphClient, Subscription
@@ -28,7 +29,6 @@ from ticket_manager.graph.errors import (
     GraphPermissionError,
     GraphRequestError,
 )
-from ticket_manager.pipeline.ledger import as_utc, now
 from ticket_manager.pipeline.sync import mailbox_state
 
 log = logging.getLogger("ticket_manager.subscriptions")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ticket_manager.clock import now
 from ticket_manager.config import Board, Settings
 from ticket_manager.models import Ticket
-from ticket_manager.pipeline.ledger import now
 
 # The issue fields :func:`refresh_from_issue` reads.
 ISSUE_FIELDS = (

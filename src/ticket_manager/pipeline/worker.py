@@ -18,11 +18,10 @@ from sqlalchemy import select, update
 
 from ticket_manager.config import Settings
 from ticket_manager.extensions import db
-from ticket_manager.graph.auth import TokenProvider
 from ticket_manager.graph.client import GraphClient
 from ticket_manager.graph.errors import GraphError, SignInError
 from ticket_manager.graph.memory import AttachmentMemory
-from ticket_manager.graph.token_store import DatabaseTokenStore
+from ticket_manager.graph.sign_in import token_provider
 from ticket_manager.http import build_session, request_timeout
 from ticket_manager.jira.client import JiraClient
 from ticket_manager.jira.errors import JiraError
@@ -39,19 +38,6 @@ log = logging.getLogger("ticket_manager.worker")
 
 # A round summary like the one before is logged at INFO at most this often per mailbox.
 IDLE_ROUND_LOG_SECONDS = 600
-
-
-def token_provider(settings: Settings) -> TokenProvider:
-    """The sign-in for the configured flow; delegated sign-ins are read from the database."""
-    session = build_session(settings.ca_bundle)
-    store = None
-    if settings.auth_flow != "credentials":
-        store = DatabaseTokenStore(
-            settings.secret_key,
-            f"{settings.tenant_id}/{settings.client_id}",
-            settings.secret_key_fallbacks,
-        )
-    return TokenProvider(settings, session, store)
 
 
 class Services:

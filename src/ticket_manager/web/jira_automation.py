@@ -37,7 +37,7 @@ blueprint = Blueprint("jira_automation", __name__)
 def receive_automation_request() -> Response | tuple[Response, int]:
     """A comment named by a Jira Automation rule: queue its customer email, if any."""
     from ticket_manager.api.runtime import jira_client
-    from ticket_manager.app import get_settings
+    from ticket_manager.extensions import get_settings
 
     settings = get_settings(current_app)
     secret = settings.jira_webhook_secret.reveal()

@@ -42,7 +42,7 @@ def _authentic(secret: str, body: bytes) -> bool:
 @blueprint.post(WEBHOOK_PATH)
 def receive_jira_webhook() -> Response | tuple[Response, int]:
     """A Jira event: queue the customer email it calls for, if any."""
-    from ticket_manager.app import get_settings
+    from ticket_manager.extensions import get_settings
 
     settings = get_settings(current_app)
     secret = settings.jira_webhook_secret.reveal()

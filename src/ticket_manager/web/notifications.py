@@ -16,9 +16,9 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 
 from ticket_manager.api.problems import Problem
+from ticket_manager.clock import now
 from ticket_manager.extensions import db
 from ticket_manager.models import Mailbox
-from ticket_manager.pipeline.ledger import now
 
 log = logging.getLogger("ticket_manager.notifications")
 
@@ -62,7 +62,7 @@ def _notifications(payload) -> list:
         raise Problem(
             400, "bad-request", 'A notification body is a JSON object with a "value" array.'
         )
-    from ticket_manager.app import get_settings
+    from ticket_manager.extensions import get_settings
 
     entries = payload.get("value", [])
     most = get_settings(current_app).notification_max_entries
