@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from datetime import datetime
 
+from ticket_manager.graph.client import MailboxIdentity
 from ticket_manager.graph.messages import FileAttachment, MailMessage
 from ticket_manager.jira.client import JiraUser
 
@@ -28,6 +29,14 @@ class FakeGraph:
     def add(self, message: MailMessage) -> MailMessage:
         self.messages[(message.mailbox, message.id)] = message
         return message
+
+    def resolve_mailbox(self, mailbox: str) -> MailboxIdentity:
+        """Every mailbox is its own address here (no UPN, no aliases)."""
+        address = mailbox.lower()
+        return MailboxIdentity(mailbox, address, address, address, frozenset({address}))
+
+    def own_addresses(self, mailboxes: tuple[str, ...] | list[str]) -> frozenset[str]:
+        return frozenset(m.lower() for m in mailboxes)
 
     def get_message(self, mailbox: str, message_id: str) -> MailMessage:
         self.calls.append("get_message")
@@ -54,6 +63,13 @@ class FakeGraph:
         return self.folders.get(name)
 
 
+class NoServiceDesks:
+    """A site without Jira Service Management (JiraClient.service_desks' method names)."""
+
+    def for_project(self, project_key: str) -> None:
+        return None
+
+
 class FakeJira:
     """Issues and comments held in memory (JiraClient's method and attribute names)."""
 
@@ -65,6 +81,19 @@ class FakeJira:
         self.users: dict[str, JiraUser] = {}
         self.calls: list[str] = []
         self._numbers = itertools.count(1)
+        self.service_desks = NoServiceDesks()
+
+    def create_screen(self, project_key: str, issue_type: str) -> None:
+        """No create screen read: the fields are sent as they are (as on older Data Center)."""
+        self.calls.append("create_screen")
+        return None
+
+    def attachment_limit(self) -> int | None:
+        return None
+
+    def watchers(self, key: str) -> list[JiraUser]:
+        self.calls.append("watchers")
+        return []
 
     def project_key_for_board(self, board_name: str) -> str:
         self.calls.append("project_key_for_board")
