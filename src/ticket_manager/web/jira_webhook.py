@@ -18,7 +18,7 @@ from sqlalchemy import select
 from ticket_manager.api.problems import Problem
 from ticket_manager.extensions import db
 from ticket_manager.jira.client import JiraComment, says_whether_public
-from ticket_manager.jira.errors import JiraError
+from ticket_manager.jira.errors import JiraError, JiraNotFoundError
 from ticket_manager.models import Ticket
 from ticket_manager.pipeline.relay import relay_comment, relay_status
 from ticket_manager.pipeline.ticket_records import refresh_from_issue
@@ -59,14 +59,20 @@ def receive_jira_webhook() -> Response | tuple[Response, int]:
     issue = event.get("issue") if isinstance(event.get("issue"), dict) else {}
     key = issue.get("key")
     queued = False
-    if key and event.get("comment") and kind in ("comment_created", "jira:issue_updated"):
+    tracked = bool(key) and db.session.scalar(select(Ticket.id).where(Ticket.key == key))
+    if tracked and event.get("comment") and kind in ("comment_created", "jira:issue_updated"):
         attachments = (issue.get("fields") or {}).get("attachment") or []
         try:
             comment = _comment_as_jira_has_it(key, event["comment"])
+        except JiraNotFoundError:
+            comment = None  # deleted since: nothing to send
         except JiraError as exc:
-            log.warning("jira webhook: comment not readable", extra={"ticket": key, "error": exc})
+            log.warning(
+                "jira webhook: comment not readable", extra={"ticket": key, "error": str(exc)}
+            )
             return jsonify(error="Jira could not be asked whether the comment is public"), 503
-        queued = relay_comment(key, comment, settings, attachments)
+        if comment is not None:
+            queued = relay_comment(key, comment, settings, attachments)
     status = ((issue.get("fields") or {}).get("status")) or {}
     if key and kind == "jira:issue_updated" and status:
         queued = (
