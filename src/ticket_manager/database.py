@@ -30,7 +30,12 @@ def configure_sqlite(engine: Engine) -> None:
     """
     if engine.dialect.name != "sqlite":
         return
-    create_private_file(engine.url.database)
+    path = engine.url.database
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(_dialect, _record, _cargs, _cparams):
+        # Only when something connects: a read-only command that finds no file creates none.
+        create_private_file(path)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):

@@ -29,7 +29,7 @@ def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
 
 def demo(state_dir: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "ticket_manager.demo", "--state-dir", str(state_dir), *args],
+        [sys.executable, "-m", "ticket_manager_sandbox.demo", "--state-dir", str(state_dir), *args],
         cwd=state_dir,
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
         stdout=subprocess.PIPE,

@@ -143,7 +143,7 @@ def test_once_exits_1_when_no_mailbox_could_be_synced(ready_env, sandbox):
 def test_sign_in_shows_the_consent_url_first_and_no_library_warning(ready_env):
     # `flask o365 authenticate` (authorization flow): the URL to open, no MSAL UserWarning.
     env = {**ready_env, "O365_AUTH_FLOW": "authorization", "O365_CLIENT_SECRET": ""}
-    env["SECRET_KEY"] = "s" * 40
+    env["SECRET_KEY"] = "Vx3qL9pZt2Rk8mWc4nYh7sBd1fGj6eQa5uTz0oXi"
     process = subprocess.Popen(
         [sys.executable, "-m", "ticket_manager", "o365", "authenticate"],
         env={"PATH": os.environ.get("PATH", ""), **env},
@@ -172,7 +172,8 @@ def test_an_unreachable_database_is_a_503_with_its_reason_never_a_500(
     client.trust_env = False
     ready = client.get(f"{base}/health/ready", timeout=30)
     assert ready.status_code == 503
-    assert "cannot connect to the database" in ready.json()["checks"]["database"]
+    # Anonymous readiness says only that it fails (the reason is for keys with metrics:read).
+    assert ready.json()["status"] == "failing"
     assert "postgres@" not in ready.text
     status = client.get(
         f"{base}/status", headers={"Authorization": "Bearer tm_00000000_" + "x" * 43}, timeout=30

@@ -150,13 +150,14 @@ def test_status_before_the_schema_exists_says_to_create_it(pipeline, tmp_path):
 
 
 def test_failed_messages_are_listed_and_retried(pipeline):
-    # A message Jira refuses is listed with Jira's reason; fixed, retry-failed creates it.
+    # A message that cannot be filed is listed with the reason (here the project has no such
+    # issue type, read from its create screens); fixed, retry-failed creates it.
     pipeline.deliver(subject="Needs a valid type")
     broken = {**pipeline.env, "JIRA_TICKET_TYPE": "Epic"}
     run(["handle-incoming-email", "--once"], broken)
     listing = run(["list-failed"], pipeline.env)
     assert "Needs a valid type" in listing.stdout
-    assert "issuetype" in listing.stdout
+    assert "no issue type 'Epic'" in listing.stdout
 
     retried = run(["retry-failed"], pipeline.env)
     assert retried.returncode == 0, retried.stderr

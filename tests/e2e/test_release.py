@@ -78,7 +78,7 @@ def test_a_delegated_sign_in_unused_for_80_days_is_warned_about(make_api):
     from ticket_manager.extensions import db
     from ticket_manager.models import TokenCache
 
-    api = make_api(O365_AUTH_FLOW="device", SECRET_KEY="k" * 40)
+    api = make_api(O365_AUTH_FLOW="device", SECRET_KEY="Vx3qL9pZt2Rk8mWc4nYh7sBd1fGj6eQa5uTz0oXi")
     settings = api.pipeline.settings
     with api.app.app_context():
         db.session.add(

@@ -232,7 +232,7 @@ def _delegated_shared_mailbox(sandbox, make_pipeline, *, notifications: bool = T
     pipeline = make_pipeline(
         O365_AUTH_FLOW="device",
         O365_CLIENT_SECRET="",
-        SECRET_KEY="test-secret-key-value",
+        SECRET_KEY="Vx3qL9pZt2Rk8mWc4nYh7sBd1fGj6eQa5uTz0oXi",
         O365_NOTIFICATION_URL=url if notifications else "",
     )
     with pipeline.app.app_context():

@@ -184,7 +184,9 @@ def test_a_json_run_of_the_pipeline_and_the_api_logs_no_body_and_no_secret(
     pipeline.deliver(subject="Spam", body=body, sender="x@evil.org")
     pipeline.run_once()
     pipeline.deliver(subject="Jira fails", body=body, sender="bob@example.com")
-    pipeline.sandbox.jira.controls.fail_next(1, status=500, path_contains="/rest/api/3/issue")
+    pipeline.sandbox.jira.controls.fail_next(
+        1, status=500, path_contains="/rest/api/3/issue", method="POST"
+    )
     pipeline.run_once()
     key = api.key("tickets:read", "tickets:write")
     created = api.client("tickets:write").post("/tickets", json={"title": "Via API", "body": body})
@@ -223,7 +225,7 @@ def test_the_worker_command_writes_only_json_lines(pipeline):
 
     pipeline.deliver(subject="Printer jammed", body="The code is 4711-PURPLE-ELEPHANT.")
     pipeline.sandbox.jira.controls.fail_next(
-        1, status=503, retry_after=0, path_contains="/rest/api/3/issue"
+        1, status=503, retry_after=0, path_contains="/rest/api/3/issue", method="POST"
     )
     result = subprocess.run(
         [sys.executable, "-m", "ticket_manager", "o365", "handle-incoming-email", "--once"],

@@ -80,11 +80,13 @@ def test_metrics_count_what_the_pipeline_did_and_read_the_database(make_api):
     pipeline.deliver(subject="Cheap watches", sender="spam@evil.org")
     pipeline.sandbox.graph.controls.fail_next(1, status=429, retry_after=0, path_contains="delta")
     pipeline.sandbox.jira.controls.fail_next(
-        1, status=503, retry_after=0, path_contains="/rest/api/3/issue"
+        1, status=503, retry_after=0, path_contains="/rest/api/3/issue", method="POST"
     )
     pipeline.run_once()
     pipeline.deliver(subject="Jira is down", sender="Bob Stone <bob@example.com>")
-    pipeline.sandbox.jira.controls.fail_next(1, status=500, path_contains="/rest/api/3/issue")
+    pipeline.sandbox.jira.controls.fail_next(
+        1, status=500, path_contains="/rest/api/3/issue", method="POST"
+    )
     pipeline.run_once()
     assert sorted(row.state for row in pipeline.rows()) == sorted(
         [MessageState.TICKET_CREATED, MessageState.REJECTED, MessageState.FAILED]
@@ -141,7 +143,9 @@ def test_a_recovered_backlog_and_api_tickets_show(make_api):
     url = f"{api.server_url}/metrics"
     token = api.key("metrics:read")
     api.pipeline.deliver(subject="Later")
-    api.sandbox.jira.controls.fail_next(1, status=500, path_contains="/rest/api/3/issue")
+    api.sandbox.jira.controls.fail_next(
+        1, status=500, path_contains="/rest/api/3/issue", method="POST"
+    )
     api.pipeline.run_once()
     assert scrape(url, token).value("ticket_manager_backlog", mailbox=MAILBOX) == 1
 
