@@ -290,9 +290,10 @@
     $("detail-note").textContent = "…";
     try {
       const updated = await api(`/messages/${m.id}/retry`, { method: "POST", body: { force } });
+      // Reload first: opening the detail clears its note.
+      await Promise.all([openDetail(m.id), loadLedger(true), refresh()]);
       $("detail-note").textContent = `Queued: now ${STATE_LABELS[updated.state]}. ` +
         "The worker takes it on its next round.";
-      await Promise.all([openDetail(m.id), loadLedger(true), refresh()]);
     } catch (error) {
       $("detail-note").textContent = error.status === 403
         ? "This key may not retry messages (it needs messages:write)." : error.message;
