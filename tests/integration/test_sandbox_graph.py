@@ -34,18 +34,6 @@ def graph() -> GraphEmulator:
     return GraphEmulator(token_validator=TOKENS.get, mailboxes=[SUPPORT, ALICE])
 
 
-@pytest.fixture
-def base(graph, serve) -> str:
-    return serve(graph.app) + "/v1.0"
-
-
-@pytest.fixture
-def http() -> requests.Session:
-    session = requests.Session()
-    session.headers["Authorization"] = "Bearer app-token"
-    return session
-
-
 def _at(minutes: int) -> datetime:
     return datetime(2024, 5, 1, 9, 0, tzinfo=UTC) + timedelta(minutes=minutes)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import requests
 
 from ticket_manager_sandbox.graph import GraphEmulator
 
@@ -14,18 +13,6 @@ TOKENS = {"app-token": {"roles": ["Mail.ReadWrite", "Mail.Send"], "tid": "t", "o
 @pytest.fixture
 def graph() -> GraphEmulator:
     return GraphEmulator(token_validator=TOKENS.get, mailboxes=[SUPPORT])
-
-
-@pytest.fixture
-def base(graph, serve) -> str:
-    return serve(graph.app) + "/v1.0"
-
-
-@pytest.fixture
-def http() -> requests.Session:
-    session = requests.Session()
-    session.headers["Authorization"] = "Bearer app-token"
-    return session
 
 
 def test_the_sent_items_copy_has_no_internet_headers(graph, base, http):

@@ -20,18 +20,6 @@ def graph() -> GraphEmulator:
 
 
 @pytest.fixture
-def base(graph, serve) -> str:
-    return serve(graph.app) + "/v1.0"
-
-
-@pytest.fixture
-def http() -> requests.Session:
-    session = requests.Session()
-    session.headers["Authorization"] = "Bearer app-token"
-    return session
-
-
-@pytest.fixture
 def draft(base, http) -> str:
     created = http.post(f"{base}/users/{SUPPORT}/messages", json={"subject": "Files"})
     assert created.status_code == 201
