@@ -35,6 +35,22 @@ def serve(sandbox_ca):
         server.stop()
 
 
+@pytest.fixture
+def base(graph, serve) -> str:
+    """The base URL of a test module's own ``graph`` emulator, served over HTTPS."""
+    return serve(graph.app) + "/v1.0"
+
+
+@pytest.fixture
+def http():
+    """A session with the ``app-token`` the Graph emulator tests' token tables accept."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = "Bearer app-token"
+    return session
+
+
 # -- databases: every database test runs on SQLite and on PostgreSQL -------------------------
 
 POSTGRES_ADMIN_URL = os.environ.get(
